@@ -1,0 +1,346 @@
+"""The `aggregator` command: parse arguments, call the pipeline or the store, print results.
+
+Exit codes (product contract): 0 success, 1 runtime failure, 2 usage or configuration error.
+Feeds that fail during a fetch are a warning in the summary, not a failure of the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aggregator import __version__
+from aggregator.config import Settings, config_path, load_settings
+from aggregator.config_edit import add_feeds, remove_feed
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.opml import Subscription, name_for, read_opml, write_opml
+from aggregator.pipeline import CheckReport, FeedReport, check_feed, fetch_feeds, utc_now
+from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
+from aggregator.store.repository import Repository
+
+log = logging.getLogger("aggregator")
+
+
+class _Failure(click.ClickException):
+    """An AggregatorError on its way out, with the exit code the contract gives it."""
+
+    def __init__(self, error: AggregatorError) -> None:
+        super().__init__(str(error))
+        self.exit_code = 2 if isinstance(error, ConfigError) else 1  # type: ignore[misc]
+
+
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AggregatorError as error:
+            raise _Failure(error) from error
+
+
+@dataclass
+class _App:
+    """What every command shares: the config file, read once and only when a command needs it."""
+
+    config_file: Path
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file)
+        return self._settings
+
+    def repository(self) -> Repository:
+        """The store, checked to be at the current schema and synced with the config's feeds."""
+        engine = create_database_engine(self.settings.database.url)
+        check_schema_current(engine)
+        repository = Repository(engine)
+        repository.sync_feeds(self.settings.feeds)
+        return repository
+
+
+pass_app = click.make_pass_decorator(_App)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aggregator")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $AGGREGATOR_CONFIG, else ./config.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
+    """Research news on CAR T-cell therapy in multiple sclerosis: fetch, match, publish."""
+    _configure_logging(verbose)
+    ctx.obj = _App(config_path(config_file))
+
+
+def main() -> None:
+    cli(prog_name="aggregator")
+
+
+@cli.command()
+@pass_app
+def init(app: _App) -> None:
+    """Create the database, or upgrade it to this version's schema."""
+    engine = create_database_engine(app.settings.database.url)
+    before, after = upgrade_to_head(engine)
+    Repository(engine).sync_feeds(app.settings.feeds)
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    else:
+        click.echo(f"database {'created' if before is None else 'upgraded'} at revision {after}")
+
+
+@cli.command()
+@click.option(
+    "--feed", "names", multiple=True, metavar="NAME", help="Fetch this feed now (repeatable)."
+)
+@click.option("--all", "fetch_all", is_flag=True, help="Fetch every feed, due or not.")
+@pass_app
+def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
+    """Fetch due feeds once, and store what is new or changed."""
+    for name in names:
+        app.settings.feed(name)
+    repository = app.repository()
+    feeds = repository.feeds_to_fetch(utc_now(), names=names or None, include_not_due=fetch_all)
+    if not feeds:
+        click.echo("no feeds are due (use --all to fetch every feed now)")
+        return
+    with _progress(len(feeds), "Fetching feeds") as advance:
+        reports = asyncio.run(
+            fetch_feeds(app.settings, repository, feeds, on_feed_done=lambda _: advance())
+        )
+    _print_fetch_summary(reports)
+
+
+@cli.group()
+def feeds() -> None:
+    """List, add, remove and check feeds; import and export OPML."""
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_app
+def feeds_list(app: _App, as_json: bool) -> None:
+    """Every feed with its fetch state."""
+    rows = app.repository().list_feeds()
+    if as_json:
+        _print_json([asdict(row) for row in rows])
+        return
+    _print_table(
+        ["feed", "status", "items", "last fetched", "next fetch", "error"],
+        [
+            [
+                row.name,
+                row.status,
+                str(row.items),
+                _when(row.last_fetched_at),
+                _when(row.next_fetch_at),
+                row.last_error or "",
+            ]
+            for row in rows
+        ],
+    )
+
+
+@feeds.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--type", "feed_type", default="rss", show_default=True, help="Source type.")
+@click.option("--interval", help="How often to fetch, e.g. 2h (default: [fetch] interval).")
+@click.option("--assume", multiple=True, metavar="GROUP", help="Term group every item matches.")
+@click.option("--topic", "topics", multiple=True, metavar="ID", help="Only these topics.")
+@pass_app
+def feeds_add(
+    app: _App,
+    name: str,
+    url: str,
+    feed_type: str,
+    interval: str | None,
+    assume: tuple[str, ...],
+    topics: tuple[str, ...],
+) -> None:
+    """Add a feed to config.toml (comments and layout are kept)."""
+    feed: dict[str, Any] = {"name": name, "url": url, "type": feed_type}
+    if interval:
+        feed["interval"] = interval
+    if assume:
+        feed["assume"] = assume
+    if topics:
+        feed["topics"] = topics
+    add_feeds(app.config_file, [feed])
+    click.echo(f"added feed {name} ({url}) to {app.config_file}")
+
+
+@feeds.command("remove")
+@click.argument("name")
+@pass_app
+def feeds_remove(app: _App, name: str) -> None:
+    """Remove a feed from config.toml; items already stored are kept."""
+    remove_feed(app.config_file, name)
+    click.echo(f"removed feed {name} from {app.config_file}")
+
+
+@feeds.command("check")
+@click.argument("names", nargs=-1)
+@pass_app
+def feeds_check(app: _App, names: tuple[str, ...]) -> None:
+    """Fetch and parse feeds without storing anything, to see that they work."""
+    chosen = [app.settings.feed(name) for name in names] or list(app.settings.feeds)
+    reports = asyncio.run(_check_all(app.settings, [(feed.name, feed.url) for feed in chosen]))
+    _print_table(
+        ["feed", "status", "items", "title or error"],
+        [[r.name, r.status, str(r.items), r.error or r.title] for r in reports],
+    )
+
+
+async def _check_all(settings: Settings, feeds: Sequence[tuple[str, str]]) -> list[CheckReport]:
+    return list(await asyncio.gather(*(check_feed(settings, name, url) for name, url in feeds)))
+
+
+@feeds.command("import-opml")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def feeds_import_opml(app: _App, file: Path) -> None:
+    """Add every feed of an OPML file that is not already configured."""
+    known_urls = {feed.url for feed in app.settings.feeds}
+    taken = {feed.name for feed in app.settings.feeds}
+    additions = []
+    for subscription in read_opml(file.read_bytes()):
+        if subscription.url in known_urls:
+            continue
+        name = name_for(subscription.title, taken)
+        taken.add(name)
+        known_urls.add(subscription.url)
+        additions.append({"name": name, "url": subscription.url, "type": "rss"})
+    if additions:
+        add_feeds(app.config_file, additions)
+    click.echo(f"imported {len(additions)} feeds from {file} into {app.config_file}")
+
+
+@feeds.command("export-opml")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+)
+@pass_app
+def feeds_export_opml(app: _App, output: Path | None) -> None:
+    """Write the configured feeds as OPML, for any feed reader."""
+    document = write_opml(
+        (Subscription(title=feed.name, url=feed.url) for feed in app.settings.feeds),
+        title=app.settings.output.title,
+        now=utc_now(),
+    )
+    if output is None:
+        click.echo(document.decode(), nl=False)
+    else:
+        output.write_bytes(document)
+        click.echo(f"wrote {len(app.settings.feeds)} feeds to {output}", err=True)
+
+
+@cli.group()
+def stories() -> None:
+    """List the stories collected so far."""
+
+
+@stories.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@pass_app
+def stories_list(app: _App, as_json: bool, limit: int) -> None:
+    """The newest stories first."""
+    rows = app.repository().list_stories(limit)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "id": row.id,
+                    "title": row.title,
+                    "link": row.link,
+                    "published": row.published,
+                    "first_seen": row.first_seen,
+                    "summary": row.summary,
+                    "topics": [],
+                    "sources": [{"name": row.source, "link": row.link}],
+                    "match": None,
+                }
+                for row in rows
+            ]
+        )
+        return
+    _print_table(
+        ["id", "published", "source", "title"],
+        [[str(row.id), _when(row.published), row.source, row.title[:100]] for row in rows],
+    )
+
+
+def _configure_logging(verbose: int) -> None:
+    # On a terminal the progress bar tells the story; elsewhere (cron, systemd) log lines do.
+    quiet = sys.stderr.isatty() and verbose == 0
+    level = logging.DEBUG if verbose > 1 else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield lambda: bar.update(1)
+
+
+def _print_fetch_summary(reports: Sequence[FeedReport]) -> None:
+    _print_table(
+        ["feed", "status", "new", "updated", "error"],
+        [[r.name, r.status, str(r.new), str(r.updated), r.error or ""] for r in reports],
+    )
+    failing = sum(1 for report in reports if report.error is not None)
+    new = sum(report.new for report in reports)
+    updated = sum(report.updated for report in reports)
+    click.echo(f"{len(reports)} feeds fetched: {new} new items, {updated} updated", nl=False)
+    if failing:
+        click.secho(f"; warning: {failing} failing (see the error column)", fg="yellow", nl=False)
+    click.echo()
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for cells in [headers, *rows]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        )
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"

@@ -1,0 +1,384 @@
+"""config.toml -> frozen, validated settings.
+
+Every value a user can get wrong is checked here, once, so the rest of the code can trust its
+settings. A mistake becomes a `ConfigError` naming the file, the line, the key and what was
+expected; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from aggregator import __version__
+from aggregator.errors import ConfigError
+
+CONFIG_ENV = "AGGREGATOR_CONFIG"
+DATABASE_URL_ENV = "AGGREGATOR_DATABASE_URL"
+DEFAULT_CONFIG_PATH = Path("config.toml")
+DEFAULT_USER_AGENT = (
+    f"aggregator/{__version__} (research news on CAR T-cell therapy in MS; "
+    "+https://github.com/ms-car-t/aggregator)"
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read "30s", "2h", "1h30m", "1d" or a number of seconds; refuse zero and negatives."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        parts = _DURATION_PART.findall(text)
+        if not parts or _DURATION_PART.sub("", text).strip():
+            raise ValueError(f"expected a duration like '30s', '15m', '2h' or '1d', got {value!r}")
+        seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    else:
+        raise ValueError(f"expected a duration like '30s', '15m', '2h' or '1d', got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_size(value: object) -> int:
+    """Read a byte count: 10_000_000, "10MB" or "8 MiB"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        size = int(float(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()])
+    else:
+        raise ValueError(f"expected a size like 10_000_000 or '10MB', got {value!r}")
+    if size <= 0:
+        raise ValueError(f"expected a positive size, got {value!r}")
+    return size
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an absolute http(s) URL, got {value!r}")
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"expected a short name of letters, digits, '-', '_' or '.', got {value!r}"
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone such as 'Europe/London', got {value!r}"
+        ) from None
+    return value
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base_dir: Path = (info.context or {}).get("base_dir", Path.cwd())
+    return value if value.is_absolute() else (base_dir / value).resolve()
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Name = Annotated[str, AfterValidator(_name)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///aggregator.db"
+
+    @field_validator("url")
+    @classmethod
+    def _resolve(cls, value: str, info: ValidationInfo) -> str:
+        return resolve_database_url(value, (info.context or {}).get("base_dir", Path.cwd()))
+
+
+class FetchSettings(_Section):
+    interval: Duration = timedelta(hours=1)
+    timeout: Duration = timedelta(seconds=30)
+    concurrency: int = Field(16, ge=1, le=256)
+    per_host: int = Field(2, ge=1, le=64)
+    max_bytes: ByteSize = 10_000_000
+    max_redirects: int = Field(5, ge=0, le=20)
+    user_agent: str = Field(DEFAULT_USER_AGENT, min_length=1)
+    allow_private_addresses: bool = False
+
+
+class FeedSettings(_Section):
+    name: Name
+    url: HttpUrl
+    type: Literal["rss"] = "rss"
+    interval: Duration | None = None
+    assume: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+
+class TopicSettings(_Section):
+    id: Name
+    title: str = ""
+    all: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+
+
+class DigestSettings(_Section):
+    schedule: str = "0 7 * * 1"
+    timezone: TimeZone = "Europe/London"
+    sender: str | None = Field(None, alias="from")
+    to: tuple[str, ...] = ()
+    send_empty: bool = False
+
+
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str = "AGGREGATOR_SMTP_PASSWORD"
+
+
+class OutputSettings(_Section):
+    title: str = "CAR T-cell therapy in MS: research news"
+    base_url: HttpUrl = "http://localhost:8080/"
+    dir: Annotated[Path, AfterValidator(_resolve_path)] = Path("public")
+    max_items: int = Field(100, ge=1, le=10_000)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class Settings(_Section):
+    """The whole configuration; built only by `load_settings`, never mutated."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    fetch: FetchSettings = FetchSettings()
+    feeds: tuple[FeedSettings, ...] = ()
+    terms: dict[Name, tuple[str, ...]] = {}
+    topics: tuple[TopicSettings, ...] = ()
+    digest: DigestSettings = DigestSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    output: OutputSettings = OutputSettings()
+    server: ServerSettings = ServerSettings()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        _require_unique("feeds", "name", [feed.name for feed in self.feeds])
+        _require_unique("topics", "id", [topic.id for topic in self.topics])
+        topic_ids = {topic.id for topic in self.topics}
+        for index, topic in enumerate(self.topics):
+            for key in ("all", "any", "none"):
+                for group in getattr(topic, key):
+                    if group not in self.terms:
+                        raise _ReferenceError(
+                            ("topics", index, key), f"no [terms] group named {group!r}"
+                        )
+        for index, feed in enumerate(self.feeds):
+            for group in feed.assume:
+                if group not in self.terms:
+                    raise _ReferenceError(
+                        ("feeds", index, "assume"), f"no [terms] group named {group!r}"
+                    )
+            for topic_id in feed.topics:
+                if topic_id not in topic_ids:
+                    raise _ReferenceError(
+                        ("feeds", index, "topics"), f"no topic with id {topic_id!r}"
+                    )
+        return self
+
+    def feed(self, name: str) -> FeedSettings:
+        """The feed called `name`, or a ConfigError listing the names there are."""
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        known = ", ".join(feed.name for feed in self.feeds) or "none"
+        raise ConfigError(f"no feed named {name!r} (feeds: {known})")
+
+
+class _ReferenceError(ValueError):
+    """A cross-reference between sections is broken; `loc` says which key to blame."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.loc = loc
+        super().__init__(message)
+
+
+def _require_unique(section: str, key: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise _ReferenceError((section, index, key), f"duplicate {key} {value!r}")
+        seen.add(value)
+
+
+def resolve_database_url(url: str, base_dir: Path) -> str:
+    """Make a SQLite path absolute against the config's folder; pick psycopg 3 for PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"expected a database URL like 'sqlite:///aggregator.db', got {url!r}"
+        ) from None
+    if parsed.drivername == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            parsed = parsed.set(database=str((base_dir / path).resolve()))
+    elif parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif not parsed.drivername.startswith(("sqlite", "postgresql")):
+        raise ValueError(f"expected a sqlite:// or postgresql:// URL, got {url!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """The config file to read: the --config flag, else $AGGREGATOR_CONFIG, else ./config.toml."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate `path`; $AGGREGATOR_DATABASE_URL overrides [database] url."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file: {exc}", path=str(path)) from None
+    return parse_settings(text, path, environ)
+
+
+def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate config text as if read from `path` (relative paths resolve against its folder)."""
+    environ = os.environ if environ is None else environ
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path), line=line) from None
+    if database_url := environ.get(DATABASE_URL_ENV):
+        data.setdefault("database", {})
+        if isinstance(data["database"], dict):
+            data["database"]["url"] = database_url
+    try:
+        return Settings.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc, message = error["loc"], error["msg"].removeprefix("Value error, ")
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _ReferenceError):
+            loc = cause.loc
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and section)"
+        elif (
+            error["type"] != "value_error"
+            and "input" in error
+            and not isinstance(error["input"], dict | list)
+        ):
+            message = f"{message}, got {error['input']!r}"
+        key = _dotted(loc)
+        if key.startswith("database.url") and database_url:
+            key = f"${DATABASE_URL_ENV}"
+        raise ConfigError(f"{key}: {message}", path=str(path), line=locate_key(text, loc)) from None
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key or "(top level)"
+
+
+def _toml_error_line(message: str) -> int | None:
+    match = re.search(r"at line (\d+)", message)
+    return int(match[1]) if match else None
+
+
+_TABLE = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"\s*([A-Za-z0-9_\-\"']+)\s*=")
+
+
+def locate_key(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort line number of the key at `loc` (e.g. ("feeds", 2, "interval")).
+
+    tomllib keeps no positions, so walk the lines tracking the current table. If the key itself is
+    absent (a missing required key), the line of its table is the most useful answer.
+    """
+    array_counts: dict[str, int] = {}
+    table: tuple[str | int, ...] = ()
+    best_line: int | None = None
+    best_depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := _TABLE.match(line):
+            name = match[2].replace('"', "").replace("'", "")
+            if match[1] == "[[":
+                index = array_counts.get(name, -1) + 1
+                array_counts[name] = index
+                table = (*name.split("."), index)
+            else:
+                table = tuple(name.split("."))
+            path: tuple[str | int, ...] = table
+        elif match := _KEY.match(line):
+            path = (*table, match[1].strip("\"'"))
+        else:
+            continue
+        depth = _common_prefix(path, loc)
+        if depth == len(path) and depth > best_depth:
+            best_line, best_depth = number, depth
+    return best_line
+
+
+def _common_prefix(a: tuple[str | int, ...], b: tuple[str | int, ...]) -> int:
+    depth = 0
+    for left, right in zip(a, b, strict=False):
+        if left != right:
+            break
+        depth += 1
+    return depth

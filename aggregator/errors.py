@@ -1,0 +1,47 @@
+"""One root for every error the aggregator raises on purpose.
+
+The CLI maps the tree onto exit codes: `ConfigError` is a usage problem (exit 2), everything else
+under `AggregatorError` is a runtime failure (exit 1). Per-feed errors never reach the CLI as
+exceptions: the pipeline records them as a feed's result.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Root of the errors the aggregator raises deliberately."""
+
+
+class ConfigError(AggregatorError):
+    """The config file or a command's arguments are wrong; the message names what and where."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class FeedError(AggregatorError):
+    """Something went wrong with one feed; carries its URL so logs and summaries can name it."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.reason = message
+        super().__init__(f"{url}: {message}")
+
+
+class FetchError(FeedError):
+    """The HTTP exchange failed: network, refused address, status code, size or time limit."""
+
+    def __init__(self, url: str, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(url, message)
+
+
+class ParseError(FeedError):
+    """The body arrived but is not a feed we can read."""
+
+
+class DatabaseNotReadyError(AggregatorError):
+    """The database schema is missing or older than this version expects."""

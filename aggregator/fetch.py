@@ -1,0 +1,232 @@
+"""HTTP for feeds: polite, bounded, and safe to point at untrusted URLs.
+
+The only module that builds httpx clients. One `Fetcher` serves a whole run so connections are
+reused. Every request is bounded three ways: bytes (counted after decompression, while streaming),
+time (a total deadline; httpx's own timeouts are per read, so a server trickling a byte a second
+would never trip them) and concurrency (overall and per host). Addresses are checked where the
+socket is opened, so redirects and DNS answers that point inside the network are refused too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from aggregator.config import FetchSettings
+from aggregator.errors import FetchError
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What came back for one feed URL. `body` is None when the server said 304 Not Modified."""
+
+    url: str
+    final_url: str
+    status: int
+    body: bytes | None
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.body is None
+
+
+class Fetcher:
+    """An async HTTP client with the aggregator's limits; use as `async with Fetcher(...) as f`."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self._settings = settings
+        self._overall = asyncio.Semaphore(settings.concurrency)
+        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.per_host)
+        )
+        limits = httpx.Limits(max_connections=settings.concurrency)
+        transport = (
+            httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+            if settings.allow_private_addresses
+            else _PublicOnlyTransport(limits)
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.timeout.total_seconds()),
+            follow_redirects=True,
+            max_redirects=settings.max_redirects,
+            headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._client.aclose()
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """GET `url`, conditionally when validators are known; raise FetchError on any failure."""
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        deadline = self._settings.timeout.total_seconds()
+        host = urlsplit(url).hostname or ""
+        async with self._overall, self._per_host[host]:
+            try:
+                async with asyncio.timeout(deadline):
+                    return await self._get(url, headers)
+            except TimeoutError:
+                raise FetchError(url, f"no complete response within {deadline:g}s") from None
+            except RefusedAddressError as exc:
+                raise FetchError(url, str(exc)) from None
+            except httpx.TooManyRedirects:
+                raise FetchError(
+                    url, f"more than {self._settings.max_redirects} redirects (a redirect loop?)"
+                ) from None
+            except httpx.UnsupportedProtocol as exc:
+                raise FetchError(url, f"unsupported URL or redirect: {exc}") from None
+            except httpx.HTTPError as exc:
+                raise FetchError(
+                    url, f"{type(exc).__name__}: {exc or 'connection failed'}"
+                ) from None
+
+    async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
+        async with self._client.stream("GET", url, headers=headers) as response:
+            validators = {
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified"),
+            }
+            if response.status_code == httpx.codes.NOT_MODIFIED:
+                return FetchResult(
+                    url, str(response.url), 304, None, content_type=None, **validators
+                )
+            if response.status_code >= 400:
+                raise FetchError(
+                    url,
+                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                    status=response.status_code,
+                )
+            body = await self._read_capped(url, response)
+            return FetchResult(
+                url,
+                str(response.url),
+                response.status_code,
+                body,
+                content_type=response.headers.get("Content-Type"),
+                **validators,
+            )
+
+    async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
+        cap = self._settings.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise FetchError(url, f"response of {declared} bytes is over max_bytes ({cap})")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise FetchError(url, f"response is over max_bytes ({cap}) after decompression")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class RefusedAddressError(Exception):
+    """A host resolved to an address feeds may not be fetched from."""
+
+
+def is_public_address(address: str) -> bool:
+    """True for globally routable unicast addresses.
+
+    Loopback, private, link-local (cloud metadata at 169.254.169.254), carrier-grade NAT,
+    multicast and reserved ranges are refused, including IPv4 written inside IPv6.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class _PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself, refuses non-public answers, and connects to the checked address.
+
+    Connecting to the very address that was checked closes the gap a second DNS lookup would
+    open (DNS rebinding). TLS still verifies the certificate against the host name.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            answers = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+        addresses = list(dict.fromkeys(str(answer[4][0]) for answer in answers))
+        refused = [address for address in addresses if not is_public_address(address)]
+        if refused:
+            raise RefusedAddressError(
+                f"refused: {host} resolves to non-public address {refused[0]} "
+                "(set fetch.allow_private_addresses = true to allow)"
+            )
+        error: Exception = httpcore.ConnectError(f"cannot connect to {host}")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        raise error
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _PublicOnlyTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool built on `_PublicOnlyBackend`.
+
+    httpx has no public switch for the network backend, so the pool it builds is replaced with
+    one configured the same way plus the backend.
+    """
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_PublicOnlyBackend(),
+        )

@@ -1,0 +1,37 @@
+"""Values that cross pipeline stages. Frozen, typed, and free of I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a feed, cleaned: text fields are plain text, HTML is sanitised, links http(s).
+
+    `identity` is what makes the item the same across fetches of its feed: the GUID, else the
+    link, else a hash of its content.
+    """
+
+    identity: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content_html: str
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    published_at: datetime
+    updated_at: datetime | None
+    date_estimated: bool
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What a source turned a fetched body into."""
+
+    title: str
+    link: str | None
+    entries: tuple[Entry, ...]

@@ -1,0 +1,187 @@
+"""One fetch pass: fetch feeds concurrently, parse what changed, store each feed in one transaction.
+
+A failing feed is a result, not a crash: its error is recorded and logged and every other feed
+carries on. Parsing and storing run on one worker thread, so the event loop keeps downloading
+while a feed is being stored and writes to the database never compete with each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from aggregator.config import Settings
+from aggregator.errors import FeedError, FetchError
+from aggregator.fetch import Fetcher, FetchResult
+from aggregator.schedule import next_fetch_time
+from aggregator.sources.rss import parse_feed
+from aggregator.store.repository import FeedState, FetchOutcome, Repository
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """How one feed's fetch went, for the summary table and `feeds check`."""
+
+    name: str
+    url: str
+    status: str
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
+
+
+async def fetch_feeds(
+    settings: Settings,
+    repository: Repository,
+    feeds: Sequence[FeedState],
+    *,
+    clock: Clock = utc_now,
+    on_feed_done: Callable[[FeedReport], None] | None = None,
+) -> list[FeedReport]:
+    """Fetch `feeds` concurrently and store what they bring; reports come back in name order."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread:
+        async with Fetcher(settings.fetch) as fetcher:
+            run = _FetchRun(settings, repository, fetcher, store_thread, clock)
+            reports = []
+            for next_done in asyncio.as_completed([run.fetch_one(feed) for feed in feeds]):
+                report = await next_done
+                reports.append(report)
+                if on_feed_done is not None:
+                    on_feed_done(report)
+    return sorted(reports, key=lambda report: report.name)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What `feeds check` found at a feed's URL."""
+
+    name: str
+    url: str
+    status: str
+    items: int = 0
+    title: str = ""
+    error: str | None = None
+
+
+async def check_feed(
+    settings: Settings, name: str, url: str, *, clock: Clock = utc_now
+) -> CheckReport:
+    """Fetch and parse one feed unconditionally, storing nothing: does it work right now?"""
+    try:
+        async with Fetcher(settings.fetch) as fetcher:
+            result = await fetcher.fetch(url)
+        assert result.body is not None  # no validators were sent, so no 304
+        parsed = parse_feed(
+            result.body, url=result.final_url, content_type=result.content_type, fetched_at=clock()
+        )
+    except FeedError as exc:
+        return CheckReport(name, url, "error", error=exc.reason)
+    return CheckReport(name, url, f"ok (HTTP {result.status})", len(parsed.entries), parsed.title)
+
+
+@dataclass
+class _FetchRun:
+    settings: Settings
+    repository: Repository
+    fetcher: Fetcher
+    store_thread: ThreadPoolExecutor
+    clock: Clock
+
+    async def fetch_one(self, feed: FeedState) -> FeedReport:
+        try:
+            result = await self.fetcher.fetch(
+                feed.url, etag=feed.etag, last_modified=feed.last_modified
+            )
+            report = await asyncio.get_running_loop().run_in_executor(
+                self.store_thread, self._store, feed, result
+            )
+        except FeedError as exc:
+            report = await self._record_failure(feed, exc.reason, exc)
+        except Exception as exc:  # a bug or a database fault must not stop the other feeds
+            log.exception("feed failed unexpectedly feed=%s url=%s", feed.name, feed.url)
+            report = await self._record_failure(feed, f"internal error: {exc!r}", exc)
+        _log_report(report)
+        return report
+
+    def _store(self, feed: FeedState, result: FetchResult) -> FeedReport:
+        now = self.clock()
+        outcome = partial(
+            FetchOutcome,
+            fetched_at=now,
+            next_fetch_at=next_fetch_time(now, self._interval(feed), 0),
+            http_status=result.status,
+            etag=result.etag,
+            last_modified=result.last_modified,
+        )
+        if result.body is None:
+            self.repository.record_fetch(feed.feed_id, outcome(status="not modified"))
+            return FeedReport(feed.name, feed.url, "not modified")
+        body_hash = hashlib.sha256(result.body).hexdigest()
+        if body_hash == feed.body_hash:
+            self.repository.record_fetch(feed.feed_id, outcome(status="unchanged"))
+            return FeedReport(feed.name, feed.url, "unchanged")
+        parsed = parse_feed(
+            result.body, url=result.final_url, content_type=result.content_type, fetched_at=now
+        )
+        new, updated = self.repository.record_fetch(
+            feed.feed_id,
+            outcome(status="ok", body_hash=body_hash, title=parsed.title or None),
+            parsed.entries,
+        )
+        return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
+
+    async def _record_failure(self, feed: FeedState, reason: str, exc: Exception) -> FeedReport:
+        now = self.clock()
+        failures = feed.consecutive_failures + 1
+        outcome = FetchOutcome(
+            status="error",
+            fetched_at=now,
+            next_fetch_at=next_fetch_time(now, self._interval(feed), failures),
+            http_status=exc.status if isinstance(exc, FetchError) else None,
+            error=reason,
+        )
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self.store_thread, self.repository.record_fetch, feed.feed_id, outcome
+            )
+        except Exception:
+            log.exception("cannot record failure feed=%s url=%s", feed.name, feed.url)
+        return FeedReport(feed.name, feed.url, "error", error=reason)
+
+    def _interval(self, feed: FeedState) -> timedelta:
+        configured = self.settings.feed(feed.name).interval
+        return configured or self.settings.fetch.interval
+
+
+def _log_report(report: FeedReport) -> None:
+    if report.error is not None:
+        log.warning(
+            "feed failed feed=%s url=%s status=%s error=%r",
+            report.name,
+            report.url,
+            report.status,
+            report.error,
+        )
+    else:
+        log.info(
+            "feed fetched feed=%s url=%s status=%s new=%d updated=%d",
+            report.name,
+            report.url,
+            report.status,
+            report.new,
+            report.updated,
+        )

@@ -1,0 +1,1 @@
+"""Where items come from. Each source type turns fetched bytes into `ParsedFeed` values."""

@@ -1,0 +1,99 @@
+"""Building a clean `Entry` from the raw fields any source format provides.
+
+Every format (RSS/Atom through feedparser, JSON Feed through json) ends here, so the rules for
+text, links, dates, caps and identity are the same whatever the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from aggregator.models import Entry
+from aggregator.normalise import clean_text, plausible_date, safe_link, text_from_html
+from aggregator.sanitise import sanitise_html
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 2_000
+MAX_NAME = 200
+MAX_AUTHORS = 20
+MAX_CATEGORIES = 30
+MAX_IDENTITY = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """An item's fields as the format gave them: untrusted strings, possibly HTML."""
+
+    guid: str | None = None
+    link: str | None = None
+    title: str = ""
+    body: str = ""
+    body_is_html: bool = True
+    summary: str = ""
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+
+
+def build_entries(
+    raws: Iterable[RawEntry], feed_url: str, fetched_at: datetime
+) -> tuple[Entry, ...]:
+    """Clean entries in feed order; a repeated identity keeps its first (usually newest) entry."""
+    return tuple(_unique(build_entry(raw, feed_url, fetched_at) for raw in raws))
+
+
+def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
+    """One clean entry. Missing or implausible dates become the fetch time, flagged as estimated."""
+    guid = clean_text(raw.guid or "") or None
+    link = safe_link(raw.link, feed_url)
+    title = text_from_html(raw.title, MAX_TITLE)
+    if raw.body_is_html:
+        content_html = sanitise_html(raw.body)
+    else:
+        content_html = f"<p>{html.escape(clean_text(raw.body))}</p>" if raw.body.strip() else ""
+    summary = text_from_html(raw.summary or content_html, MAX_SUMMARY)
+    published = plausible_date(raw.published, fetched_at)
+    updated = plausible_date(raw.updated, fetched_at)
+    content_hash = _hash(title, link or "", summary, content_html)
+    return Entry(
+        identity=_identity(guid or link or f"sha256:{content_hash}"),
+        guid=guid,
+        link=link,
+        title=title,
+        summary=summary,
+        content_html=content_html,
+        authors=_names(raw.authors)[:MAX_AUTHORS],
+        categories=_names(raw.categories)[:MAX_CATEGORIES],
+        published_at=published or updated or fetched_at,
+        updated_at=updated,
+        date_estimated=published is None and updated is None,
+        content_hash=content_hash,
+    )
+
+
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    cleaned = (clean_text(value, MAX_NAME) for value in values)
+    return tuple(dict.fromkeys(value for value in cleaned if value))
+
+
+def _identity(value: str) -> str:
+    if len(value) <= MAX_IDENTITY:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def _hash(*fields: str) -> str:
+    return hashlib.sha256("\0".join(fields).encode()).hexdigest()
+
+
+def _unique(entries: Iterator[Entry]) -> Iterator[Entry]:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.identity not in seen:
+            seen.add(entry.identity)
+            yield entry

@@ -1,0 +1,85 @@
+"""Engines and schema upgrades for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode: readers (the web page) never block the writer (a fetch), and a crash
+mid-transaction leaves the last committed state intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+import aggregator
+from aggregator.errors import AggregatorError, DatabaseNotReadyError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine for `url` with the per-connection settings each backend needs."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are: inside the wheel, or at the top of a source checkout."""
+    package_dir = Path(aggregator.__file__).parent
+    for candidate in (package_dir / "migrations", package_dir.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise AggregatorError(f"migrations not found next to {package_dir}")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
+    """Create or upgrade the schema; return the revisions before and after. Idempotent."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        after = MigrationContext.configure(connection).get_current_revision()
+    return before, after or ""
+
+
+def check_schema_current(engine: Engine) -> None:
+    """Raise DatabaseNotReadyError unless the database is at this version's head revision."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:
+        raise DatabaseNotReadyError(f"cannot open the database: {exc.orig}") from None
+    if current != head:
+        state = "is empty" if current is None else f"is at revision {current}, not {head}"
+        raise DatabaseNotReadyError(
+            f"the database {state}; run `aggregator init` to create or upgrade it"
+        )

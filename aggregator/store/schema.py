@@ -1,0 +1,117 @@
+"""The database schema, as typed SQLAlchemy 2.x models.
+
+Changes to these classes reach databases only through Alembic migrations in `migrations/`;
+`tests/test_migrations.py` fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite stores no zone, so values come back naive; this puts UTC back on them and refuses
+    naive values on the way in, where they would silently mean local time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
+
+
+class Feed(Base):
+    """A source and its fetch state. Rows follow [[feeds]] in config.toml by name.
+
+    A feed removed from the config keeps its row (`active` false) so its items and stories stay.
+    """
+
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default="new")
+    last_http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_fetched_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    next_fetch_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    items: Mapped[list[Item]] = relationship(back_populates="feed")
+
+
+class Item(Base):
+    """One entry of one feed, as last seen. Identity is per feed: GUID, else link, else hash."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("feed_id", "identity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    identity: Mapped[str] = mapped_column(String(512))
+    guid: Mapped[str | None] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    content_html: Mapped[str] = mapped_column(Text)
+    authors: Mapped[list[str]] = mapped_column(JSON)
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime | None]
+    date_estimated: Mapped[bool]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+    feed: Mapped[Feed] = relationship(back_populates="items")
