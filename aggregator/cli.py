@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 
 from aggregator import __version__
 from aggregator.config import Settings, config_path, load_settings
@@ -49,10 +50,12 @@ class _Commands(click.Group):
 
 @dataclass
 class _App:
-    """What every command shares: the config file, read once and only when a command needs it."""
+    """What every command shares: the config and the database, opened only when a command needs
+    them and closed when it ends."""
 
     config_file: Path
     _settings: Settings | None = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -60,13 +63,22 @@ class _App:
             self._settings = load_settings(self.config_file)
         return self._settings
 
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_database_engine(self.settings.database.url)
+        return self._engine
+
     def repository(self) -> Repository:
         """The store, checked to be at the current schema and synced with the config's feeds."""
-        engine = create_database_engine(self.settings.database.url)
-        check_schema_current(engine)
-        repository = Repository(engine)
+        check_schema_current(self.engine)
+        repository = Repository(self.engine)
         repository.sync_feeds(self.settings.feeds)
         return repository
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 pass_app = click.make_pass_decorator(_App)
@@ -86,6 +98,7 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
     """Research news on CAR T-cell therapy in multiple sclerosis: fetch, match, publish."""
     _configure_logging(verbose)
     ctx.obj = _App(config_path(config_file))
+    ctx.call_on_close(ctx.obj.close)
 
 
 def main() -> None:
@@ -96,9 +109,8 @@ def main() -> None:
 @pass_app
 def init(app: _App) -> None:
     """Create the database, or upgrade it to this version's schema."""
-    engine = create_database_engine(app.settings.database.url)
-    before, after = upgrade_to_head(engine)
-    Repository(engine).sync_feeds(app.settings.feeds)
+    before, after = upgrade_to_head(app.engine)
+    Repository(app.engine).sync_feeds(app.settings.feeds)
     if before == after:
         click.echo(f"database is up to date (revision {after})")
     else:

@@ -38,8 +38,7 @@ CONFIG_ENV = "AGGREGATOR_CONFIG"
 DATABASE_URL_ENV = "AGGREGATOR_DATABASE_URL"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_USER_AGENT = (
-    f"aggregator/{__version__} (research news on CAR T-cell therapy in MS; "
-    "+https://github.com/ms-car-t/aggregator)"
+    f"aggregator/{__version__} (research news aggregator; CAR T-cell therapy in MS)"
 )
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -119,6 +118,25 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     return value if value.is_absolute() else (base_dir / value).resolve()
 
 
+def resolve_database_url(url: str, base_dir: Path) -> str:
+    """Make a SQLite path absolute against the config's folder; pick psycopg 3 for PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"expected a database URL like 'sqlite:///aggregator.db', got {url!r}"
+        ) from None
+    if parsed.drivername == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            parsed = parsed.set(database=str((base_dir / path).resolve()))
+    elif parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif not parsed.drivername.startswith(("sqlite", "postgresql")):
+        raise ValueError(f"expected a sqlite:// or postgresql:// URL, got {url!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
@@ -127,7 +145,10 @@ TimeZone = Annotated[str, AfterValidator(_timezone)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # validate_default: defaults such as the SQLite path must be resolved like written values.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, validate_default=True
+    )
 
 
 class DatabaseSettings(_Section):
@@ -208,6 +229,14 @@ class Settings(_Section):
     output: OutputSettings = OutputSettings()
     server: ServerSettings = ServerSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_missing_sections(cls, data: Any) -> Any:
+        """A missing section is validated as an empty one, so its defaults see the config folder."""
+        if isinstance(data, dict):
+            return {section: {} for section in _SECTIONS} | data
+        return data
+
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
         _require_unique("feeds", "name", [feed.name for feed in self.feeds])
@@ -242,6 +271,9 @@ class Settings(_Section):
         raise ConfigError(f"no feed named {name!r} (feeds: {known})")
 
 
+_SECTIONS = ("database", "fetch", "digest", "smtp", "output", "server")
+
+
 class _ReferenceError(ValueError):
     """A cross-reference between sections is broken; `loc` says which key to blame."""
 
@@ -256,25 +288,6 @@ def _require_unique(section: str, key: str, values: list[str]) -> None:
         if value in seen:
             raise _ReferenceError((section, index, key), f"duplicate {key} {value!r}")
         seen.add(value)
-
-
-def resolve_database_url(url: str, base_dir: Path) -> str:
-    """Make a SQLite path absolute against the config's folder; pick psycopg 3 for PostgreSQL."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError(
-            f"expected a database URL like 'sqlite:///aggregator.db', got {url!r}"
-        ) from None
-    if parsed.drivername == "sqlite" and parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database)
-        if not path.is_absolute():
-            parsed = parsed.set(database=str((base_dir / path).resolve()))
-    elif parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif not parsed.drivername.startswith(("sqlite", "postgresql")):
-        raise ValueError(f"expected a sqlite:// or postgresql:// URL, got {url!r}")
-    return parsed.render_as_string(hide_password=False)
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:

@@ -27,7 +27,8 @@ def parse_feed(
     """Parse a feed body fetched from `url`; raise ParseError if it is not a feed at all.
 
     A feed that is malformed but still yields entries (truncated XML, a wrong charset) is kept:
-    readers are better served by the items than by a strict refusal.
+    readers are better served by the items than by a strict refusal. Malformed and empty is an
+    error; well-formed and empty is just a quiet feed.
     """
     if jsonfeed.looks_like_json(body):
         return jsonfeed.parse_json_feed(body, url=url, fetched_at=fetched_at)
@@ -35,7 +36,7 @@ def parse_feed(
     if content_type:
         headers["content-type"] = content_type
     result = feedparser.parse(body, response_headers=headers, sanitize_html=False)
-    if not result.get("version") and not result.entries:
+    if not result.entries and (result.get("bozo") or not result.get("version")):
         raise ParseError(url, _why_not_a_feed(body, result))
     channel = result.feed
     return ParsedFeed(
@@ -70,7 +71,8 @@ def _raw_entry(raw: Any) -> RawEntry:
         ),
         categories=tuple(tag.get("term") or "" for tag in raw.get("tags", [])),
         published=_date(raw.get("published_parsed")),
-        updated=_date(raw.get("updated_parsed")),
+        # `in`, not .get(): .get() falls back to the published date (feedparser issue 310).
+        updated=_date(raw["updated_parsed"]) if "updated_parsed" in raw else None,
     )
 
 

@@ -93,9 +93,7 @@ class Item(Base):
     """One entry of one feed, as last seen. Identity is per feed: GUID, else link, else hash."""
 
     __tablename__ = "items"
-    __table_args__ = (
-        UniqueConstraint("feed_id", "identity"),
-    )
+    __table_args__ = (UniqueConstraint("feed_id", "identity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))

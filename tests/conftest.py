@@ -1,0 +1,110 @@
+"""Shared fixtures: a real feed server, real databases (SQLite and PostgreSQL), configs, the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from feed_server import FeedServer
+from pg_cluster import PostgresCluster, PostgresUnavailable
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from aggregator.cli import cli
+
+DATA_DIR = Path(__file__).parent / "data"
+FEEDS_DIR = DATA_DIR / "feeds"
+
+ConfigFactory = Callable[..., Path]
+CliRunnerFunction = Callable[..., Result]
+
+
+@pytest.fixture
+def feed_server(tmp_path: Path) -> Iterator[FeedServer]:
+    """Serves a copy of tests/data/feeds, so a test may edit files between fetches."""
+    root = tmp_path / "site"
+    shutil.copytree(FEEDS_DIR, root)
+    server = FeedServer(root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A superuser URL: $AGGREGATOR_TEST_POSTGRES_URL, else a throw-away local cluster.
+
+    Outside CI a machine without PostgreSQL skips these tests; in CI (CI=true) that is a failure.
+    """
+    if url := os.environ.get("AGGREGATOR_TEST_POSTGRES_URL"):
+        yield url
+        return
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except (PostgresUnavailable, KeyError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"PostgreSQL unavailable: {exc} {detail.decode(errors='replace')}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield cluster.admin_url
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'aggregator.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> ConfigFactory:
+    """Write a config.toml for tests: local feeds allowed, short timeouts, the given feeds."""
+
+    def make(
+        database_url: str,
+        feeds: Sequence[tuple[str, str]] = (),
+        *,
+        extra: str = "",
+        fetch: str = 'timeout = "5s"',
+    ) -> Path:
+        feed_tables = "".join(
+            f'\n[[feeds]]\nname = "{name}"\nurl = "{url}"\n' for name, url in feeds
+        )
+        path = tmp_path / "config.toml"
+        path.write_text(
+            f'[database]\nurl = "{database_url}"\n\n'
+            f"[fetch]\nallow_private_addresses = true\n{fetch}\n"
+            f"{feed_tables}\n{extra}",
+            encoding="utf-8",
+        )
+        return path
+
+    return make
+
+
+@pytest.fixture
+def run_cli() -> CliRunnerFunction:
+    """Run `aggregator --config CONFIG ARGS...` in-process; returns click's Result."""
+
+    def run(config: Path, *args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+
+    return run

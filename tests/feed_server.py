@@ -1,0 +1,164 @@
+"""A real HTTP server on 127.0.0.1 that serves feed files the way real publishers do.
+
+Files come from a directory the test owns (so a test can change a feed between two fetches).
+Every response carries an ETag and Last-Modified and honours conditional requests; gzip is used
+when the client accepts it. A few paths imitate what goes wrong on the web:
+
+    /status/<code>            that status code, with a short body
+    /redirect/<n>/<path>      n redirects, then <path>
+    /loop                     a redirect to itself, forever
+    /slow/<path>              the file, one byte every 0.2 s
+    /ignore-validators/<path> the file with fresh validators on every request (no 304s)
+
+Every request is logged (path and headers) so tests can assert what the client sent.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CONTENT_TYPES = {
+    ".xml": "application/rss+xml; charset=utf-8",
+    ".rdf": "application/rdf+xml",
+    ".json": "application/feed+json",
+    ".html": "text/html; charset=utf-8",
+    ".opml": "text/x-opml",
+}
+LAST_MODIFIED = formatdate(1_780_000_000, usegmt=True)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    path: str
+    headers: dict[str, str]
+
+
+class FeedServer:
+    """Serves `root` on 127.0.0.1 at a free port until `stop()`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.requests: list[LoggedRequest] = []
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_port}/"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path.lstrip("/")
+
+    def requests_for(self, path: str) -> list[LoggedRequest]:
+        return [request for request in self.requests if request.path == "/" + path.lstrip("/")]
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up mid-response (deadline and size tests) are expected here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: FeedServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silence the default stderr log; requests are recorded in `server_state.requests`."""
+
+    def do_GET(self) -> None:
+        self.server_state.requests.append(LoggedRequest(self.path, dict(self.headers.items())))
+        parts = self.path.lstrip("/").split("/")
+        if parts[0] == "status":
+            self._send(int(parts[1]), b"status page\n", "text/plain")
+        elif parts[0] == "redirect":
+            remaining = int(parts[1])
+            rest = "/".join(parts[2:])
+            target = f"/redirect/{remaining - 1}/{rest}" if remaining > 1 else f"/{rest}"
+            self._redirect(target)
+        elif parts[0] == "loop":
+            self._redirect("/loop")
+        elif parts[0] == "slow":
+            self._serve_file("/".join(parts[1:]), trickle=True)
+        elif parts[0] == "ignore-validators":
+            self._serve_file("/".join(parts[1:]), honour_validators=False)
+        else:
+            self._serve_file("/".join(parts))
+
+    def _serve_file(
+        self, relative: str, *, trickle: bool = False, honour_validators: bool = True
+    ) -> None:
+        path = (self.server_state.root / relative).resolve()
+        if not path.is_file() or self.server_state.root.resolve() not in path.parents:
+            self._send(404, b"not found\n", "text/plain")
+            return
+        body = path.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if not honour_validators:
+            etag = f'"{time.monotonic_ns()}"'
+        elif self.headers.get("If-None-Match") == etag or (
+            "If-None-Match" not in self.headers
+            and self.headers.get("If-Modified-Since") == LAST_MODIFIED
+        ):
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        headers = {"ETag": etag}
+        if honour_validators:
+            headers["Last-Modified"] = LAST_MODIFIED
+        content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        if trickle:
+            self._trickle(body, content_type)
+            return
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        self._send(200, body, content_type, headers)
+
+    def _trickle(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body:
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)

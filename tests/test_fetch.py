@@ -1,0 +1,152 @@
+"""The HTTP layer against a real server on 127.0.0.1: validators, gzip, limits, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from datetime import timedelta
+
+import pytest
+from feed_server import FeedServer
+
+from aggregator.config import FetchSettings
+from aggregator.errors import FetchError
+from aggregator.fetch import Fetcher, FetchResult, is_public_address
+
+
+def fetch(
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    **settings: object,
+) -> FetchResult:
+    options: dict[str, object] = {"allow_private_addresses": True, "timeout": "5s"} | settings
+
+    async def go() -> FetchResult:
+        async with Fetcher(FetchSettings.model_validate(options)) as fetcher:
+            return await fetcher.fetch(url, etag=etag, last_modified=last_modified)
+
+    return asyncio.run(go())
+
+
+def test_first_fetch_returns_body_and_validators(feed_server: FeedServer) -> None:
+    result = fetch(feed_server.url("rss20.xml"))
+    assert result.status == 200
+    assert result.body == (feed_server.root / "rss20.xml").read_bytes()
+    assert result.etag
+    assert result.last_modified
+    assert result.content_type == "application/rss+xml; charset=utf-8"
+
+
+def test_conditional_request_gets_304_without_body(feed_server: FeedServer) -> None:
+    first = fetch(feed_server.url("rss20.xml"))
+    second = fetch(feed_server.url("rss20.xml"), etag=first.etag, last_modified=first.last_modified)
+    assert second.not_modified
+    assert second.status == 304
+    sent = feed_server.requests_for("rss20.xml")[-1].headers
+    assert sent["If-None-Match"] == first.etag
+    assert sent["If-Modified-Since"] == first.last_modified
+
+
+def test_gzip_is_requested_and_decoded(feed_server: FeedServer) -> None:
+    result = fetch(feed_server.url("rss20.xml"))
+    assert "gzip" in feed_server.requests_for("rss20.xml")[0].headers["Accept-Encoding"]
+    assert result.body is not None
+    assert result.body.startswith(b"<?xml")
+
+
+def test_sends_a_real_user_agent(feed_server: FeedServer) -> None:
+    fetch(feed_server.url("rss20.xml"), user_agent="test-agent/1.0 (+mailto:ops@example.org)")
+    assert (
+        feed_server.requests[0].headers["User-Agent"] == "test-agent/1.0 (+mailto:ops@example.org)"
+    )
+
+
+def test_redirects_are_followed_and_the_final_url_kept(feed_server: FeedServer) -> None:
+    result = fetch(feed_server.url("redirect/3/rss20.xml"))
+    assert result.status == 200
+    assert result.final_url == feed_server.url("rss20.xml")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        pytest.param("loop", "more than 5 redirects", id="redirect-loop"),
+        pytest.param("redirect/6/rss20.xml", "more than 5 redirects", id="six-redirects"),
+        pytest.param("status/404", "HTTP 404 Not Found", id="404"),
+        pytest.param("status/500", "HTTP 500 Internal Server Error", id="500"),
+        pytest.param("status/410", "HTTP 410 Gone", id="410"),
+        pytest.param("missing.xml", "HTTP 404", id="missing-file"),
+    ],
+)
+def test_failures_name_the_url_and_the_cause(
+    feed_server: FeedServer, path: str, message: str
+) -> None:
+    url = feed_server.url(path)
+    with pytest.raises(FetchError, match=message) as caught:
+        fetch(url)
+    assert caught.value.url == url
+
+
+def test_status_code_is_kept_on_http_errors(feed_server: FeedServer) -> None:
+    with pytest.raises(FetchError) as caught:
+        fetch(feed_server.url("status/503"))
+    assert caught.value.status == 503
+
+
+def test_body_over_max_bytes_is_refused(feed_server: FeedServer) -> None:
+    with pytest.raises(FetchError, match="max_bytes"):
+        fetch(feed_server.url("rss20.xml"), max_bytes=500)
+
+
+def test_max_bytes_counts_decompressed_bytes(feed_server: FeedServer) -> None:
+    big = b"<rss>" + b" " * 2_000_000 + b"</rss>"
+    (feed_server.root / "big.xml").write_bytes(big)
+    assert len(gzip.compress(big)) < 100_000  # what travels is small...
+    with pytest.raises(FetchError, match="after decompression"):  # ...what it becomes is not
+        fetch(feed_server.url("big.xml"), max_bytes=1_000_000)
+
+
+def test_total_deadline_stops_a_trickling_server(feed_server: FeedServer) -> None:
+    with pytest.raises(FetchError, match=r"no complete response within 1s"):
+        fetch(feed_server.url("slow/rss20.xml"), timeout="1s")
+
+
+def test_private_addresses_are_refused_unless_allowed(feed_server: FeedServer) -> None:
+    with pytest.raises(FetchError, match=r"non-public address 127\.0\.0\.1"):
+        fetch(feed_server.url("rss20.xml"), allow_private_addresses=False)
+    assert feed_server.requests == []
+
+
+def test_localhost_name_is_refused_after_resolution(feed_server: FeedServer) -> None:
+    url = feed_server.url("rss20.xml").replace("127.0.0.1", "localhost")
+    with pytest.raises(FetchError, match="localhost resolves to non-public address"):
+        fetch(url, allow_private_addresses=False)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        pytest.param("127.0.0.1", False, id="loopback"),
+        pytest.param("10.1.2.3", False, id="private-10"),
+        pytest.param("172.16.0.1", False, id="private-172"),
+        pytest.param("192.168.1.1", False, id="private-192"),
+        pytest.param("169.254.169.254", False, id="cloud-metadata"),
+        pytest.param("100.64.0.1", False, id="carrier-grade-nat"),
+        pytest.param("0.0.0.0", False, id="unspecified"),
+        pytest.param("224.0.0.1", False, id="multicast"),
+        pytest.param("::1", False, id="ipv6-loopback"),
+        pytest.param("fe80::1", False, id="ipv6-link-local"),
+        pytest.param("fd00::1", False, id="ipv6-unique-local"),
+        pytest.param("::ffff:10.0.0.1", False, id="ipv4-mapped-private"),
+        pytest.param("93.184.215.14", True, id="public-ipv4"),
+        pytest.param("2606:4700::1111", True, id="public-ipv6"),
+    ],
+)
+def test_is_public_address(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_timeout_setting_is_a_duration() -> None:
+    assert FetchSettings.model_validate({"timeout": "2m"}).timeout == timedelta(minutes=2)

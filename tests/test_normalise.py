@@ -1,0 +1,87 @@
+"""Pure text, link and date rules, one row per real-world case."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from aggregator.normalise import clean_text, plausible_date, safe_link, text_from_html
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+BASE = "https://feeds.example.org/news/feed.xml"
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        pytest.param("CAR T in MS", "CAR T in MS", id="plain"),
+        pytest.param("<b>CAR</b>-T <i>cells</i>", "CAR-T cells", id="tags-inside-words"),
+        pytest.param("CAR&nbsp;T &amp; MS", "CAR T & MS", id="entities"),
+        pytest.param("&lt;i&gt;CAR&lt;/i&gt;-T", "<i>CAR</i>-T", id="escaped-markup-decoded-once"),
+        pytest.param("a<script>alert(1)</script>b", "ab", id="script-content-dropped"),
+        pytest.param("a<style>p{}</style>b", "ab", id="style-content-dropped"),
+        pytest.param("line\none\r\n\ttwo", "line one two", id="whitespace-collapsed"),
+        pytest.param("bell\x07 and\x00 nul", "bell and nul", id="control-characters"),
+        pytest.param("non\ufffecharacter", "noncharacter", id="noncharacter-dropped"),
+        pytest.param("CD19 < 5% & > 2%", "CD19 < 5% & > 2%", id="comparison-signs-kept"),
+        pytest.param("<!-- hidden -->shown", "shown", id="comments-dropped"),
+    ],
+)
+def test_text_from_html(markup: str, expected: str) -> None:
+    assert text_from_html(markup) == expected
+
+
+def test_text_is_capped_with_an_ellipsis() -> None:
+    assert text_from_html("word " * 100, max_length=20) == "word word word word…"
+
+
+def test_clean_text_removes_header_breaking_characters() -> None:
+    assert clean_text("Subject\r\nBcc: victim@example.org") == "Subject Bcc: victim@example.org"
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        pytest.param("https://a.example/x", "https://a.example/x", id="absolute-https"),
+        pytest.param("http://a.example/x", "http://a.example/x", id="absolute-http"),
+        pytest.param("/story/1", "https://feeds.example.org/story/1", id="root-relative"),
+        pytest.param("../about", "https://feeds.example.org/about", id="dot-dot-relative"),
+        pytest.param("//cdn.example/x", "https://cdn.example/x", id="scheme-relative"),
+        pytest.param("javascript:alert(1)", None, id="javascript"),
+        pytest.param("JaVaScRiPt:alert(1)", None, id="javascript-mixed-case"),
+        pytest.param("data:text/html,<script>", None, id="data-url"),
+        pytest.param("ftp://files.example/x", None, id="ftp"),
+        pytest.param("mailto:someone@example.org", None, id="mailto-is-not-an-item-link"),
+        pytest.param("", None, id="empty"),
+        pytest.param(None, None, id="missing"),
+        pytest.param(" https://a.example/x\n", "https://a.example/x", id="surrounding-whitespace"),
+    ],
+)
+def test_safe_link(link: str | None, expected: str | None) -> None:
+    assert safe_link(link, BASE) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC), id="normal"
+        ),
+        pytest.param(
+            datetime(2026, 11, 1, 9, tzinfo=timezone(timedelta(hours=1))),
+            datetime(2026, 11, 1, 8, tzinfo=UTC),
+            id="offset-converted-to-utc",
+        ),
+        pytest.param(datetime(2026, 11, 1), datetime(2026, 11, 1, tzinfo=UTC), id="naive-is-utc"),
+        pytest.param(datetime(1970, 1, 1, tzinfo=UTC), None, id="epoch"),
+        pytest.param(datetime(1989, 12, 31, tzinfo=UTC), None, id="before-1990"),
+        pytest.param(
+            NOW + timedelta(hours=23), NOW + timedelta(hours=23), id="clock-skew-tolerated"
+        ),
+        pytest.param(NOW + timedelta(days=2), None, id="far-future"),
+        pytest.param(None, None, id="missing"),
+    ],
+)
+def test_plausible_date(value: datetime | None, expected: datetime | None) -> None:
+    assert plausible_date(value, NOW) == expected

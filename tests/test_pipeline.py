@@ -1,0 +1,240 @@
+"""`aggregator fetch` end to end: a real feed server, a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import CliRunnerFunction, ConfigFactory
+from feed_server import FeedServer
+
+FORMATS = [
+    ("rss091", "rss091.xml"),
+    ("rss10", "rss10.rdf"),
+    ("rss20", "rss20.xml"),
+    ("atom10", "atom10.xml"),
+    ("jsonfeed", "feed.json"),
+]
+
+
+@pytest.fixture
+def fetch_setup(database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction) -> Any:
+    """Returns `setup(server, feeds)`: writes the config, runs init, returns the config path."""
+
+    def setup(server: FeedServer, feeds: list[tuple[str, str]]) -> Any:
+        config = make_config(database_url, [(name, server.url(path)) for name, path in feeds])
+        assert run_cli(config, "init").exit_code == 0
+        return config
+
+    return setup
+
+
+def stories(run_cli: CliRunnerFunction, config: Any) -> list[dict[str, Any]]:
+    result = run_cli(config, "stories", "list", "--json", "--limit", "1000")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def feeds_json(run_cli: CliRunnerFunction, config: Any) -> dict[str, dict[str, Any]]:
+    result = run_cli(config, "feeds", "list", "--json")
+    assert result.exit_code == 0, result.output
+    return {feed["name"]: feed for feed in json.loads(result.stdout)}
+
+
+def test_fetch_all_stores_items_of_every_format(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, FORMATS)
+    result = run_cli(config, "fetch", "--all")
+    assert result.exit_code == 0, result.output
+    assert "5 feeds fetched: 6 new items, 0 updated" in result.stdout
+    titles = {story["title"] for story in stories(run_cli, config)}
+    assert titles == {
+        "Thérapie CAR-T : premiers résultats",
+        "Anti-CD19 CAR T cells in progressive multiple sclerosis",
+        "CAR T-cell therapy KYV-101 enters phase 2 in multiple sclerosis",
+        "Vitamin D and relapse rates: a cohort study",
+        "Stanford opens CAR-T study for MS",
+        "Rese-cel data in lupus and MS",
+    }
+
+
+def test_second_fetch_is_conditional_and_stores_nothing_new(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, FORMATS)
+    run_cli(config, "fetch", "--all")
+    before = stories(run_cli, config)
+
+    result = run_cli(config, "fetch", "--all")
+
+    assert result.exit_code == 0
+    assert "5 feeds fetched: 0 new items, 0 updated" in result.stdout
+    assert result.stdout.count("not modified") == 5
+    for _, path in FORMATS:
+        second_request = feed_server.requests_for(path)[1].headers
+        assert "If-None-Match" in second_request
+        assert "If-Modified-Since" in second_request
+    assert stories(run_cli, config) == before
+
+
+def test_identical_body_without_validators_is_not_parsed_again(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("stubborn", "ignore-validators/rss20.xml")])
+    run_cli(config, "fetch", "--all")
+    result = run_cli(config, "fetch", "--all")
+    assert "stubborn  unchanged" in result.stdout
+    assert len(stories(run_cli, config)) == 2
+
+
+def test_only_due_feeds_are_fetched_without_all(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
+    assert "1 feeds fetched" in run_cli(config, "fetch").stdout  # never fetched: due
+    assert "no feeds are due" in run_cli(config, "fetch").stdout  # fetched a moment ago
+    assert len(feed_server.requests) == 1
+
+
+def test_fetch_one_feed_by_name(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, FORMATS)
+    result = run_cli(config, "fetch", "--feed", "atom10")
+    assert "1 feeds fetched: 1 new items" in result.stdout
+    assert [request.path for request in feed_server.requests] == ["/atom10.xml"]
+
+
+def test_unknown_feed_name_is_a_usage_error(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
+    result = run_cli(config, "fetch", "--feed", "nope")
+    assert result.exit_code == 2
+    assert "no feed named 'nope' (feeds: rss20)" in result.stderr
+
+
+def test_failing_feeds_are_recorded_and_the_others_stored(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(
+        feed_server,
+        [
+            ("good", "rss20.xml"),
+            ("gone", "status/404"),
+            ("broken-server", "status/500"),
+            ("malformed", "malformed.xml"),
+            ("login-page", "login-page.html"),
+            ("redirected", "redirect/2/atom10.xml"),
+        ],
+    )
+    result = run_cli(config, "fetch", "--all")
+
+    assert result.exit_code == 0  # failing feeds are a warning, not a failure
+    assert "6 feeds fetched: 3 new items" in result.stdout
+    assert "warning: 4 failing" in result.stdout
+    feeds = feeds_json(run_cli, config)
+    assert feeds["good"]["status"] == "ok"
+    assert feeds["good"]["last_error"] is None
+    assert feeds["redirected"]["status"] == "ok"
+    assert feeds["gone"]["last_error"] == "HTTP 404 Not Found"
+    assert feeds["broken-server"]["last_error"] == "HTTP 500 Internal Server Error"
+    assert feeds["malformed"]["last_error"].startswith("not a feed")
+    assert "HTML page" in feeds["login-page"]["last_error"]
+    for name in ("gone", "broken-server", "malformed", "login-page"):
+        assert feeds[name]["status"] == "error"
+        assert feeds[name]["consecutive_failures"] == 1
+        assert feeds[name]["next_fetch_at"] > feeds[name]["last_fetched_at"]
+
+
+def test_a_failure_never_loses_what_was_stored(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("flaky", "rss20.xml")])
+    run_cli(config, "fetch", "--all")
+    (feed_server.root / "rss20.xml").write_bytes((feed_server.root / "malformed.xml").read_bytes())
+
+    run_cli(config, "fetch", "--all")
+    run_cli(config, "fetch", "--all")
+
+    feed = feeds_json(run_cli, config)["flaky"]
+    assert feed["status"] == "error"
+    assert feed["consecutive_failures"] == 2
+    assert len(stories(run_cli, config)) == 2
+
+
+def test_an_edited_item_is_updated_not_duplicated(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
+    run_cli(config, "fetch", "--all")
+    path = feed_server.root / "rss20.xml"
+    path.write_text(path.read_text().replace("enters phase 2", "enters phase 2 (updated)"))
+
+    result = run_cli(config, "fetch", "--all")
+
+    assert "1 feeds fetched: 0 new items, 1 updated" in result.stdout
+    titles = sorted(story["title"] for story in stories(run_cli, config))
+    assert titles == [
+        "CAR T-cell therapy KYV-101 enters phase 2 (updated) in multiple sclerosis",
+        "Vitamin D and relapse rates: a cohort study",
+    ]
+
+
+def test_odd_feeds_store_clean_items(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(
+        feed_server,
+        [
+            ("no-guid", "no-guid.xml"),
+            ("dupes", "duplicate-guids.xml"),
+            ("markup", "title-markup.xml"),
+            ("hostile", "javascript-link.xml"),
+            ("relative", "relative-links.xml"),
+        ],
+    )
+    run_cli(config, "fetch", "--all")
+    by_title = {story["title"]: story for story in stories(run_cli, config)}
+
+    assert set(by_title) == {
+        "Item with only a link",
+        "Item with neither GUID nor link",
+        "Newest version of the post",
+        "A different post",
+        "CAR T in MS & lupus",
+        "Click me",
+        "Relative item link",
+    }
+    assert by_title["Click me"]["link"] is None
+    assert by_title["Relative item link"]["link"] == feed_server.url("news/relative-item")
+    assert by_title["Item with neither GUID nor link"]["summary"] == "Only text."
+    assert by_title["CAR T in MS & lupus"]["summary"] == "Safe text"
+
+
+def test_stories_json_has_the_contract_fields(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
+    run_cli(config, "fetch", "--all")
+    story = stories(run_cli, config)[0]
+    assert {"id", "title", "link", "first_seen", "topics", "sources", "match"} <= set(story)
+    assert story["sources"] == [{"name": "rss20", "link": story["link"]}]
+
+
+def test_feeds_json_has_the_contract_fields(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
+    assert feeds_json(run_cli, config)["rss20"]["status"] == "new"
+    run_cli(config, "fetch", "--all")
+    feed = feeds_json(run_cli, config)["rss20"]
+    assert feed["url"] == feed_server.url("rss20.xml")
+    assert feed["type"] == "rss"
+    assert feed["status"] == "ok"
+    assert feed["last_error"] is None
+    assert feed["consecutive_failures"] == 0
+    assert feed["last_fetched_at"] < feed["next_fetch_at"]
+    assert feed["items"] == 2
