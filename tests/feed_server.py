@@ -8,9 +8,11 @@ when the client accepts it. A few paths imitate what goes wrong on the web:
     /redirect/<n>/<path>      n redirects, then <path>
     /loop                     a redirect to itself, forever
     /slow/<path>              the file, one byte every 0.2 s
+    /delay/<ms>/<path>        the file after a pause (to observe concurrency)
     /ignore-validators/<path> the file with fresh validators on every request (no 304s)
 
-Every request is logged (path and headers) so tests can assert what the client sent.
+Every request is logged (path and headers) so tests can assert what the client sent, and the
+most requests ever in flight at once is kept in `max_in_flight`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 CONTENT_TYPES = {
     ".xml": "application/rss+xml; charset=utf-8",
@@ -46,6 +49,9 @@ class FeedServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: list[LoggedRequest] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"server_state": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
@@ -62,6 +68,15 @@ class FeedServer:
 
     def requests_for(self, path: str) -> list[LoggedRequest]:
         return [request for request in self.requests if request.path == "/" + path.lstrip("/")]
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def stop(self) -> None:
         self._httpd.shutdown()
@@ -84,7 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server_state.requests.append(LoggedRequest(self.path, dict(self.headers.items())))
-        parts = self.path.lstrip("/").split("/")
+        self.server_state.enter()
+        try:
+            self._route(urlsplit(self.path).path.lstrip("/").split("/"))
+        finally:
+            self.server_state.leave()
+
+    def _route(self, parts: list[str]) -> None:
         if parts[0] == "status":
             self._send(int(parts[1]), b"status page\n", "text/plain")
         elif parts[0] == "redirect":
@@ -94,6 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect(target)
         elif parts[0] == "loop":
             self._redirect("/loop")
+        elif parts[0] == "delay":
+            time.sleep(int(parts[1]) / 1000)
+            self._serve_file("/".join(parts[2:]))
         elif parts[0] == "slow":
             self._serve_file("/".join(parts[1:]), trickle=True)
         elif parts[0] == "ignore-validators":

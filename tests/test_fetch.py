@@ -150,3 +150,30 @@ def test_is_public_address(address: str, public: bool) -> None:
 
 def test_timeout_setting_is_a_duration() -> None:
     assert FetchSettings.model_validate({"timeout": "2m"}).timeout == timedelta(minutes=2)
+
+
+def fetch_many(urls: list[str], **settings: object) -> list[FetchResult]:
+    options: dict[str, object] = {"allow_private_addresses": True, "timeout": "5s"} | settings
+
+    async def go() -> list[FetchResult]:
+        async with Fetcher(FetchSettings.model_validate(options)) as fetcher:
+            return list(await asyncio.gather(*(fetcher.fetch(url) for url in urls)))
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("settings", "most_at_once"),
+    [
+        pytest.param({"per_host": 2, "concurrency": 16}, 2, id="per-host-limit"),
+        pytest.param({"per_host": 4, "concurrency": 3}, 3, id="overall-limit"),
+        pytest.param({"per_host": 1, "concurrency": 16}, 1, id="one-at-a-time"),
+    ],
+)
+def test_concurrency_limits_hold_at_the_server(
+    feed_server: FeedServer, settings: dict[str, int], most_at_once: int
+) -> None:
+    urls = [feed_server.url(f"delay/150/rss20.xml?copy={n}") for n in range(6)]
+    results = fetch_many(urls, **settings)
+    assert all(result.status == 200 for result in results)
+    assert feed_server.max_in_flight == most_at_once
