@@ -10,10 +10,11 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,19 @@ from aggregator import __version__
 from aggregator.config import Settings, config_path, load_settings
 from aggregator.config_edit import add_feeds, remove_feed
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.evaluate import evaluate, read_labelled
+from aggregator.match import FeedContext, build_matcher
+from aggregator.models import TopicMatch
 from aggregator.opml import Subscription, name_for, read_opml, write_opml
-from aggregator.pipeline import CheckReport, FeedReport, check_feed, fetch_feeds, utc_now
+from aggregator.pipeline import (
+    CheckReport,
+    FeedReport,
+    apply_rule_changes,
+    check_feed,
+    fetch_feeds,
+    match_item,
+    utc_now,
+)
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.store.repository import Repository
 
@@ -75,6 +87,12 @@ class _App:
         repository = Repository(self.engine)
         repository.sync_feeds(self.settings.feeds)
         return repository
+
+    def topic(self, topic_id: str) -> None:
+        """Check that `topic_id` is configured; a ConfigError lists the ids there are."""
+        ids = [topic.id for topic in self.settings.topics]
+        if topic_id not in ids:
+            raise ConfigError(f"no topic with id {topic_id!r} (topics: {', '.join(ids) or 'none'})")
 
     def close(self) -> None:
         if self._engine is not None:
@@ -128,13 +146,21 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
     for name in names:
         app.settings.feed(name)
     repository = app.repository()
+    matcher = build_matcher(app.settings)
+    changes = apply_rule_changes(repository, matcher)
+    if changes is not None:
+        added = sum(change.added for change in changes)
+        click.echo(
+            f"matching rules applied to stored items: {added} topic matches added, "
+            f"{len(changes) - added} removed"
+        )
     feeds = repository.feeds_to_fetch(utc_now(), names=names or None, include_not_due=fetch_all)
     if not feeds:
         click.echo("no feeds are due (use --all to fetch every feed now)")
         return
     with _progress(len(feeds), "Fetching feeds") as advance:
         reports = asyncio.run(
-            fetch_feeds(app.settings, repository, feeds, on_feed_done=lambda _: advance())
+            fetch_feeds(app.settings, repository, matcher, feeds, on_feed_done=lambda _: advance())
         )
     _print_fetch_summary(reports)
 
@@ -269,12 +295,18 @@ def stories() -> None:
 
 
 @stories.command("list")
+@click.option("--topic", help="Only stories about this topic id.")
+@click.option("--all", "include_unmatched", is_flag=True, help="Include items matching no topic.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @pass_app
-def stories_list(app: _App, as_json: bool, limit: int) -> None:
-    """The newest stories first."""
-    rows = app.repository().list_stories(limit)
+def stories_list(
+    app: _App, topic: str | None, include_unmatched: bool, as_json: bool, limit: int
+) -> None:
+    """The newest stories first, with why they matched."""
+    if topic is not None:
+        app.topic(topic)
+    rows = app.repository().list_stories(limit, topic=topic, matched_only=not include_unmatched)
     if as_json:
         _print_json(
             [
@@ -285,18 +317,122 @@ def stories_list(app: _App, as_json: bool, limit: int) -> None:
                     "published": row.published,
                     "first_seen": row.first_seen,
                     "summary": row.summary,
-                    "topics": [],
+                    "topics": [match.topic for match in row.matches],
                     "sources": [{"name": row.source, "link": row.link}],
-                    "match": None,
+                    "matches": [asdict(match) for match in row.matches],
                 }
                 for row in rows
             ]
         )
         return
     _print_table(
-        ["id", "published", "source", "title"],
-        [[str(row.id), _when(row.published), row.source, row.title[:100]] for row in rows],
+        ["id", "published", "source", "topics", "title", "why"],
+        [
+            [
+                str(row.id),
+                _when(row.published),
+                row.source,
+                ",".join(match.topic for match in row.matches),
+                row.title[:80],
+                _why(row.matches),
+            ]
+            for row in rows
+        ],
     )
+
+
+@cli.group()
+def topics() -> None:
+    """Preview rule changes and measure them against labelled items."""
+
+
+@topics.command("test")
+@click.option("--topic", help="Only this topic id.")
+@pass_app
+def topics_test(app: _App, topic: str | None) -> None:
+    """Show what the rules in the config would add to and remove from topics, without applying."""
+    if topic is not None:
+        app.topic(topic)
+    matcher = build_matcher(app.settings)
+    changes = [
+        change
+        for change in app.repository().preview_rematch(partial(match_item, matcher))
+        if topic is None or change.topic == topic
+    ]
+    for change in changes:
+        click.echo(
+            f"{'+' if change.added else '-'} {change.topic}  #{change.item_id}  {change.title}"
+        )
+    added = sum(change.added for change in changes)
+    click.echo(
+        f"{added} would be added, {len(changes) - added} removed "
+        "(applied by the next `aggregator fetch`)"
+    )
+
+
+@topics.command("evaluate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--topic", help="Topic id (default: car-t-ms, else the first topic).")
+@click.option(
+    "--assume",
+    "assumptions",
+    multiple=True,
+    metavar="FEED=GROUP",
+    help="Every item of FEED matches term group GROUP (repeatable).",
+)
+@pass_app
+def topics_evaluate(app: _App, file: Path, topic: str | None, assumptions: tuple[str, ...]) -> None:
+    """Precision and recall of a topic on labelled items (JSON lines, as relevance_dev.jsonl)."""
+    settings = app.settings
+    if not settings.topics:
+        raise ConfigError("no [[topics]] configured", path=str(app.config_file))
+    topic_id = topic or (
+        "car-t-ms" if "car-t-ms" in {t.id for t in settings.topics} else settings.topics[0].id
+    )
+    app.topic(topic_id)
+    matcher = build_matcher(settings, feeds=_feed_contexts(assumptions, settings.terms))
+    result = evaluate(matcher, read_labelled(file), topic_id)
+    click.echo(f"topic {topic_id}: {result.total} items, {result.relevant} labelled relevant")
+    click.echo(f"precision {_ratio(result.precision)}  recall {_ratio(result.recall)}")
+    click.echo(
+        f"true positives {result.true_positives}, false positives {result.false_positives}, "
+        f"false negatives {result.false_negatives}, true negatives {result.true_negatives}"
+    )
+    if not result.misclassified:
+        click.echo("misclassified: none")
+    for item, predicted in result.misclassified:
+        kind = "false positive" if predicted else "false negative"
+        click.echo(f"{kind}: {item.id} [{item.feed}] {item.title}")
+
+
+def _feed_contexts(
+    assumptions: Sequence[str], terms: Mapping[str, object]
+) -> dict[str, FeedContext]:
+    groups: dict[str, list[str]] = {}
+    for assumption in assumptions:
+        feed, _, group = assumption.partition("=")
+        if not feed or not group:
+            raise click.BadParameter(
+                f"expected FEED=GROUP, got {assumption!r}", param_hint="--assume"
+            )
+        if group not in terms:
+            raise click.BadParameter(f"no [terms] group named {group!r}", param_hint="--assume")
+        groups.setdefault(feed, []).append(group)
+    return {feed: FeedContext(assume=tuple(names)) for feed, names in groups.items()}
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _why(matches: Sequence[TopicMatch]) -> str:
+    """ "CAR T (title), MS (summary)": the matched words a reader can check against the text."""
+    reasons = dict.fromkeys(
+        f"{hit.text} ({hit.field})" if hit.field != "feed" else f"{hit.group} (feed)"
+        for match in matches
+        for hit in match.hits
+    )
+    return ", ".join(reasons)
 
 
 def _configure_logging(verbose: int) -> None:

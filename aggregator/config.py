@@ -223,6 +223,7 @@ class Settings(_Section):
     fetch: FetchSettings = FetchSettings()
     feeds: tuple[FeedSettings, ...] = ()
     terms: dict[Name, tuple[str, ...]] = {}
+    vetoes: dict[str, tuple[str, ...]] = {}
     topics: tuple[TopicSettings, ...] = ()
     digest: DigestSettings = DigestSettings()
     smtp: SmtpSettings = SmtpSettings()
@@ -242,7 +243,17 @@ class Settings(_Section):
         _require_unique("feeds", "name", [feed.name for feed in self.feeds])
         _require_unique("topics", "id", [topic.id for topic in self.topics])
         topic_ids = {topic.id for topic in self.topics}
+        known_terms = {term.strip() for phrases in self.terms.values() for term in phrases}
+        for term in self.vetoes:
+            if term not in known_terms:
+                raise _ReferenceError(
+                    ("vetoes", term), f"{term!r} is not a term of any [terms] group"
+                )
         for index, topic in enumerate(self.topics):
+            if not topic.all and not topic.any:
+                raise _ReferenceError(
+                    ("topics", index, "id"), "a topic needs `all` or `any` groups"
+                )
             for key in ("all", "any", "none"):
                 for group in getattr(topic, key):
                     if group not in self.terms:

@@ -35,3 +35,22 @@ class ParsedFeed:
     title: str
     link: str | None
     entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TermHit:
+    """One reason an item matched: `term` of `group` found in `field`, written as `text`."""
+
+    group: str
+    term: str
+    field: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMatch:
+    """An item is about `topic`; `hits` say why, `score` ranks (title hits weigh most)."""
+
+    topic: str
+    score: float
+    hits: tuple[TermHit, ...]

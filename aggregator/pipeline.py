@@ -19,9 +19,11 @@ from functools import partial
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
+from aggregator.match import Matcher, item_fields
+from aggregator.models import TopicMatch
 from aggregator.schedule import next_fetch_time
 from aggregator.sources.rss import parse_feed
-from aggregator.store.repository import FeedState, FetchOutcome, Repository
+from aggregator.store.repository import FeedState, FetchOutcome, ItemText, MatchChange, Repository
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,31 @@ class FeedReport:
     error: str | None = None
 
 
+def match_item(matcher: Matcher, item: ItemText) -> tuple[TopicMatch, ...]:
+    """The topics a stored item is about under `matcher`'s rules."""
+    fields = item_fields(item.title, item.summary, item.content_html)
+    return matcher.match(fields, feed=item.feed)
+
+
+def apply_rule_changes(repository: Repository, matcher: Matcher) -> list[MatchChange] | None:
+    """Re-match every stored item if the matching rules changed since they were matched.
+
+    Returns the changes, or None when the stored matches already follow these rules.
+    """
+    if repository.rules_fingerprint() == matcher.fingerprint:
+        return None
+    changes = repository.rematch(matcher.fingerprint, partial(match_item, matcher))
+    added = sum(change.added for change in changes)
+    log.info(
+        "matching rules applied to stored items added=%d removed=%d", added, len(changes) - added
+    )
+    return changes
+
+
 async def fetch_feeds(
     settings: Settings,
     repository: Repository,
+    matcher: Matcher,
     feeds: Sequence[FeedState],
     *,
     clock: Clock = utc_now,
@@ -55,7 +79,7 @@ async def fetch_feeds(
     """Fetch `feeds` concurrently and store what they bring; reports come back in name order."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread:
         async with Fetcher(settings.fetch) as fetcher:
-            run = _FetchRun(settings, repository, fetcher, store_thread, clock)
+            run = _FetchRun(settings, repository, matcher, fetcher, store_thread, clock)
             reports = []
             for next_done in asyncio.as_completed([run.fetch_one(feed) for feed in feeds]):
                 report = await next_done
@@ -97,6 +121,7 @@ async def check_feed(
 class _FetchRun:
     settings: Settings
     repository: Repository
+    matcher: Matcher
     fetcher: Fetcher
     store_thread: ThreadPoolExecutor
     clock: Clock
@@ -137,10 +162,17 @@ class _FetchRun:
         parsed = parse_feed(
             result.body, url=result.final_url, content_type=result.content_type, fetched_at=now
         )
+        matches = {
+            entry.identity: self.matcher.match(
+                item_fields(entry.title, entry.summary, entry.content_html), feed=feed.name
+            )
+            for entry in parsed.entries
+        }
         new, updated = self.repository.record_fetch(
             feed.feed_id,
             outcome(status="ok", body_hash=body_hash, title=parsed.title or None),
             parsed.entries,
+            matches,
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 

@@ -88,7 +88,7 @@ def test_removed_feed_keeps_its_items(
     run_cli(config, "fetch", "--all")
     run_cli(config, "feeds", "remove", "rss20")
     assert json.loads(run_cli(config, "feeds", "list", "--json").stdout) == []
-    assert len(json.loads(run_cli(config, "stories", "list", "--json").stdout)) == 2
+    assert len(json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)) == 2
 
 
 def test_opml_import_then_export_round_trip(

@@ -31,7 +31,7 @@ def fetch_setup(database_url: str, make_config: ConfigFactory, run_cli: CliRunne
 
 
 def stories(run_cli: CliRunnerFunction, config: Any) -> list[dict[str, Any]]:
-    result = run_cli(config, "stories", "list", "--json", "--limit", "1000")
+    result = run_cli(config, "stories", "list", "--all", "--json", "--limit", "1000")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
@@ -220,7 +220,7 @@ def test_stories_json_has_the_contract_fields(
     config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
     run_cli(config, "fetch", "--all")
     story = stories(run_cli, config)[0]
-    assert {"id", "title", "link", "first_seen", "topics", "sources", "match"} <= set(story)
+    assert {"id", "title", "link", "first_seen", "topics", "sources", "matches"} <= set(story)
     assert story["sources"] == [{"name": "rss20", "link": story["link"]}]
 
 

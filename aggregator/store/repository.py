@@ -6,20 +6,22 @@ inside this module, so each method is one transaction that either happens whole 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.config import FeedSettings
-from aggregator.models import Entry
-from aggregator.store.schema import Feed, Item
+from aggregator.models import Entry, TermHit, TopicMatch
+from aggregator.store.schema import Feed, Item, Match, Meta
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
 BATCH_SIZE = 500
+RULES_KEY = "rules_fingerprint"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,32 @@ class StoryRow:
     first_seen: datetime
     source: str
     summary: str
+    matches: tuple[TopicMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemText:
+    """What matching reads of a stored item."""
+
+    item_id: int
+    feed: str
+    title: str
+    summary: str
+    content_html: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchChange:
+    """An item that would join (`added`) or leave a topic under new rules."""
+
+    topic: str
+    item_id: int
+    title: str
+    added: bool
+
+
+ItemMatcher = Callable[[ItemText], Sequence[TopicMatch]]
+EntryMatches = Mapping[str, Sequence[TopicMatch]]
 
 
 class Repository:
@@ -136,21 +164,33 @@ class Repository:
             ]
 
     def record_fetch(
-        self, feed_id: int, outcome: FetchOutcome, entries: Sequence[Entry] = ()
+        self,
+        feed_id: int,
+        outcome: FetchOutcome,
+        entries: Sequence[Entry] = (),
+        matches: EntryMatches | None = None,
     ) -> tuple[int, int]:
-        """Store a fetch's entries and the feed's new state in one transaction.
+        """Store a fetch's entries, their topic matches (by identity) and the feed's new state,
+        in one transaction.
 
         Returns (new, updated) item counts. A failed fetch changes only the feed's state: what was
         stored before stays.
         """
         with self._sessions.begin() as session:
             feed = session.get_one(Feed, feed_id)
-            counts = self._upsert_items(session, feed_id, entries, outcome.fetched_at)
+            counts = self._upsert_items(
+                session, feed_id, entries, matches or {}, outcome.fetched_at
+            )
             _apply_outcome(feed, outcome)
             return counts
 
     def _upsert_items(
-        self, session: Session, feed_id: int, entries: Sequence[Entry], now: datetime
+        self,
+        session: Session,
+        feed_id: int,
+        entries: Sequence[Entry],
+        matches: EntryMatches,
+        now: datetime,
     ) -> tuple[int, int]:
         new = updated = 0
         for batch in _batches(entries, BATCH_SIZE):
@@ -179,10 +219,18 @@ class Repository:
                 for entry in batch
                 if entry.identity in known and known[entry.identity][1] == entry.content_hash
             ]
+            rematched: dict[int, Sequence[TopicMatch]] = {}
             if inserts:
-                session.execute(insert(Item), inserts)
+                inserted = session.execute(insert(Item).returning(Item.id, Item.identity), inserts)
+                rematched |= {item_id: matches.get(identity, ()) for item_id, identity in inserted}
             if changes:
                 session.execute(update(Item), changes)
+                rematched |= {
+                    known[entry.identity][0]: matches.get(entry.identity, ())
+                    for entry in batch
+                    if entry.identity in known and known[entry.identity][1] != entry.content_hash
+                }
+            _replace_matches(session, rematched)
             if unchanged_ids:
                 session.execute(
                     update(Item).where(Item.id.in_(unchanged_ids)).values(last_seen_at=now)
@@ -219,15 +267,25 @@ class Repository:
                 for feed, count in session.execute(query)
             ]
 
-    def list_stories(self, limit: int) -> list[StoryRow]:
-        """The newest items first (by first seen, then published)."""
-        query = (
-            select(Item, Feed.name)
-            .join(Feed)
-            .order_by(Item.first_seen_at.desc(), Item.published_at.desc(), Item.id.desc())
-            .limit(limit)
-        )
+    def list_stories(
+        self, limit: int, *, topic: str | None = None, matched_only: bool = True
+    ) -> list[StoryRow]:
+        """The newest items first (by first seen, then published), with their topic matches.
+
+        Only items that match a topic (`topic`, if given) are stories, unless `matched_only` is
+        false.
+        """
+        query = select(Item, Feed.name).join(Feed)
+        if topic is not None:
+            query = query.where(Item.matches.any(Match.topic == topic))
+        elif matched_only:
+            query = query.where(Item.matches.any())
+        query = query.order_by(
+            Item.first_seen_at.desc(), Item.published_at.desc(), Item.id.desc()
+        ).limit(limit)
         with self._sessions() as session:
+            rows = session.execute(query).all()
+            matches = _matches_of(session, [item.id for item, _ in rows])
             return [
                 StoryRow(
                     id=item.id,
@@ -237,9 +295,97 @@ class Repository:
                     first_seen=item.first_seen_at,
                     source=feed_name,
                     summary=item.summary,
+                    matches=matches.get(item.id, ()),
                 )
-                for item, feed_name in session.execute(query)
+                for item, feed_name in rows
             ]
+
+    def rules_fingerprint(self) -> str | None:
+        """The fingerprint of the matching rules the stored matches follow, if any."""
+        with self._sessions() as session:
+            row = session.get(Meta, RULES_KEY)
+            return row.value if row else None
+
+    def rematch(self, fingerprint: str, match_item: ItemMatcher) -> list[MatchChange]:
+        """Recompute every stored item's matches under new rules, in one transaction.
+
+        Rules apply to the past, not only to new items. Returns what changed.
+        """
+        with self._sessions.begin() as session:
+            changes = []
+            for batch in self._recomputed(session, match_item):
+                changes += _changes(session, batch)
+                _replace_matches(session, {text.item_id: found for text, found in batch})
+            session.merge(Meta(key=RULES_KEY, value=fingerprint))
+            return changes
+
+    def preview_rematch(self, match_item: ItemMatcher) -> list[MatchChange]:
+        """What `rematch` would add and remove, without changing anything."""
+        with self._sessions() as session:
+            return [
+                change
+                for batch in self._recomputed(session, match_item)
+                for change in _changes(session, batch)
+            ]
+
+    def _recomputed(
+        self, session: Session, match_item: ItemMatcher
+    ) -> Iterator[list[tuple[ItemText, Sequence[TopicMatch]]]]:
+        query = (
+            select(Item.id, Feed.name, Item.title, Item.summary, Item.content_html)
+            .join(Feed)
+            .order_by(Item.id)
+        )
+        batch = []
+        for row in session.execute(query.execution_options(yield_per=BATCH_SIZE)):
+            text = ItemText(*row)
+            batch.append((text, match_item(text)))
+            if len(batch) == BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch]]) -> None:
+    if not matches:
+        return
+    session.execute(delete(Match).where(Match.item_id.in_(list(matches))))
+    rows = [
+        {
+            "item_id": item_id,
+            "topic": match.topic,
+            "score": match.score,
+            "hits": [asdict(hit) for hit in match.hits],
+        }
+        for item_id, found in matches.items()
+        for match in found
+    ]
+    if rows:
+        session.execute(insert(Match), rows)
+
+
+def _matches_of(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[TopicMatch, ...]]:
+    found: dict[int, list[TopicMatch]] = {}
+    for batch in _batches(item_ids, BATCH_SIZE):
+        rows = session.scalars(select(Match).where(Match.item_id.in_(batch)).order_by(Match.topic))
+        for row in rows:
+            hits = tuple(TermHit(**hit) for hit in row.hits)
+            found.setdefault(row.item_id, []).append(TopicMatch(row.topic, row.score, hits))
+    return {item_id: tuple(matches) for item_id, matches in found.items()}
+
+
+def _changes(
+    session: Session, batch: Sequence[tuple[ItemText, Sequence[TopicMatch]]]
+) -> list[MatchChange]:
+    stored = _matches_of(session, [text.item_id for text, _ in batch])
+    changes = []
+    for text, found in batch:
+        before = {match.topic for match in stored.get(text.item_id, ())}
+        after = {match.topic for match in found}
+        changes += [MatchChange(t, text.item_id, text.title, True) for t in sorted(after - before)]
+        changes += [MatchChange(t, text.item_id, text.title, False) for t in sorted(before - after)]
+    return changes
 
 
 def _apply_outcome(feed: Feed, outcome: FetchOutcome) -> None:
@@ -278,6 +424,6 @@ def _item_values(entry: Entry) -> dict[str, Any]:
     }
 
 
-def _batches(values: Sequence[Entry], size: int) -> Iterator[Sequence[Entry]]:
+def _batches(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]

@@ -113,3 +113,33 @@ class Item(Base):
     last_seen_at: Mapped[datetime]
 
     feed: Mapped[Feed] = relationship(back_populates="items")
+    matches: Mapped[list[Match]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Match(Base):
+    """An item is about a topic, with the terms that matched and where (the "why" readers see).
+
+    Rows are recomputed whenever the item changes or the matching rules do.
+    """
+
+    __tablename__ = "matches"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    score: Mapped[float]
+    hits: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+    item: Mapped[Item] = relationship(back_populates="matches")
+
+
+class Meta(Base):
+    """Facts about the database as a whole, such as which matching rules its matches follow."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
