@@ -1,0 +1,170 @@
+"""Topics end to end: matched when fetched, listed with the reason, re-matched on rule changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import CliRunnerFunction, ConfigFactory
+from feed_server import FeedServer
+
+ROOT = Path(__file__).parent.parent
+RULES = """
+[terms]
+car_t = ["CAR T", "chimeric antigen receptor"]
+cd19 = ["CD19"]
+ms = ["multiple sclerosis", "MS"]
+lupus = ["lupus"]
+
+[vetoes]
+MS = ["LC-MS", "mass spectrometry"]
+
+[[topics]]
+id = "car-t-ms"
+all = ["ms"]
+any = ["car_t", "cd19"]
+
+[[topics]]
+id = "car-t-lupus"
+all = ["lupus", "car_t"]
+"""
+
+
+def stories(run_cli: CliRunnerFunction, config: Path, *args: str) -> list[dict[str, Any]]:
+    result = run_cli(config, "stories", "list", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def titles(run_cli: CliRunnerFunction, config: Path, *args: str) -> set[str]:
+    return {story["title"] for story in stories(run_cli, config, *args)}
+
+
+def test_fetched_items_are_matched_and_listed_per_topic_with_the_reason(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    config = make_config(
+        database_url, [("mixed", feed_server.url("mixed-topics.xml"))], extra=RULES
+    )
+    run_cli(config, "init")
+    run_cli(config, "fetch", "--all")
+
+    [story] = stories(run_cli, config, "--topic", "car-t-ms")
+    assert story["title"] == "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS"
+    assert story["topics"] == ["car-t-ms"]
+    [match] = story["matches"]
+    assert match["topic"] == "car-t-ms"
+    assert {(hit["term"], hit["field"]) for hit in match["hits"]} == {
+        ("CAR T", "title"),
+        ("CD19", "title"),
+        ("MS", "title"),
+    }
+    assert titles(run_cli, config, "--topic", "car-t-lupus") == {
+        "Lupus patients stay in remission after CD19 CAR T"
+    }
+    assert len(titles(run_cli, config)) == 2  # stories are items that match a topic
+    assert len(titles(run_cli, config, "--all")) == 4
+
+    table = run_cli(config, "stories", "list", "--topic", "car-t-ms").stdout
+    assert "MS (title), CAR T (title), CD19 (title)" in table
+
+
+def test_feed_context_makes_every_item_about_its_group(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    config = make_config(
+        database_url,
+        [],
+        extra=f'[[feeds]]\nname = "society"\nurl = "{feed_server.url("rss20.xml")}"\n'
+        'assume = ["ms"]\n' + RULES,
+    )
+    run_cli(config, "init")
+    run_cli(config, "fetch", "--all")
+    [story] = stories(run_cli, config, "--topic", "car-t-ms")
+    assert story["title"].startswith("CAR T-cell therapy KYV-101")
+    hits = story["matches"][0]["hits"]
+    assert {"group": "ms", "term": "", "field": "feed", "text": "society"} in hits
+
+
+def test_rule_changes_are_previewed_then_applied_to_stored_items(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    config = make_config(
+        database_url, [("mixed", feed_server.url("mixed-topics.xml"))], extra=RULES
+    )
+    run_cli(config, "init")
+    run_cli(config, "fetch", "--all")
+    assert len(titles(run_cli, config, "--topic", "car-t-ms")) == 1
+
+    # A reader decides lupus news about CD19 CAR T belongs in the MS topic too.
+    config.write_text(
+        config.read_text().replace(
+            'ms = ["multiple sclerosis", "MS"]', 'ms = ["multiple sclerosis", "MS", "lupus"]'
+        )
+    )
+    preview = run_cli(config, "topics", "test", "--topic", "car-t-ms")
+    assert preview.exit_code == 0, preview.output
+    assert "+ car-t-ms" in preview.stdout
+    assert "Lupus patients stay in remission" in preview.stdout
+    assert "1 would be added, 0 removed" in preview.stdout
+    assert len(titles(run_cli, config, "--topic", "car-t-ms")) == 1  # a preview changes nothing
+
+    applied = run_cli(config, "fetch")  # nothing due: the rules still apply to the past
+    assert (
+        "matching rules applied to stored items: 1 topic matches added, 0 removed" in applied.stdout
+    )
+    assert "Lupus patients stay in remission after CD19 CAR T" in titles(
+        run_cli, config, "--topic", "car-t-ms"
+    )
+    assert "0 would be added, 0 removed" in run_cli(config, "topics", "test").stdout
+
+
+def test_unknown_topic_is_a_usage_error(
+    database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    config = make_config(database_url, extra=RULES)
+    run_cli(config, "init")
+    result = run_cli(config, "stories", "list", "--topic", "nope")
+    assert result.exit_code == 2
+    assert "no topic with id 'nope' (topics: car-t-ms, car-t-lupus)" in result.stderr
+
+
+def test_evaluate_the_shipped_rules_on_the_labelled_data(run_cli: CliRunnerFunction) -> None:
+    labelled = ROOT.parent / "shared" / "data" / "relevance_dev.jsonl"
+    result = run_cli(
+        ROOT / "config.toml", "topics", "evaluate", str(labelled), "--assume", "society=ms"
+    )
+    assert result.exit_code == 0, result.output
+    assert "precision 1.000  recall 1.000" in result.stdout
+    assert "misclassified: none" in result.stdout
+
+
+def test_evaluate_lists_the_misclassified(tmp_path: Path, run_cli: CliRunnerFunction) -> None:
+    labelled = tmp_path / "labels.jsonl"
+    labelled.write_text(
+        '{"id": "a", "feed": "news", "title": "CAR T in MS", "label": 1}\n'
+        '{"id": "b", "feed": "society", "title": "CAR T explainer", "label": 1}\n'
+        '{"id": "c", "feed": "news", "title": "CAR T in MS (mislabelled)", "label": 0}\n'
+    )
+    result = run_cli(ROOT / "config.toml", "topics", "evaluate", str(labelled))
+    assert "precision 0.500  recall 0.500" in result.stdout
+    assert "false negative: b [society] CAR T explainer" in result.stdout
+    assert "false positive: c [news] CAR T in MS (mislabelled)" in result.stdout
+
+
+def test_evaluate_names_a_bad_line(tmp_path: Path, run_cli: CliRunnerFunction) -> None:
+    labelled = tmp_path / "labels.jsonl"
+    labelled.write_text('{"title": "ok", "label": 1}\n{"title": "no label"}\n')
+    result = run_cli(ROOT / "config.toml", "topics", "evaluate", str(labelled))
+    assert result.exit_code == 2
+    assert f"{labelled}:2: expected a JSON object with title and label" in result.stderr
