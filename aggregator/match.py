@@ -23,8 +23,9 @@ import hashlib
 import json
 import unicodedata
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -35,11 +36,14 @@ from aggregator.normalise import text_from_html
 # Bump when the matching rules in this module change, so stored matches are recomputed.
 MATCHER_VERSION = 1
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
-NEGATIONS = frozenset({"not", "non"})
+NEGATIONS = ("not", "non")
+_NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
 VETO_WINDOW_WORDS = 2
 _MAX_UNESCAPE_ROUNDS = 3
-# Every ASCII byte that is not a letter or digit separates words.
-_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else 32 for c in range(256))
+_MAX_SHARED_HITS = 10_000
+FIELD_END = "\x00"
+# Every ASCII byte that is not a letter or digit separates words (NUL ends a field).
+_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c == 0 else 32 for c in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +55,11 @@ class TopicRule:
     any: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
 
-    def accepts(self, groups: Collection[str]) -> bool:
+    def accepts(self, groups: set[str]) -> bool:
         return (
-            all(group in groups for group in self.all)
-            and (not self.any or any(group in groups for group in self.any))
-            and not any(group in groups for group in self.none)
+            groups.issuperset(self.all)
+            and (not self.any or not groups.isdisjoint(self.any))
+            and groups.isdisjoint(self.none)
         )
 
 
@@ -67,12 +71,16 @@ class FeedContext:
     topics: tuple[str, ...] = ()  # empty: every topic
 
 
+_NO_CONTEXT = FeedContext()
+
+
 @dataclass(frozen=True, slots=True)
 class _Term:
     text: str  # as configured
     groups: tuple[str, ...]
     acronym: str | None  # " MS": the exact upper-case form, with its leading space
     prefix: bool  # written with a trailing "*"
+    plain: bool  # neither: a whole-word phrase, the common case
 
 
 @dataclass(slots=True)
@@ -84,9 +92,9 @@ class _Key:
     vetoes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
+class _Found(NamedTuple):  # hot: a NamedTuple builds several times faster than a frozen dataclass
     term: _Term
+    field: str
     start: int
     end: int
     text: str
@@ -108,20 +116,37 @@ def normalise_for_matching(text: str) -> str:
     Feeds escape HTML once, twice or not at all ("CAR&amp;nbsp;T", "&lt;i&gt;CAR&lt;/i&gt;-T"),
     so markup is stripped and entities decoded until nothing changes.
     """
+    return _normalise_fields([text])
+
+
+def _normalise_fields(texts: Sequence[str]) -> str:
+    """Several texts normalised at once, each followed by a NUL (a token of its own that no
+    phrase contains, so no match spans two fields and the NULs before a match count its field).
+    """
+    separator = f" {FIELD_END} "
+    joined = separator.join(texts)
+    if "<" in joined or "&" in joined or joined.count(FIELD_END) != len(texts) - 1:
+        joined = separator.join(_decoded(text).replace(FIELD_END, "") for text in texts)
+    if joined.isascii():
+        joined = joined.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
+    else:
+        joined = "".join(
+            char if char.isalnum() or char == FIELD_END else " "
+            for char in unicodedata.normalize("NFKC", joined)
+        )
+    return " " + " ".join(joined.split()) + " "
+
+
+def _decoded(text: str) -> str:
+    """Markup stripped and entities decoded, however many times the feed escaped them."""
     for _ in range(_MAX_UNESCAPE_ROUNDS):
         if "<" not in text and "&" not in text:
             break
-        plain = text_from_html(text)
-        if plain == text:
+        decoded = text_from_html(text)
+        if decoded == text:
             break
-        text = plain
-    if text.isascii():
-        text = text.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
-    else:
-        text = "".join(
-            char if char.isalnum() else " " for char in unicodedata.normalize("NFKC", text)
-        )
-    return " " + " ".join(text.split()) + " "
+        text = decoded
+    return text
 
 
 def _lower_same_length(spaced: str) -> str:
@@ -158,6 +183,7 @@ class Matcher:
         for key, value in keys.items():
             self._automaton.add_word(key, value)
         self._empty = not keys
+        self._hits: dict[tuple[str, str, str, str], TermHit] = {}
         if keys:
             self._automaton.make_automaton()
 
@@ -171,40 +197,67 @@ class Matcher:
         """The topics `fields` (title, summary, content) of an item of `feed` are about, and why."""
         if not self._topics:
             return ()
-        context = self._feeds.get(feed or "", FeedContext())
+        context = self._feeds.get(feed or "", _NO_CONTEXT)
+        found = self._scan(fields)
+        groups = {group for hit in found for group in hit.term.groups}
+        groups.update(context.assume)
+        accepted = [
+            topic
+            for topic in self._topics
+            if (not context.topics or topic.id in context.topics) and topic.accepts(groups)
+        ]
+        if not accepted:  # the common case: explanations are only built for matches
+            return ()
         hits: dict[str, list[TermHit]] = defaultdict(list)
-        for field_name, text in fields.items():
-            if text:
-                for found in self._scan(text):
-                    for group in found.term.groups:
-                        hits[group].append(TermHit(group, found.term.text, field_name, found.text))
+        for hit in found:
+            for group in hit.term.groups:
+                hits[group].append(self._term_hit(group, hit.term.text, hit.field, hit.text))
         for group in context.assume:
-            hits[group].append(TermHit(group, "", "feed", feed or ""))
+            hits[group].append(self._term_hit(group, "", "feed", feed or ""))
         matches = []
-        for topic in self._topics:
-            if (not context.topics or topic.id in context.topics) and topic.accepts(hits):
-                reasons = tuple(
-                    dict.fromkeys(hit for group in (*topic.all, *topic.any) for hit in hits[group])
-                )
-                score = sum(FIELD_WEIGHTS[hit.field] for hit in reasons)
-                matches.append(TopicMatch(topic.id, score, reasons))
+        for topic in accepted:
+            reasons = tuple(
+                dict.fromkeys(hit for group in (*topic.all, *topic.any) for hit in hits[group])
+            )
+            score = sum(FIELD_WEIGHTS[hit.field] for hit in reasons)
+            matches.append(TopicMatch(topic.id, score, reasons))
         return tuple(matches)
 
-    def _scan(self, text: str) -> list[_Found]:
+    def _term_hit(self, group: str, term: str, field: str, text: str) -> TermHit:
+        """A shared TermHit: the same few (term, field, spelling) recur in item after item, and
+        reusing the immutable value is several times faster than building it again."""
+        key = (group, term, field, text)
+        hit = self._hits.get(key)
+        if hit is None:
+            if len(self._hits) >= _MAX_SHARED_HITS:
+                self._hits.clear()
+            hit = self._hits[key] = TermHit(group, term, field, text)
+        return hit
+
+    def _scan(self, fields: Mapping[str, str]) -> list[_Found]:
+        """Every term found in `fields`, vetoes and negations applied, in one automaton pass."""
         if self._empty:
             return []
-        spaced = normalise_for_matching(text)
+        names = [name for name, text in fields.items() if text]
+        spaced = _normalise_fields([fields[name] for name in names])
         lowered = _lower_same_length(spaced)
         found: list[_Found] = []
         vetoes: list[tuple[str, int, int]] = []
         for last, key in self._automaton.iter(lowered):
             start = last - key.length + 1
+            end = last + 1
             for vetoed in key.vetoes:
-                vetoes.append((vetoed, start, last + 1))
+                vetoes.append((vetoed, start, end))
             for term in key.terms:
-                end = _end_of_match(term, spaced, lowered, start, last + 1)
-                if end is not None and not _negated(lowered, start):
-                    found.append(_Found(term, start, end, spaced[start + 1 : end]))
+                if term.plain and lowered[end] == " ":  # the common case, inline
+                    match_end: int | None = end
+                else:
+                    match_end = _end_of_match(term, spaced, lowered, start, end)
+                if match_end is not None and not lowered.endswith(_NEGATION_ENDINGS, 0, start):
+                    field_name = names[lowered.count(FIELD_END, 0, start)]
+                    found.append(
+                        _Found(term, field_name, start, match_end, spaced[start + 1 : match_end])
+                    )
         if vetoes:
             found = [hit for hit in found if not _vetoed(hit, vetoes, lowered)]
         return found
@@ -225,11 +278,6 @@ def _end_of_match(term: _Term, spaced: str, lowered: str, start: int, end: int) 
     return None
 
 
-def _negated(lowered: str, start: int) -> bool:
-    previous_word = lowered[lowered.rfind(" ", 0, start) + 1 : start]
-    return previous_word in NEGATIONS
-
-
 def _vetoed(hit: _Found, vetoes: list[tuple[str, int, int]], lowered: str) -> bool:
     for vetoed, start, end in vetoes:
         if vetoed != hit.term.text:
@@ -237,7 +285,7 @@ def _vetoed(hit: _Found, vetoes: list[tuple[str, int, int]], lowered: str) -> bo
         if start < hit.end and hit.start < end:
             return True
         gap = lowered[min(end, hit.end) : max(start, hit.start)]
-        if gap.count(" ") <= VETO_WINDOW_WORDS:
+        if FIELD_END not in gap and gap.count(" ") <= VETO_WINDOW_WORDS:
             return True
     return False
 
@@ -268,6 +316,7 @@ def _term(text: str, groups: tuple[str, ...]) -> _Term:
         groups=groups,
         acronym=f" {stripped}" if is_acronym else None,
         prefix=stripped.endswith("*"),
+        plain=not is_acronym and not stripped.endswith("*"),
     )
 
 
