@@ -1,6 +1,7 @@
 """Topic matching, one row per real-world case, on the shipped vocabulary.
 
-Rows come from the labelled data (../shared/data/relevance_dev.jsonl) and from cases of our own:
+Rows come from the labelled data (tests/data/relevance_dev.jsonl, a copy of the project's
+shared/data/relevance_dev.jsonl, so the suite runs on a clone alone) and from cases of our own:
 spelling variants, entities, markup inside words, false friends.
 """
 
@@ -15,7 +16,7 @@ from aggregator.config import load_settings
 from aggregator.match import FeedContext, Matcher, TopicRule, build_matcher, normalise_for_matching
 
 ROOT = Path(__file__).parent.parent
-LABELLED = ROOT.parent / "shared" / "data" / "relevance_dev.jsonl"
+LABELLED = Path(__file__).parent / "data" / "relevance_dev.jsonl"
 SETTINGS = load_settings(ROOT / "config.toml", environ={})
 MATCHER = build_matcher(SETTINGS, feeds={"society": FeedContext(assume=("ms",))})
 

@@ -140,7 +140,7 @@ def test_unknown_topic_is_a_usage_error(
 
 
 def test_evaluate_the_shipped_rules_on_the_labelled_data(run_cli: CliRunnerFunction) -> None:
-    labelled = ROOT.parent / "shared" / "data" / "relevance_dev.jsonl"
+    labelled = Path(__file__).parent / "data" / "relevance_dev.jsonl"
     result = run_cli(
         ROOT / "config.toml", "topics", "evaluate", str(labelled), "--assume", "society=ms"
     )
