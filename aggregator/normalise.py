@@ -10,7 +10,7 @@ import html
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import nh3
 
@@ -76,3 +76,115 @@ def plausible_date(value: datetime | None, now: datetime) -> datetime | None:
     if value < EARLIEST_PLAUSIBLE_DATE or value > now + FUTURE_TOLERANCE:
         return None
     return value
+
+
+# Query parameters that only track the reader; they never change what a URL points to.
+TRACKING_PARAMETERS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "twclid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "ref_src",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "wt_mc",
+        "cmpid",
+    }
+)
+TRACKING_PREFIXES = ("utm_",)
+# Parameters that track only on certain hosts (PubMed's search-context parameters).
+HOST_TRACKING_PARAMETERS = {"pubmed.ncbi.nlm.nih.gov": frozenset({"fc", "ff", "v"})}
+
+_DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>&?#]+", re.IGNORECASE)
+_DOI_PAGE_SUFFIX = re.compile(r"\.(?:full|abstract|pdf|full-text|full\.pdf)$", re.IGNORECASE)
+_DOI_VERSION = re.compile(r"(?<=\d)v\d{1,2}$")
+_PMID_TEXT = re.compile(r"\bPMID:?\s*(\d{1,9})\b")
+_PMID_PATH = re.compile(r"^/(?:pubmed/)?(\d{1,9})/?$")
+_PMCID = re.compile(r"\bPMC(\d{4,9})\b")
+_NCT = re.compile(r"\bNCT(\d{8})\b", re.IGNORECASE)
+_EUCT = re.compile(r"\b(\d{4}-5\d{5}-\d{2}-\d{2}|\d{4}-\d{6}-\d{2})\b")
+
+
+def canonical_url(url: str) -> str:
+    """The form of `url` under which two links to the same page compare equal.
+
+    Scheme, `www.`, host case, default ports, fragments, trailing slashes, tracking parameters and
+    the order of query parameters are all ignored. The result is for comparing, not for linking.
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    path = re.sub(r"/{2,}", "/", parts.path).rstrip("/")
+    noise = HOST_TRACKING_PARAMETERS.get(host, frozenset())
+    query = sorted(
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name.lower() not in TRACKING_PARAMETERS
+        and not name.lower().startswith(TRACKING_PREFIXES)
+        and name not in noise
+    )
+    return netloc + path + ("?" + urlencode(query) if query else "")
+
+
+def doi(text: str) -> str | None:
+    """The first DOI in `text`, lower-case, without page or version suffix (v1, v2...)."""
+    match = _DOI.search(text)
+    if match is None:
+        return None
+    value = match[0].rstrip(".,;:)]}")
+    value = _DOI_VERSION.sub("", _DOI_PAGE_SUFFIX.sub("", value))
+    return value.lower()
+
+
+def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
+    """Strong identifiers of the record an item *is*: read from its link and GUID only.
+
+    A news item that mentions a trial's NCT number in its text is not the registry record; the
+    registry's own item links to it. Values look like "doi:10.1177/x", "pmid:123", "nct:NCT0...".
+    """
+    found: set[str] = set()
+    for value in (link or "", guid or ""):
+        if found_doi := doi(value):
+            found.add(f"doi:{found_doi}")
+        found.update(f"pmcid:PMC{number}" for number in _PMCID.findall(value))
+    if link:
+        parts = urlsplit(link)
+        host = (parts.hostname or "").lower().removeprefix("www.")
+        if host == "pubmed.ncbi.nlm.nih.gov" and (match := _PMID_PATH.match(parts.path)):
+            found.add(f"pmid:{match[1]}")
+        if host.endswith("clinicaltrials.gov"):
+            found.update(f"nct:NCT{number}" for number in _NCT.findall(link))
+        if host.endswith(("euclinicaltrials.eu", "clinicaltrialsregister.eu")):
+            found.update(f"euct:{number}" for number in _EUCT.findall(link))
+    if guid:
+        if match := re.fullmatch(r"(?:pubmed|pmid):(\d{1,9})", guid.strip(), re.IGNORECASE):
+            found.add(f"pmid:{match[1]}")
+        found.update(f"nct:NCT{number}" for number in _NCT.findall(guid))
+    return frozenset(found)
+
+
+def mentioned_identifiers(text: str) -> frozenset[str]:
+    """Strong identifiers a text mentions (DOI, PMID, PMCID, NCT, EU CT numbers)."""
+    found = {f"nct:NCT{number}" for number in _NCT.findall(text)}
+    found.update(f"pmid:{number}" for number in _PMID_TEXT.findall(text))
+    found.update(f"pmcid:PMC{number}" for number in _PMCID.findall(text))
+    found.update(f"euct:{number}" for number in _EUCT.findall(text))
+    if found_doi := doi(text):
+        found.add(f"doi:{found_doi}")
+    return frozenset(found)

@@ -1,0 +1,240 @@
+"""One story, however many sources carry it: the same-story decision. Pure: values in, values out.
+
+Two items are the same story when, in this order:
+1. they are the same item of one feed (same GUID, else link, else content: see `entries.py`);
+2. they share a canonical URL, from different feeds, unless the URL is generic (a site's home
+   page, or a link several items of one feed share);
+3. they are the same record by a strong identifier of their own (DOI, PMID, PMCID, NCT or EU CT
+   number read from their link or GUID; a news item that mentions an NCT number is not the
+   registry record);
+4. their text is near-identical (a syndicated press release under a slightly different title),
+   from different feeds, and nothing tells them apart: titles that differ in a number, an
+   ordinal, a month or a trial number ("second quarter" vs "third quarter", "3 patients" vs
+   "5 patients") are different stories, and so are items naming different records.
+
+Near-identical text is found without comparing all pairs: MinHash signatures of word shingles,
+banded into keys (locality-sensitive hashing), so only items sharing a key are compared. The
+relation is symmetric and depends only on the two items, so stories (the connected groups of
+linked items) do not depend on the order items arrive in.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aggregator.normalise import canonical_url, mentioned_identifiers, own_identifiers
+
+NEAR_DUPLICATE = 0.6  # Jaccard similarity of word shingles (title and summary)
+SHINGLE_WORDS = 3
+BANDS, ROWS = 12, 2  # 24 MinHash values; a pair at 0.6 similarity shares a band 99.5% of the time
+_PRIME = (1 << 61) - 1
+_PERMUTATIONS = tuple(
+    ((2 * i + 1) * 0x9E3779B97F4A7C15 % _PRIME, (i + 1) * 0xBF58476D1CE4E5B9 % _PRIME)
+    for i in range(BANDS * ROWS)
+)
+_WORD = re.compile(r"\w+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_DETAIL_WORDS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth "
+    "q1 q2 q3 q4 h1 h2 i ii iii iv "
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_IDENTIFIER_KINDS = ("doi", "pmid", "pmcid", "nct", "euct")
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What the same-story decision knows of one item."""
+
+    item: str  # unique per item
+    feed: str
+    url: str | None  # canonical URL, None if the item has no link or the link is generic
+    own_ids: frozenset[str]
+    ids_by_kind: tuple[tuple[str, frozenset[str]], ...]  # own and mentioned, per kind
+    title_details: frozenset[str]
+    shingles: frozenset[int]
+    index_keys: tuple[str, ...]  # only items sharing one of these are ever compared
+
+
+def fingerprint(
+    item: str,
+    feed: str,
+    *,
+    link: str | None,
+    guid: str | None,
+    title: str,
+    summary: str,
+    link_is_shared: bool = False,
+) -> Fingerprint:
+    """The fingerprint of an item; `link_is_shared` when other items of its feed use its link."""
+    url = canonical_url(link) if link else None
+    if url is not None and (link_is_shared or is_home_page(url)):
+        url = None
+    own = own_identifiers(link, guid)
+    everything = own | mentioned_identifiers(f"{title} {summary}")
+    shingles = _shingles(f"{title} {summary}")
+    return Fingerprint(
+        item=item,
+        feed=feed,
+        url=url,
+        own_ids=own,
+        ids_by_kind=tuple(
+            (kind, frozenset(i for i in everything if i.startswith(f"{kind}:")))
+            for kind in _IDENTIFIER_KINDS
+        ),
+        title_details=_details(title),
+        shingles=shingles,
+        index_keys=_index_keys(url, own, _minhash(shingles)),
+    )
+
+
+def is_home_page(canonical: str) -> bool:
+    """A site's front page: many items link there, so sharing it proves nothing."""
+    return urlsplit(f"//{canonical}").path in ("", "/") and "?" not in canonical
+
+
+def same_story(a: Fingerprint, b: Fingerprint) -> str | None:
+    """Why `a` and `b` are the same story ("same link", "same DOI ..."), or None if they are not."""
+    if a.item == b.item:
+        return "same item"
+    if a.url is not None and a.url == b.url and a.feed != b.feed:
+        return f"same link {a.url}"
+    shared = a.own_ids & b.own_ids
+    if shared:
+        return f"same record {min(shared)}"
+    if a.feed == b.feed or _conflicting_records(a, b) or a.title_details != b.title_details:
+        return None
+    similarity = jaccard(a.shingles, b.shingles)
+    if similarity >= NEAR_DUPLICATE:
+        return f"near-identical text ({similarity:.0%} alike)"
+    return None
+
+
+def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Two items found to be the same story, and why."""
+
+    item: str
+    other: str
+    reason: str
+
+
+def find_links(new: Sequence[Fingerprint], known: Iterable[Fingerprint]) -> list[Link]:
+    """Every same-story link from a `new` item to a known item or to another new item.
+
+    `known` need only hold the items sharing an index key with a new one (the store finds
+    those with one indexed query).
+    """
+    index: defaultdict[str, list[Fingerprint]] = defaultdict(list)
+    for fp in known:
+        for key in fp.index_keys:
+            index[key].append(fp)
+    links = []
+    for fp in new:
+        seen = {fp.item}
+        for key in fp.index_keys:
+            for other in index[key]:
+                if other.item in seen:
+                    continue
+                seen.add(other.item)
+                if reason := same_story(fp, other):
+                    links.append(Link(fp.item, other.item, reason))
+        for key in fp.index_keys:
+            index[key].append(fp)
+    return links
+
+
+class StoryGraph:
+    """Stories as connected groups of linked items, kept in memory (for benchmarks and checks;
+    the store keeps the same structure in its tables)."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+        self._index: defaultdict[str, list[Fingerprint]] = defaultdict(list)
+
+    def add(self, batch: Sequence[Fingerprint]) -> list[Link]:
+        """Add items; return the links found for them."""
+        candidates = {
+            other.item: other
+            for fp in batch
+            for key in fp.index_keys
+            for other in self._index.get(key, ())
+        }
+        links = find_links(batch, candidates.values())
+        for fp in batch:
+            self._parent.setdefault(fp.item, fp.item)
+            for key in fp.index_keys:
+                self._index[key].append(fp)
+        for link in links:
+            self._union(link.item, link.other)
+        return links
+
+    def stories(self) -> set[frozenset[str]]:
+        groups: defaultdict[str, set[str]] = defaultdict(set)
+        for item in self._parent:
+            groups[self._root(item)].add(item)
+        return {frozenset(group) for group in groups.values()}
+
+    def _root(self, item: str) -> str:
+        while self._parent[item] != item:
+            self._parent[item] = self._parent[self._parent[item]]
+            item = self._parent[item]
+        return item
+
+    def _union(self, a: str, b: str) -> None:
+        root_a, root_b = self._root(a), self._root(b)
+        if root_a != root_b:
+            self._parent[max(root_a, root_b)] = min(root_a, root_b)
+
+
+def _conflicting_records(a: Fingerprint, b: Fingerprint) -> bool:
+    """Both name records of one kind, and not the same ones: two trials, two papers."""
+    return any(
+        ids_a and ids_b and not ids_a & ids_b
+        for (_, ids_a), (_, ids_b) in zip(a.ids_by_kind, b.ids_by_kind, strict=True)
+    )
+
+
+def _index_keys(url: str | None, own: frozenset[str], signature: Sequence[int]) -> tuple[str, ...]:
+    keys = [f"url:{url}"] if url else []
+    keys += [f"id:{identifier}" for identifier in sorted(own)]
+    for band in range(BANDS if signature else 0):
+        rows = repr(tuple(signature[band * ROWS : (band + 1) * ROWS])).encode()
+        keys.append(f"band:{band}:{zlib.crc32(rows):08x}")
+    return tuple(keys)
+
+
+def _details(title: str) -> frozenset[str]:
+    """The words of a title that tell templated titles apart: numbers, ordinals, months."""
+    lowered = title.lower()
+    words = {word for word in _WORD.findall(lowered) if word in _DETAIL_WORDS}
+    numbers = {number.replace(",", "") for number in _NUMBER.findall(lowered)}
+    return frozenset(words | numbers)
+
+
+def _shingles(text: str) -> frozenset[int]:
+    words = _WORD.findall(text.lower())
+    if len(words) < SHINGLE_WORDS:
+        return frozenset(zlib.crc32(word.encode()) for word in words)
+    return frozenset(
+        zlib.crc32(" ".join(words[i : i + SHINGLE_WORDS]).encode())
+        for i in range(len(words) - SHINGLE_WORDS + 1)
+    )
+
+
+def _minhash(shingles: frozenset[int]) -> tuple[int, ...]:
+    if not shingles:
+        return ()
+    return tuple(min((a * s + b) % _PRIME for s in shingles) for a, b in _PERMUTATIONS)
