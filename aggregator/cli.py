@@ -39,7 +39,7 @@ from aggregator.pipeline import (
     utc_now,
 )
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
-from aggregator.store.repository import Repository
+from aggregator.store.repository import Repository, StoryRow
 
 log = logging.getLogger("aggregator")
 
@@ -146,6 +146,9 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
     for name in names:
         app.settings.feed(name)
     repository = app.repository()
+    grouped = repository.group_unassigned_items(utc_now())
+    if grouped:
+        click.echo(f"grouped {grouped} items stored before stories existed into stories")
     matcher = build_matcher(app.settings)
     changes = apply_rule_changes(repository, matcher)
     if changes is not None:
@@ -296,42 +299,27 @@ def stories() -> None:
 
 @stories.command("list")
 @click.option("--topic", help="Only stories about this topic id.")
-@click.option("--all", "include_unmatched", is_flag=True, help="Include items matching no topic.")
+@click.option("--all", "include_unmatched", is_flag=True, help="Include stories matching no topic.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @pass_app
 def stories_list(
     app: _App, topic: str | None, include_unmatched: bool, as_json: bool, limit: int
 ) -> None:
-    """The newest stories first, with why they matched."""
+    """The newest stories first, with their sources and why they matched."""
     if topic is not None:
         app.topic(topic)
     rows = app.repository().list_stories(limit, topic=topic, matched_only=not include_unmatched)
     if as_json:
-        _print_json(
-            [
-                {
-                    "id": row.id,
-                    "title": row.title,
-                    "link": row.link,
-                    "published": row.published,
-                    "first_seen": row.first_seen,
-                    "summary": row.summary,
-                    "topics": [match.topic for match in row.matches],
-                    "sources": [{"name": row.source, "link": row.link}],
-                    "matches": [asdict(match) for match in row.matches],
-                }
-                for row in rows
-            ]
-        )
+        _print_json([_story_json(row) for row in rows])
         return
     _print_table(
-        ["id", "published", "source", "topics", "title", "why"],
+        ["id", "first seen", "sources", "topics", "title", "why"],
         [
             [
                 str(row.id),
-                _when(row.published),
-                row.source,
+                _when(row.first_seen),
+                ", ".join(dict.fromkeys(source.feed for source in row.sources)),
                 ",".join(match.topic for match in row.matches),
                 row.title[:80],
                 _why(row.matches),
@@ -339,6 +327,50 @@ def stories_list(
             for row in rows
         ],
     )
+
+
+@stories.command("show")
+@click.argument("story_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_app
+def stories_show(app: _App, story_id: int, as_json: bool) -> None:
+    """A story's sources, and why they were taken for one story."""
+    found = app.repository().show_story(story_id)
+    if found is None:
+        raise click.BadParameter(f"no story with id {story_id}", param_hint="STORY_ID")
+    row, reasons = found
+    if as_json:
+        _print_json(_story_json(row) | {"merged": [asdict(reason) for reason in reasons]})
+        return
+    click.echo(f"#{row.id} {row.title}")
+    click.echo(f"link: {row.link or '-'}")
+    click.echo(f"first seen {_when(row.first_seen)}; news since {_when(row.news_at)}")
+    click.echo(f"topics: {', '.join(match.topic for match in row.matches) or 'none'}")
+    click.echo(f"why it matched: {_why(row.matches) or '-'}")
+    click.echo(f"sources ({len(row.sources)}):")
+    for source in row.sources:
+        click.echo(f"  [{source.item_id}] {source.feed}: {source.title} <{source.link or '-'}>")
+    if reasons:
+        click.echo("why these are one story:")
+    for reason in reasons:
+        click.echo(f"  [{reason.item_id}] and [{reason.other_item_id}]: {reason.reason}")
+
+
+def _story_json(row: StoryRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "link": row.link,
+        "first_seen": row.first_seen,
+        "news_at": row.news_at,
+        "summary": row.summary,
+        "topics": [match.topic for match in row.matches],
+        "sources": [
+            {"name": s.feed, "title": s.title, "link": s.link, "published": s.published}
+            for s in row.sources
+        ],
+        "matches": [asdict(match) for match in row.matches],
+    }
 
 
 @cli.group()

@@ -156,12 +156,40 @@ def find_links(new: Sequence[Fingerprint], known: Iterable[Fingerprint]) -> list
     return links
 
 
-class StoryGraph:
-    """Stories as connected groups of linked items, kept in memory (for benchmarks and checks;
-    the store keeps the same structure in its tables)."""
+class UnionFind:
+    """Groups of nodes joined by links; the grouping does not depend on the order of unions."""
 
     def __init__(self) -> None:
         self._parent: dict[str, str] = {}
+
+    def add(self, node: str) -> None:
+        self._parent.setdefault(node, node)
+
+    def union(self, a: str, b: str) -> None:
+        root_a, root_b = self._root(a), self._root(b)
+        if root_a != root_b:
+            self._parent[max(root_a, root_b)] = min(root_a, root_b)
+
+    def groups(self) -> list[frozenset[str]]:
+        grouped: defaultdict[str, set[str]] = defaultdict(set)
+        for node in self._parent:
+            grouped[self._root(node)].add(node)
+        return [frozenset(group) for group in grouped.values()]
+
+    def _root(self, node: str) -> str:
+        self.add(node)
+        while self._parent[node] != node:
+            self._parent[node] = self._parent[self._parent[node]]
+            node = self._parent[node]
+        return node
+
+
+class StoryGraph:
+    """Stories as groups of linked items, in memory (for benchmarks and checks; the store keeps
+    the same structure in its tables)."""
+
+    def __init__(self) -> None:
+        self._groups = UnionFind()
         self._index: defaultdict[str, list[Fingerprint]] = defaultdict(list)
 
     def add(self, batch: Sequence[Fingerprint]) -> list[Link]:
@@ -174,29 +202,15 @@ class StoryGraph:
         }
         links = find_links(batch, candidates.values())
         for fp in batch:
-            self._parent.setdefault(fp.item, fp.item)
+            self._groups.add(fp.item)
             for key in fp.index_keys:
                 self._index[key].append(fp)
         for link in links:
-            self._union(link.item, link.other)
+            self._groups.union(link.item, link.other)
         return links
 
     def stories(self) -> set[frozenset[str]]:
-        groups: defaultdict[str, set[str]] = defaultdict(set)
-        for item in self._parent:
-            groups[self._root(item)].add(item)
-        return {frozenset(group) for group in groups.values()}
-
-    def _root(self, item: str) -> str:
-        while self._parent[item] != item:
-            self._parent[item] = self._parent[self._parent[item]]
-            item = self._parent[item]
-        return item
-
-    def _union(self, a: str, b: str) -> None:
-        root_a, root_b = self._root(a), self._root(b)
-        if root_a != root_b:
-            self._parent[max(root_a, root_b)] = min(root_a, root_b)
+        return set(self._groups.groups())
 
 
 def _conflicting_records(a: Fingerprint, b: Fingerprint) -> bool:

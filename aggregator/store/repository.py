@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.config import FeedSettings
 from aggregator.models import Entry, TermHit, TopicMatch
-from aggregator.store.schema import Feed, Item, Match, Meta
+from aggregator.store.schema import Feed, Item, Match, Meta, Story, StoryLink
+from aggregator.store.stories import assign_stories, assign_unassigned
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
 BATCH_SIZE = 500
@@ -73,17 +74,37 @@ class FeedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StorySource:
+    """One item of a story: where it was seen, under which title and link."""
+
+    item_id: int
+    feed: str
+    title: str
+    link: str | None
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StoryRow:
-    """An item as listed by `stories list` (until stories group items across feeds)."""
+    """A story as listed: the best source's title and link, every source, why it matched."""
 
     id: int
     title: str
     link: str | None
-    published: datetime
     first_seen: datetime
-    source: str
+    news_at: datetime
     summary: str
-    matches: tuple[TopicMatch, ...]
+    sources: tuple[StorySource, ...]
+    matches: tuple[TopicMatch, ...]  # the best match per topic among the story's items
+
+
+@dataclass(frozen=True, slots=True)
+class MergeReason:
+    """Two items of a story, and why they were found to be the same story."""
+
+    item_id: int
+    other_item_id: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,41 +224,54 @@ class Repository:
                     )
                 )
             }
-            inserts = [
-                _item_values(entry)
-                | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now}
-                for entry in batch
-                if entry.identity not in known
-            ]
-            changes = [
-                _item_values(entry) | {"id": known[entry.identity][0], "last_seen_at": now}
-                for entry in batch
-                if entry.identity in known and known[entry.identity][1] != entry.content_hash
+            fresh = [entry for entry in batch if entry.identity not in known]
+            changed = [
+                e for e in batch if e.identity in known and known[e.identity][1] != e.content_hash
             ]
             unchanged_ids = [
-                known[entry.identity][0]
-                for entry in batch
-                if entry.identity in known and known[entry.identity][1] == entry.content_hash
+                known[e.identity][0]
+                for e in batch
+                if e.identity in known and known[e.identity][1] == e.content_hash
             ]
-            rematched: dict[int, Sequence[TopicMatch]] = {}
-            if inserts:
-                inserted = session.execute(insert(Item).returning(Item.id, Item.identity), inserts)
-                rematched |= {item_id: matches.get(identity, ()) for item_id, identity in inserted}
-            if changes:
-                session.execute(update(Item), changes)
-                rematched |= {
-                    known[entry.identity][0]: matches.get(entry.identity, ())
-                    for entry in batch
-                    if entry.identity in known and known[entry.identity][1] != entry.content_hash
-                }
-            _replace_matches(session, rematched)
+            new_ids: dict[str, int] = {}
+            if fresh:
+                inserted = session.execute(
+                    insert(Item).returning(Item.identity, Item.id),
+                    [
+                        _item_values(entry)
+                        | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now}
+                        for entry in fresh
+                    ],
+                )
+                new_ids = dict(inserted.all())
+            changed_ids = {entry.identity: known[entry.identity][0] for entry in changed}
+            if changed:
+                session.execute(
+                    update(Item),
+                    [
+                        _item_values(entry)
+                        | {"id": changed_ids[entry.identity], "last_seen_at": now}
+                        for entry in changed
+                    ],
+                )
+            touched = new_ids | changed_ids
+            _replace_matches(
+                session,
+                {item_id: matches.get(identity, ()) for identity, item_id in touched.items()},
+            )
+            assign_stories(session, list(new_ids.values()), list(changed_ids.values()), now)
             if unchanged_ids:
                 session.execute(
                     update(Item).where(Item.id.in_(unchanged_ids)).values(last_seen_at=now)
                 )
-            new += len(inserts)
-            updated += len(changes)
+            new += len(fresh)
+            updated += len(changed)
         return new, updated
+
+    def group_unassigned_items(self, now: datetime) -> int:
+        """Put items stored before stories existed into stories; returns how many."""
+        with self._sessions.begin() as session:
+            return assign_unassigned(session, now)
 
     def list_feeds(self) -> list[FeedRow]:
         """Every active feed with its fetch state and item count, by name."""
@@ -270,35 +304,35 @@ class Repository:
     def list_stories(
         self, limit: int, *, topic: str | None = None, matched_only: bool = True
     ) -> list[StoryRow]:
-        """The newest items first (by first seen, then published), with their topic matches.
+        """The newest stories first, with their sources and why they matched.
 
-        Only items that match a topic (`topic`, if given) are stories, unless `matched_only` is
-        false.
+        Only stories an item of which matches a topic (`topic`, if given) are listed, unless
+        `matched_only` is false.
         """
-        query = select(Item, Feed.name).join(Feed)
-        if topic is not None:
-            query = query.where(Item.matches.any(Match.topic == topic))
-        elif matched_only:
-            query = query.where(Item.matches.any())
-        query = query.order_by(
-            Item.first_seen_at.desc(), Item.published_at.desc(), Item.id.desc()
-        ).limit(limit)
+        query = select(Story)
+        if topic is not None or matched_only:
+            matched = select(Item.story_id).join(Match)
+            if topic is not None:
+                matched = matched.where(Match.topic == topic)
+            query = query.where(Story.id.in_(matched))
+        query = query.order_by(Story.first_seen_at.desc(), Story.id.desc()).limit(limit)
         with self._sessions() as session:
-            rows = session.execute(query).all()
-            matches = _matches_of(session, [item.id for item, _ in rows])
-            return [
-                StoryRow(
-                    id=item.id,
-                    title=item.title,
-                    link=item.link,
-                    published=item.published_at,
-                    first_seen=item.first_seen_at,
-                    source=feed_name,
-                    summary=item.summary,
-                    matches=matches.get(item.id, ()),
-                )
-                for item, feed_name in rows
-            ]
+            return _story_rows(session, list(session.scalars(query)))
+
+    def show_story(self, story_id: int) -> tuple[StoryRow, list[MergeReason]] | None:
+        """A story with every source, and the links that made its items one story."""
+        with self._sessions() as session:
+            story = session.get(Story, story_id)
+            if story is None:
+                return None
+            [row] = _story_rows(session, [story])
+            item_ids = [source.item_id for source in row.sources]
+            links = session.scalars(
+                select(StoryLink)
+                .where(StoryLink.item_id.in_(item_ids))
+                .order_by(StoryLink.item_id, StoryLink.other_item_id)
+            )
+            return row, [MergeReason(x.item_id, x.other_item_id, x.reason) for x in links]
 
     def rules_fingerprint(self) -> str | None:
         """The fingerprint of the matching rules the stored matches follow, if any."""
@@ -363,6 +397,45 @@ def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch
     ]
     if rows:
         session.execute(insert(Match), rows)
+
+
+def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
+    """Stories with their sources (best first: the story's own link, then by date) and matches."""
+    items: dict[int, list[tuple[Item, str]]] = {story.id: [] for story in stories}
+    for batch in _batches([story.id for story in stories], BATCH_SIZE):
+        query = select(Item, Feed.name).join(Feed).where(Item.story_id.in_(batch))
+        for item, feed in session.execute(query):
+            items[item.story_id or 0].append((item, feed))
+    matches = _matches_of(session, [item.id for pairs in items.values() for item, _ in pairs])
+    rows = []
+    for story in stories:
+        members = sorted(
+            items[story.id], key=lambda pair: (pair[0].link != story.link, pair[0].published_at)
+        )
+        best_per_topic: dict[str, TopicMatch] = {}
+        for item, _ in members:
+            for match in matches.get(item.id, ()):
+                if (
+                    match.topic not in best_per_topic
+                    or match.score > best_per_topic[match.topic].score
+                ):
+                    best_per_topic[match.topic] = match
+        rows.append(
+            StoryRow(
+                id=story.id,
+                title=story.title,
+                link=story.link,
+                first_seen=story.first_seen_at,
+                news_at=story.news_at,
+                summary=members[0][0].summary if members else "",
+                sources=tuple(
+                    StorySource(item.id, feed, item.title, item.link, item.published_at)
+                    for item, feed in members
+                ),
+                matches=tuple(best_per_topic[topic] for topic in sorted(best_per_topic)),
+            )
+        )
+    return rows
 
 
 def _matches_of(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[TopicMatch, ...]]:

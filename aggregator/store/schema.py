@@ -111,10 +111,57 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+    canonical_url: Mapped[str | None] = mapped_column(Text)
+    story_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stories.id", ondelete="SET NULL"), index=True
+    )
 
     feed: Mapped[Feed] = relationship(back_populates="items")
     matches: Mapped[list[Match]] = relationship(
         back_populates="item", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Story(Base):
+    """One piece of news, however many items (sources) carry it.
+
+    Stories and items are separate tables because a story outlives any one source: items keep
+    what each feed said, the story what the reader sees (the best source's title and link, the
+    earliest first-seen time).
+    """
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    news_at: Mapped[datetime] = mapped_column(index=True)  # first seen, or a record changed since
+
+
+class StoryLink(Base):
+    """Why two items were found to be the same story (shown by `stories show`)."""
+
+    __tablename__ = "story_links"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    other_item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class DedupeKey(Base):
+    """Index keys of an item's fingerprint: only items sharing a key are compared."""
+
+    __tablename__ = "dedupe_keys"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 

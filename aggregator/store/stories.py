@@ -1,0 +1,286 @@
+"""Grouping stored items into stories, inside the caller's transaction.
+
+The decision is `dedupe.py`'s; this module does the I/O around it in a few set-based queries
+per batch: find the stored items that share an index key with the new ones, link them, merge
+the stories the links join, and refresh each touched story's title, link and dates from its
+best source.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from aggregator.dedupe import Fingerprint, Link, UnionFind, find_links, fingerprint
+from aggregator.normalise import canonical_url, own_identifiers
+from aggregator.store.schema import DedupeKey, Feed, Item, Story, StoryLink
+
+BATCH_SIZE = 500
+_REGISTRY_KINDS = ("nct:", "euct:")
+_LITERATURE_KINDS = ("doi:", "pmid:", "pmcid:")
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    item_id: int
+    feed_id: int
+    feed: str
+    link: str | None
+    guid: str | None
+    identity: str
+    title: str
+    summary: str
+    published_at: datetime
+    first_seen_at: datetime
+    canonical_url: str | None
+    story_id: int | None
+
+
+def assign_stories(
+    session: Session, new_ids: Sequence[int], changed_ids: Sequence[int], now: datetime
+) -> None:
+    """Put new items into stories (joining or merging existing ones) and refresh changed ones.
+
+    A changed item keeps its story (its content changed, not its identity) but may join more
+    items; a changed registry record makes its story news again.
+    """
+    if not new_ids and not changed_ids:
+        return
+    ids = [*new_ids, *changed_ids]
+    if changed_ids:  # their text changed, so their keys are recomputed below
+        session.execute(delete(DedupeKey).where(DedupeKey.item_id.in_(changed_ids)))
+    rows = _load(session, ids)
+    _store_canonical_urls(session, rows)
+    shared = _shared_links(session, {(row.feed_id, _canonical(row)) for row in rows})
+    fingerprints = {row.item_id: _fingerprint(row, shared) for row in rows}
+    candidates = _candidates(session, fingerprints.values(), exclude=set(ids))
+    known_rows = _load(session, candidates)
+    shared |= _shared_links(session, {(row.feed_id, _canonical(row)) for row in known_rows})
+    known = [_fingerprint(row, shared) for row in known_rows]
+    links = find_links([fingerprints[item_id] for item_id in ids], known)
+    _store_keys(session, fingerprints.values())
+    _store_links(session, links)
+
+    all_rows = [*rows, *known_rows]
+    story_of = {row.item_id: row.story_id for row in all_rows}
+    groups = UnionFind()
+    for item_id in ids:
+        groups.add(_node(item_id, story_of))
+    for link in links:
+        groups.union(_node(int(link.item), story_of), _node(int(link.other), story_of))
+    touched = _apply_groups(session, groups.groups(), story_of, all_rows, now)
+    renewed = {
+        story
+        for item_id in changed_ids
+        if any(i.startswith(_REGISTRY_KINDS) for i in fingerprints[item_id].own_ids)
+        and (story := story_of.get(item_id)) is not None
+    }
+    _refresh(session, touched, now, renewed)
+
+
+def assign_unassigned(session: Session, now: datetime) -> int:
+    """Give stories to items stored before stories existed; returns how many were assigned."""
+    total = 0
+    while ids := list(
+        session.scalars(
+            select(Item.id).where(Item.story_id.is_(None)).order_by(Item.id).limit(BATCH_SIZE)
+        )
+    ):
+        assign_stories(session, ids, (), now)
+        total += len(ids)
+    return total
+
+
+def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
+    rows = []
+    ids = list(item_ids)
+    for start in range(0, len(ids), BATCH_SIZE):
+        query = (
+            select(
+                Item.id.label("item_id"),
+                Item.feed_id,
+                Feed.name.label("feed"),
+                Item.link,
+                Item.guid,
+                Item.identity,
+                Item.title,
+                Item.summary,
+                Item.published_at,
+                Item.first_seen_at,
+                Item.canonical_url,
+                Item.story_id,
+            )
+            .join(Feed)
+            .where(Item.id.in_(ids[start : start + BATCH_SIZE]))
+            .order_by(Item.id)
+        )
+        rows += [_Row(**row._mapping) for row in session.execute(query)]
+    return rows
+
+
+def _canonical(row: _Row) -> str | None:
+    return canonical_url(row.link) if row.link else None
+
+
+def _store_canonical_urls(session: Session, rows: Sequence[_Row]) -> None:
+    changes = [
+        {"id": row.item_id, "canonical_url": url}
+        for row in rows
+        if (url := _canonical(row)) != row.canonical_url
+    ]
+    if changes:
+        session.execute(update(Item), changes)
+
+
+def _shared_links(session: Session, pairs: set[tuple[int, str | None]]) -> set[tuple[int, str]]:
+    """(feed, canonical URL) pairs that several items of that feed link to."""
+    wanted = [(feed_id, url) for feed_id, url in pairs if url]
+    shared: set[tuple[int, str]] = set()
+    for start in range(0, len(wanted), BATCH_SIZE):
+        query = (
+            select(Item.feed_id, Item.canonical_url)
+            .where(tuple_(Item.feed_id, Item.canonical_url).in_(wanted[start : start + BATCH_SIZE]))
+            .group_by(Item.feed_id, Item.canonical_url)
+            .having(func.count() > 1)
+        )
+        shared.update((feed_id, url) for feed_id, url in session.execute(query) if url)
+    return shared
+
+
+def _fingerprint(row: _Row, shared: set[tuple[int, str]]) -> Fingerprint:
+    return fingerprint(
+        str(row.item_id),
+        row.feed,
+        link=row.link,
+        guid=row.guid,
+        title=row.title,
+        summary=row.summary,
+        link_is_shared=(row.feed_id, _canonical(row) or "") in shared,
+    )
+
+
+def _candidates(session: Session, fps: Iterable[Fingerprint], exclude: set[int]) -> set[int]:
+    keys = sorted({key for fp in fps for key in fp.index_keys})
+    found: set[int] = set()
+    for start in range(0, len(keys), BATCH_SIZE):
+        query = select(DedupeKey.item_id).where(DedupeKey.key.in_(keys[start : start + BATCH_SIZE]))
+        found.update(session.scalars(query))
+    return found - exclude
+
+
+def _store_keys(session: Session, fps: Iterable[Fingerprint]) -> None:
+    rows = [
+        {"key": key, "item_id": int(fp.item)} for fp in fps for key in dict.fromkeys(fp.index_keys)
+    ]
+    if rows:
+        session.execute(insert(DedupeKey), rows)
+
+
+def _store_links(session: Session, links: Sequence[Link]) -> None:
+    pairs: dict[tuple[int, int], str] = {}
+    for link in links:
+        a, b = int(link.item), int(link.other)
+        pairs.setdefault((min(a, b), max(a, b)), link.reason)
+    if not pairs:
+        return
+    existing = {
+        (a, b)
+        for a, b in session.execute(
+            select(StoryLink.item_id, StoryLink.other_item_id).where(
+                tuple_(StoryLink.item_id, StoryLink.other_item_id).in_(list(pairs))
+            )
+        )
+    }
+    rows = [
+        {"item_id": a, "other_item_id": b, "reason": reason}
+        for (a, b), reason in pairs.items()
+        if (a, b) not in existing
+    ]
+    if rows:
+        session.execute(insert(StoryLink), rows)
+
+
+def _node(item_id: int, story_of: dict[int, int | None]) -> str:
+    story = story_of.get(item_id)
+    return f"story:{story}" if story is not None else f"item:{item_id}"
+
+
+def _apply_groups(
+    session: Session,
+    groups: Iterable[frozenset[str]],
+    story_of: dict[int, int | None],
+    rows: Sequence[_Row],
+    now: datetime,
+) -> set[int]:
+    """Write each group as one story (the oldest existing one, else a new one); return them."""
+    touched: set[int] = set()
+    for members in groups:
+        stories = sorted(int(node[6:]) for node in members if node.startswith("story:"))
+        items = [int(node[5:]) for node in members if node.startswith("item:")]
+        if stories:
+            target = stories[0]
+        else:
+            first = min(
+                (row for row in rows if row.item_id in items), key=lambda r: r.first_seen_at
+            )
+            target = session.execute(
+                insert(Story).returning(Story.id),
+                [
+                    {
+                        "title": first.title,
+                        "link": first.link,
+                        "first_seen_at": first.first_seen_at,
+                        "updated_at": now,
+                        "news_at": first.first_seen_at,
+                    }
+                ],
+            ).scalar_one()
+        if len(stories) > 1:
+            session.execute(
+                update(Item).where(Item.story_id.in_(stories[1:])).values(story_id=target)
+            )
+            session.execute(delete(Story).where(Story.id.in_(stories[1:])))
+        if items:
+            session.execute(update(Item).where(Item.id.in_(items)).values(story_id=target))
+        for item_id in items:
+            story_of[item_id] = target
+        touched.add(target)
+    return touched
+
+
+def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[int]) -> None:
+    """Title and link from the best source; first seen from the earliest item."""
+    if not story_ids:
+        return
+    members: defaultdict[int, list[tuple[tuple[int, datetime, str], Item]]] = defaultdict(list)
+    for item in session.scalars(select(Item).where(Item.story_id.in_(story_ids))):
+        members[item.story_id or 0].append((_source_rank(item), item))
+    for story_id, ranked in members.items():
+        best = min(ranked, key=lambda pair: pair[0])[1]
+        first_seen = min(item.first_seen_at for _, item in ranked)
+        values = {
+            "title": best.title,
+            "link": best.link,
+            "first_seen_at": first_seen,
+            "updated_at": now,
+        }
+        if story_id in renewed:
+            values["news_at"] = now
+        session.execute(update(Story).where(Story.id == story_id).values(**values))
+
+
+def _source_rank(item: Item) -> tuple[int, datetime, str]:
+    """Registry before journal before anything else; then the earliest; then a stable tie."""
+    own = own_identifiers(item.link, item.guid)
+    if any(i.startswith(_REGISTRY_KINDS) for i in own):
+        kind = 0
+    elif any(i.startswith(_LITERATURE_KINDS) for i in own):
+        kind = 1
+    else:
+        kind = 2
+    return kind, item.published_at, item.canonical_url or item.identity
