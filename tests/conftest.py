@@ -60,8 +60,25 @@ def postgres_admin_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'aggregator.db'}"
+    yield from _empty_database(request, tmp_path / "aggregator.db")
+
+
+@pytest.fixture
+def another_database_url(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[str]:
+    """A second empty database of the same kind as `database_url`."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'another.db'}"
+        return
+    yield from _empty_database(request, tmp_path / "unused.db", kind="postgresql")
+
+
+def _empty_database(
+    request: pytest.FixtureRequest, sqlite_path: Path, kind: str | None = None
+) -> Iterator[str]:
+    if (kind or request.param) == "sqlite":
+        yield f"sqlite:///{sqlite_path}"
         return
     admin_url = request.getfixturevalue("postgres_admin_url")
     name = f"test_{uuid.uuid4().hex[:12]}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from aggregator.normalise import canonical_url, own_identifiers
 from aggregator.store.schema import DedupeKey, Feed, Item, Story, StoryLink
 
 BATCH_SIZE = 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REGISTRY_KINDS = ("nct:", "euct:")
 _LITERATURE_KINDS = ("doi:", "pmid:", "pmcid:")
 
@@ -257,25 +258,31 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
     """Title and link from the best source; first seen from the earliest item."""
     if not story_ids:
         return
-    members: defaultdict[int, list[tuple[tuple[int, datetime, str], Item]]] = defaultdict(list)
+    members: defaultdict[int, list[Item]] = defaultdict(list)
     for item in session.scalars(select(Item).where(Item.story_id.in_(story_ids))):
-        members[item.story_id or 0].append((_source_rank(item), item))
-    for story_id, ranked in members.items():
-        best = min(ranked, key=lambda pair: pair[0])[1]
-        first_seen = min(item.first_seen_at for _, item in ranked)
-        values = {
-            "title": best.title,
-            "link": best.link,
-            "first_seen_at": first_seen,
-            "updated_at": now,
-        }
-        if story_id in renewed:
-            values["news_at"] = now
-        session.execute(update(Story).where(Story.id == story_id).values(**values))
+        members[item.story_id or 0].append(item)
+    refreshed = []
+    for story_id, items in members.items():
+        best = min(items, key=_source_rank)
+        refreshed.append(
+            {
+                "id": story_id,
+                "title": best.title,
+                "link": best.link,
+                "first_seen_at": min(item.first_seen_at for item in items),
+                "updated_at": now,
+            }
+        )
+    if refreshed:
+        session.execute(update(Story), refreshed)
+    if renewed:
+        session.execute(update(Story).where(Story.id.in_(renewed)).values(news_at=now))
 
 
-def _source_rank(item: Item) -> tuple[int, datetime, str]:
-    """Registry before journal before anything else; then the earliest; then a stable tie."""
+def _source_rank(item: Item) -> tuple[int, bool, datetime, str, str, str]:
+    """Registry before journal before anything else; then the earliest real publication date
+    (an estimated date is only when we happened to fetch it); then a stable tie-break. Nothing
+    here depends on arrival order, so neither does a story's title."""
     own = own_identifiers(item.link, item.guid)
     if any(i.startswith(_REGISTRY_KINDS) for i in own):
         kind = 0
@@ -283,4 +290,5 @@ def _source_rank(item: Item) -> tuple[int, datetime, str]:
         kind = 1
     else:
         kind = 2
-    return kind, item.published_at, item.canonical_url or item.identity
+    published = _EPOCH if item.date_estimated else item.published_at
+    return kind, item.date_estimated, published, item.canonical_url or "", item.identity, item.title
