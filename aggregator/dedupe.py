@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,12 +32,13 @@ from aggregator.normalise import canonical_url, mentioned_identifiers, own_ident
 
 NEAR_DUPLICATE = 0.6  # Jaccard similarity of word shingles (title and summary)
 SHINGLE_WORDS = 3
-BANDS, ROWS = 12, 2  # 24 MinHash values; a pair at 0.6 similarity shares a band 99.5% of the time
-_PRIME = (1 << 61) - 1
-_PERMUTATIONS = tuple(
-    ((2 * i + 1) * 0x9E3779B97F4A7C15 % _PRIME, (i + 1) * 0xBF58476D1CE4E5B9 % _PRIME)
-    for i in range(BANDS * ROWS)
-)
+BANDS, ROWS = 6, 3  # 18 one-permutation MinHash bins (few stay empty in a 40-word text)
+# A band shared by more items than this is boilerplate ("Read more on our website"), not a sign
+# of a duplicate; following it would compare each new item with all of them (quadratic time).
+MAX_BAND_ITEMS = 20
+MIN_SHINGLES = 8  # about ten words: a headline alone is too little to call two items alike
+_SIGNATURE_SIZE = BANDS * ROWS
+_EMPTY_BIN = 1 << 32  # larger than any crc32
 _WORD = re.compile(r"\w+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DETAIL_WORDS = frozenset(
@@ -58,8 +60,12 @@ class Fingerprint:
     own_ids: frozenset[str]
     ids_by_kind: tuple[tuple[str, frozenset[str]], ...]  # own and mentioned, per kind
     title_details: frozenset[str]
-    shingles: frozenset[int]
+    packed_shingles: bytes  # 4 bytes a shingle hash: a tenth of a frozenset's memory
     index_keys: tuple[str, ...]  # only items sharing one of these are ever compared
+
+    @property
+    def shingles(self) -> frozenset[int]:
+        return frozenset(array("I", self.packed_shingles))
 
 
 def fingerprint(
@@ -89,7 +95,7 @@ def fingerprint(
             for kind in _IDENTIFIER_KINDS
         ),
         title_details=_details(title),
-        shingles=shingles,
+        packed_shingles=array("I", sorted(shingles)).tobytes(),
         index_keys=_index_keys(url, own, _minhash(shingles)),
     )
 
@@ -145,7 +151,10 @@ def find_links(new: Sequence[Fingerprint], known: Iterable[Fingerprint]) -> list
     for fp in new:
         seen = {fp.item}
         for key in fp.index_keys:
-            for other in index[key]:
+            candidates = index[key]
+            if key.startswith("band:") and len(candidates) > MAX_BAND_ITEMS:
+                continue
+            for other in candidates:
                 if other.item in seen:
                     continue
                 seen.add(other.item)
@@ -198,6 +207,7 @@ class StoryGraph:
             other.item: other
             for fp in batch
             for key in fp.index_keys
+            if not (key.startswith("band:") and len(self._index.get(key, ())) > MAX_BAND_ITEMS)
             for other in self._index.get(key, ())
         }
         links = find_links(batch, candidates.values())
@@ -225,8 +235,9 @@ def _index_keys(url: str | None, own: frozenset[str], signature: Sequence[int]) 
     keys = [f"url:{url}"] if url else []
     keys += [f"id:{identifier}" for identifier in sorted(own)]
     for band in range(BANDS if signature else 0):
-        rows = repr(tuple(signature[band * ROWS : (band + 1) * ROWS])).encode()
-        keys.append(f"band:{band}:{zlib.crc32(rows):08x}")
+        rows = signature[band * ROWS : (band + 1) * ROWS]
+        if _EMPTY_BIN not in rows:
+            keys.append(f"band:{band}:" + ".".join(f"{value:x}" for value in rows))
     return tuple(keys)
 
 
@@ -249,6 +260,19 @@ def _shingles(text: str) -> frozenset[int]:
 
 
 def _minhash(shingles: frozenset[int]) -> tuple[int, ...]:
-    if not shingles:
+    """A MinHash signature by one-permutation hashing (Li, Owen and Zhang, 2012): each shingle's
+    hash falls in one bin and each bin keeps its smallest; one hash per shingle instead of one
+    per shingle and signature value. A bin no shingle fell in stays `_EMPTY_BIN`, and bands with
+    one are not used as keys: filling them from a neighbour (densification) made bands out of a
+    single common phrase, which unrelated items then shared.
+
+    Texts too short to judge similarity by (under MIN_SHINGLES) get no signature.
+    """
+    if len(shingles) < MIN_SHINGLES:
         return ()
-    return tuple(min((a * s + b) % _PRIME for s in shingles) for a, b in _PERMUTATIONS)
+    bins = [_EMPTY_BIN] * _SIGNATURE_SIZE
+    for shingle in shingles:
+        slot = shingle % _SIGNATURE_SIZE
+        if shingle < bins[slot]:
+            bins[slot] = shingle
+    return tuple(bins)

@@ -181,10 +181,16 @@ def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
 
 def mentioned_identifiers(text: str) -> frozenset[str]:
     """Strong identifiers a text mentions (DOI, PMID, PMCID, NCT, EU CT numbers)."""
-    found = {f"nct:NCT{number}" for number in _NCT.findall(text)}
-    found.update(f"pmid:{number}" for number in _PMID_TEXT.findall(text))
-    found.update(f"pmcid:PMC{number}" for number in _PMCID.findall(text))
-    found.update(f"euct:{number}" for number in _EUCT.findall(text))
-    if found_doi := doi(text):
+    found: set[str] = set()
+    # Each pattern runs only when its marker is present: most texts mention no identifier.
+    if "nct" in text or "NCT" in text:
+        found.update(f"nct:NCT{number}" for number in _NCT.findall(text))
+    if "PMID" in text:
+        found.update(f"pmid:{number}" for number in _PMID_TEXT.findall(text))
+    if "PMC" in text:
+        found.update(f"pmcid:PMC{number}" for number in _PMCID.findall(text))
+    if "-" in text:
+        found.update(f"euct:{number}" for number in _EUCT.findall(text))
+    if "10." in text and (found_doi := doi(text)):
         found.add(f"doi:{found_doi}")
     return frozenset(found)

@@ -94,3 +94,103 @@ def make_items(count: int, seed: int = 2026) -> list[Item]:
         summary = f"{condition[0].upper()}{condition[1:]}: " + " ".join(words[start : start + 30])
         items.append(Item(title, summary))
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    feed: str
+    link: str
+    guid: str
+    title: str
+    summary: str
+    story: int  # the story it was generated for: the answer dedupe should find
+
+
+_VOCABULARY = (
+    "patients trial cells therapy immune disease study results dose safety response clinical "
+    "neurology lesions relapse progression antibody treatment cohort data phase open label "
+    "efficacy follow up months years centre network registry enrolment outcome measure brain "
+    "spinal cord myelin inflammation lymphocyte depletion infusion conditioning remission "
+    "biomarker imaging disability score walking fatigue cognition quality life research team "
+    "university hospital society charity funding grant approval agency regulator label review"
+).split()
+
+
+def make_feed_items(count: int, duplicates: float = 0.2, seed: int = 7) -> list[FeedItem]:
+    """`count` items of which about `duplicates` repeat an earlier story, in four ways:
+    a syndicated copy (same text, reworded title, another site), the same page with tracking
+    parameters, the same paper by DOI, and the same trial record by NCT number.
+
+    Text mixes common words with a long tail of rarer ones (20,000 of them), as real text
+    does; a small closed vocabulary would make unrelated items look alike."""
+    rng = random.Random(seed)
+    items: list[FeedItem] = []
+    originals: list[FeedItem] = []
+    for n in range(count):
+        if originals and rng.random() < duplicates:
+            items.append(_duplicate(rng, rng.choice(originals), n))
+            continue
+        words = [
+            rng.choice(_VOCABULARY) if rng.random() < 0.6 else f"term{rng.randrange(20_000)}"
+            for _ in range(45)
+        ]
+        kind = rng.random()
+        if kind < 0.2:
+            link, guid = f"https://clinicaltrials.gov/study/NCT{10_000_000 + n:08d}", f"nct-{n}"
+        elif kind < 0.4:
+            link, guid = f"https://doi.org/10.1000/bench.{n}", f"doi-{n}"
+        else:
+            link, guid = f"https://site{n % 97}.example/news/{n}", f"news-{n}"
+        original = FeedItem(
+            feed=f"feed-{n % 200}",
+            link=link,
+            guid=guid,
+            title=" ".join(words[:9]).capitalize(),
+            summary=" ".join(words[9:]),
+            story=n,
+        )
+        originals.append(original)
+        items.append(original)
+    return items
+
+
+def _duplicate(rng: random.Random, original: FeedItem, n: int) -> FeedItem:
+    feed = f"feed-{(int(original.feed[5:]) + 1 + rng.randrange(198)) % 200}"
+    kind = rng.random()
+    if kind < 0.4:  # syndicated: same text, another site, the title reworded
+        words = original.title.split()
+        return FeedItem(
+            feed,
+            f"https://wire{n % 13}.example/{n}",
+            f"dup-{n}",
+            " ".join([*words[1:], words[0]]),
+            original.summary,
+            original.story,
+        )
+    if kind < 0.7:  # the same page, with tracking parameters
+        return FeedItem(
+            feed,
+            f"{original.link}?utm_source=feed&utm_medium={n}",
+            f"dup-{n}",
+            f"{original.title} (via {feed})",
+            "",
+            original.story,
+        )
+    if original.link.startswith("https://doi.org/"):  # the same paper, through its publisher
+        doi = original.link.removeprefix("https://doi.org/")
+        return FeedItem(
+            feed,
+            f"https://journal.example/doi/{doi}",
+            f"dup-{n}",
+            f"Paper: {original.title}",
+            "",
+            original.story,
+        )
+    return FeedItem(
+        feed,
+        f"{original.link}#details",
+        f"dup-{n}",
+        original.title,
+        original.summary,
+        original.story,
+    )

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from aggregator.dedupe import Fingerprint, Link, UnionFind, find_links, fingerprint
+from aggregator.dedupe import (
+    MAX_BAND_ITEMS,
+    Fingerprint,
+    Link,
+    UnionFind,
+    find_links,
+    fingerprint,
+)
 from aggregator.normalise import canonical_url, own_identifiers
 from aggregator.store.schema import DedupeKey, Feed, Item, Story, StoryLink
 
@@ -166,11 +173,22 @@ def _fingerprint(row: _Row, shared: set[tuple[int, str]]) -> Fingerprint:
 
 
 def _candidates(session: Session, fps: Iterable[Fingerprint], exclude: set[int]) -> set[int]:
+    """Stored items sharing an index key with `fps`, leaving out boilerplate bands."""
     keys = sorted({key for fp in fps for key in fp.index_keys})
     found: set[int] = set()
     for start in range(0, len(keys), BATCH_SIZE):
-        query = select(DedupeKey.item_id).where(DedupeKey.key.in_(keys[start : start + BATCH_SIZE]))
-        found.update(session.scalars(query))
+        batch = keys[start : start + BATCH_SIZE]
+        common = {
+            key
+            for key, count in session.execute(
+                select(DedupeKey.key, func.count())
+                .where(DedupeKey.key.in_(batch), DedupeKey.key.startswith("band:"))
+                .group_by(DedupeKey.key)
+                .having(func.count() > MAX_BAND_ITEMS)
+            )
+        }
+        wanted = [key for key in batch if key not in common]
+        found.update(session.scalars(select(DedupeKey.item_id).where(DedupeKey.key.in_(wanted))))
     return found - exclude
 
 
