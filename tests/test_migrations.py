@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from aggregator.store.database import create_database_engine, migrations_dir, upgrade_to_head
+from aggregator.store.repository import Repository
 from aggregator.store.schema import Base
 
 
@@ -47,5 +51,51 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_items_stored_before_stories_existed_are_grouped_after_upgrade(database_url: str) -> None:
+    engine = create_database_engine(database_url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "fefaec887c1b")  # matches and meta, before stories
+        now = datetime(2026, 11, 1, tzinfo=UTC)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO feeds (id, name, url, type, active, status, consecutive_failures)"
+                    " VALUES (1, 'a', 'https://a.example/f', 'rss', true, 'ok', 0),"
+                    " (2, 'b', 'https://b.example/f', 'rss', true, 'ok', 0)"
+                )
+            )
+            for item_id, feed_id in ((1, 1), (2, 2), (3, 2)):
+                link = "https://n.example/same" if item_id < 3 else "https://n.example/other"
+                connection.execute(
+                    text(
+                        "INSERT INTO items (id, feed_id, identity, guid, link, title, summary,"
+                        " content_html, authors, categories, published_at, date_estimated,"
+                        " content_hash, first_seen_at, last_seen_at) VALUES (:id, :feed, :identity,"
+                        " :guid, :link, :title, '', '', '[]', '[]', :now, false, 'h', :now, :now)"
+                    ),
+                    {
+                        "id": item_id,
+                        "feed": feed_id,
+                        "identity": f"g{item_id}",
+                        "guid": f"g{item_id}",
+                        "link": link,
+                        "title": f"Item {item_id}",
+                        "now": now,
+                    },
+                )
+        upgrade_to_head(engine)
+        repository = Repository(engine)
+        assert repository.group_unassigned_items(now) == 3
+        stories = repository.list_stories(10, matched_only=False)
+        assert sorted(len(story.sources) for story in stories) == [1, 2]
+        assert repository.group_unassigned_items(now) == 0
     finally:
         engine.dispose()
