@@ -187,10 +187,6 @@ class Matcher:
         if keys:
             self._automaton.make_automaton()
 
-    @property
-    def topic_ids(self) -> tuple[str, ...]:
-        return tuple(topic.id for topic in self._topics)
-
     def match(
         self, fields: Mapping[str, str], *, feed: str | None = None
     ) -> tuple[TopicMatch, ...]:

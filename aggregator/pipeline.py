@@ -20,7 +20,7 @@ from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
-from aggregator.models import TopicMatch
+from aggregator.models import Entry, TopicMatch
 from aggregator.schedule import next_fetch_time
 from aggregator.sources.rss import parse_feed
 from aggregator.store.repository import FeedState, FetchOutcome, ItemText, MatchChange, Repository
@@ -36,7 +36,7 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class FeedReport:
-    """How one feed's fetch went, for the summary table and `feeds check`."""
+    """How one feed's fetch went, for the summary table and the log."""
 
     name: str
     url: str
@@ -50,6 +50,11 @@ def match_item(matcher: Matcher, item: ItemText) -> tuple[TopicMatch, ...]:
     """The topics a stored item is about under `matcher`'s rules."""
     fields = item_fields(item.title, item.summary, item.content_html)
     return matcher.match(fields, feed=item.feed)
+
+
+def match_entry(matcher: Matcher, feed: str, entry: Entry) -> tuple[TopicMatch, ...]:
+    """The topics a fetched entry of `feed` is about."""
+    return matcher.match(item_fields(entry.title, entry.summary, entry.content_html), feed=feed)
 
 
 def apply_rule_changes(repository: Repository, matcher: Matcher) -> list[MatchChange] | None:
@@ -152,7 +157,7 @@ class _FetchRun:
             etag=result.etag,
             last_modified=result.last_modified,
         )
-        if result.body is None:
+        if result.body is None:  # 304 Not Modified
             self.repository.record_fetch(feed.feed_id, outcome(status="not modified"))
             return FeedReport(feed.name, feed.url, "not modified")
         body_hash = hashlib.sha256(result.body).hexdigest()
@@ -162,17 +167,11 @@ class _FetchRun:
         parsed = parse_feed(
             result.body, url=result.final_url, content_type=result.content_type, fetched_at=now
         )
-        matches = {
-            entry.identity: self.matcher.match(
-                item_fields(entry.title, entry.summary, entry.content_html), feed=feed.name
-            )
-            for entry in parsed.entries
-        }
         new, updated = self.repository.record_fetch(
             feed.feed_id,
             outcome(status="ok", body_hash=body_hash, title=parsed.title or None),
             parsed.entries,
-            matches,
+            partial(match_entry, self.matcher, feed.name),
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 

@@ -7,18 +7,9 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import PRESS_RELEASE, TEMPLATE
 
 from aggregator.dedupe import Fingerprint, StoryGraph, fingerprint, same_story
-
-PRESS_RELEASE = (
-    "Kyverna Therapeutics today announced that the U.S. Food and Drug Administration granted "
-    "Regenerative Medicine Advanced Therapy designation to KYV-101, its fully human CD19 CAR T "
-    "cell therapy, for the treatment of progressive multiple sclerosis, based on early data."
-)
-TEMPLATE = (
-    "Acme Bio reported financial results and business highlights, including progress of its "
-    "CD19 CAR T programme in autoimmune disease and cash runway into the next decade."
-)
 
 
 @dataclass(frozen=True)

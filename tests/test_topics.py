@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 
@@ -41,17 +42,26 @@ def titles(run_cli: CliRunnerFunction, config: Path, *args: str) -> set[str]:
     return {story["title"] for story in stories(run_cli, config, *args)}
 
 
-def test_fetched_items_are_matched_and_listed_per_topic_with_the_reason(
+@pytest.fixture
+def mixed_news(
     database_url: str,
     make_config: ConfigFactory,
     run_cli: CliRunnerFunction,
     feed_server: FeedServer,
-) -> None:
+) -> Path:
+    """A database with mixed-topics.xml fetched under RULES; returns the config."""
     config = make_config(
         database_url, [("mixed", feed_server.url("mixed-topics.xml"))], extra=RULES
     )
     run_cli(config, "init")
     run_cli(config, "fetch", "--all")
+    return config
+
+
+def test_fetched_items_are_matched_and_listed_per_topic_with_the_reason(
+    mixed_news: Path, run_cli: CliRunnerFunction
+) -> None:
+    config = mixed_news
 
     [story] = stories(run_cli, config, "--topic", "car-t-ms")
     assert story["title"] == "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS"
@@ -94,16 +104,9 @@ def test_feed_context_makes_every_item_about_its_group(
 
 
 def test_rule_changes_are_previewed_then_applied_to_stored_items(
-    database_url: str,
-    make_config: ConfigFactory,
-    run_cli: CliRunnerFunction,
-    feed_server: FeedServer,
+    mixed_news: Path, run_cli: CliRunnerFunction
 ) -> None:
-    config = make_config(
-        database_url, [("mixed", feed_server.url("mixed-topics.xml"))], extra=RULES
-    )
-    run_cli(config, "init")
-    run_cli(config, "fetch", "--all")
+    config = mixed_news
     assert len(titles(run_cli, config, "--topic", "car-t-ms")) == 1
 
     # A reader decides lupus news about CD19 CAR T belongs in the MS topic too.

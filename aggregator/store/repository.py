@@ -129,7 +129,7 @@ class MatchChange:
 
 
 ItemMatcher = Callable[[ItemText], Sequence[TopicMatch]]
-EntryMatches = Mapping[str, Sequence[TopicMatch]]
+EntryMatcher = Callable[[Entry], Sequence[TopicMatch]]
 
 
 class Repository:
@@ -189,10 +189,10 @@ class Repository:
         feed_id: int,
         outcome: FetchOutcome,
         entries: Sequence[Entry] = (),
-        matches: EntryMatches | None = None,
+        match_entry: EntryMatcher | None = None,
     ) -> tuple[int, int]:
-        """Store a fetch's entries, their topic matches (by identity) and the feed's new state,
-        in one transaction.
+        """Store a fetch's entries (new and changed ones with their topic matches, grouped into
+        stories) and the feed's new state, in one transaction.
 
         Returns (new, updated) item counts. A failed fetch changes only the feed's state: what was
         stored before stays.
@@ -200,7 +200,7 @@ class Repository:
         with self._sessions.begin() as session:
             feed = session.get_one(Feed, feed_id)
             counts = self._upsert_items(
-                session, feed_id, entries, matches or {}, outcome.fetched_at
+                session, feed_id, entries, match_entry or _no_matches, outcome.fetched_at
             )
             _apply_outcome(feed, outcome)
             return counts
@@ -210,7 +210,7 @@ class Repository:
         session: Session,
         feed_id: int,
         entries: Sequence[Entry],
-        matches: EntryMatches,
+        match_entry: EntryMatcher,
         now: datetime,
     ) -> tuple[int, int]:
         new = updated = 0
@@ -257,7 +257,7 @@ class Repository:
             touched = new_ids | changed_ids
             _replace_matches(
                 session,
-                {item_id: matches.get(identity, ()) for identity, item_id in touched.items()},
+                {touched[entry.identity]: match_entry(entry) for entry in (*fresh, *changed)},
             )
             assign_stories(session, list(new_ids.values()), list(changed_ids.values()), now)
             if unchanged_ids:
@@ -379,6 +379,10 @@ class Repository:
                 batch = []
         if batch:
             yield batch
+
+
+def _no_matches(_entry: Entry) -> Sequence[TopicMatch]:
+    return ()
 
 
 def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch]]) -> None:
