@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from aggregator.dedupe import (
     MAX_BAND_ITEMS,
@@ -29,6 +29,17 @@ from aggregator.store.schema import DedupeKey, Feed, Item, Story, StoryLink
 
 BATCH_SIZE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RANKING_COLUMNS = (
+    Item.story_id,
+    Item.link,
+    Item.guid,
+    Item.identity,
+    Item.title,
+    Item.published_at,
+    Item.date_estimated,
+    Item.canonical_url,
+    Item.first_seen_at,
+)
 _REGISTRY_KINDS = ("nct:", "euct:")
 _LITERATURE_KINDS = ("doi:", "pmid:", "pmcid:")
 
@@ -236,39 +247,52 @@ def _apply_groups(
     rows: Sequence[_Row],
     now: datetime,
 ) -> set[int]:
-    """Write each group as one story (the oldest existing one, else a new one); return them."""
+    """Write each group as one story (its oldest existing one, else a new one); return them.
+
+    New stories are inserted and items assigned in one statement each per batch; only merging
+    stories (rare) costs a statement per merge.
+    """
+    row_of = {row.item_id: row for row in rows}
+    assignments: dict[int, int] = {}
     touched: set[int] = set()
+    new_groups: list[list[int]] = []
     for members in groups:
         stories = sorted(int(node[6:]) for node in members if node.startswith("story:"))
         items = [int(node[5:]) for node in members if node.startswith("item:")]
-        if stories:
-            target = stories[0]
-        else:
-            first = min(
-                (row for row in rows if row.item_id in items), key=lambda r: r.first_seen_at
-            )
-            target = session.execute(
-                insert(Story).returning(Story.id),
-                [
-                    {
-                        "title": first.title,
-                        "link": first.link,
-                        "first_seen_at": first.first_seen_at,
-                        "updated_at": now,
-                        "news_at": first.first_seen_at,
-                    }
-                ],
-            ).scalar_one()
-        if len(stories) > 1:
-            session.execute(
-                update(Item).where(Item.story_id.in_(stories[1:])).values(story_id=target)
-            )
-            session.execute(delete(Story).where(Story.id.in_(stories[1:])))
-        if items:
-            session.execute(update(Item).where(Item.id.in_(items)).values(story_id=target))
-        for item_id in items:
-            story_of[item_id] = target
+        if not stories:
+            new_groups.append(items)
+            continue
+        target, merged = stories[0], stories[1:]
         touched.add(target)
+        if merged:
+            session.execute(update(Item).where(Item.story_id.in_(merged)).values(story_id=target))
+            session.execute(delete(Story).where(Story.id.in_(merged)))
+        assignments |= dict.fromkeys(items, target)
+    if new_groups:
+        firsts = [
+            min((row_of[i] for i in items), key=lambda r: r.first_seen_at) for items in new_groups
+        ]
+        created = session.scalars(
+            insert(Story).returning(Story.id, sort_by_parameter_order=True),
+            [
+                {
+                    "title": first.title,
+                    "link": first.link,
+                    "first_seen_at": first.first_seen_at,
+                    "updated_at": now,
+                    "news_at": first.first_seen_at,
+                }
+                for first in firsts
+            ],
+        ).all()
+        for items, story_id in zip(new_groups, created, strict=True):
+            assignments |= dict.fromkeys(items, story_id)
+        touched.update(created)
+    if assignments:
+        session.execute(
+            update(Item), [{"id": item, "story_id": story} for item, story in assignments.items()]
+        )
+    story_of |= assignments
     return touched
 
 
@@ -277,7 +301,8 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
     if not story_ids:
         return
     members: defaultdict[int, list[Item]] = defaultdict(list)
-    for item in session.scalars(select(Item).where(Item.story_id.in_(story_ids))):
+    query = select(Item).options(load_only(*_RANKING_COLUMNS)).where(Item.story_id.in_(story_ids))
+    for item in session.scalars(query):
         members[item.story_id or 0].append(item)
     refreshed = []
     for story_id, items in members.items():
