@@ -267,6 +267,9 @@ def _apply_groups(
         if merged:
             session.execute(update(Item).where(Item.story_id.in_(merged)).values(story_id=target))
             session.execute(delete(Story).where(Story.id.in_(merged)))
+            for item, story in story_of.items():
+                if story in merged:
+                    story_of[item] = target
         assignments |= dict.fromkeys(items, target)
     if new_groups:
         firsts = [
