@@ -38,6 +38,8 @@ from aggregator.pipeline import (
     match_item,
     utc_now,
 )
+from aggregator.publish.export import export_all, export_one
+from aggregator.publish.feeds import FORMATS, Format
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.store.repository import Repository, StoryRow
 
@@ -158,14 +160,52 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
             f"{len(changes) - added} removed"
         )
     feeds = repository.feeds_to_fetch(utc_now(), names=names or None, include_not_due=fetch_all)
-    if not feeds:
+    reports: list[FeedReport] = []
+    if feeds:
+        with _progress(len(feeds), "Fetching feeds") as advance:
+            reports = asyncio.run(
+                fetch_feeds(
+                    app.settings, repository, matcher, feeds, on_feed_done=lambda _: advance()
+                )
+            )
+        _print_fetch_summary(reports)
+    else:
         click.echo("no feeds are due (use --all to fetch every feed now)")
+    if changes or any(report.new or report.updated for report in reports):
+        written = export_all(app.settings, repository)
+        click.echo(f"wrote {len(written)} feed files to {app.settings.output.dir}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Only this format.")
+@click.option("--topic", help="Only this topic's feed (default: all topics, and each topic).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one feed to this file (format from --format or the suffix: .xml .atom .json).",
+)
+@pass_app
+def export(app: _App, fmt: Format | None, topic: str | None, output: Path | None) -> None:
+    """Write the output feeds (RSS, Atom, JSON Feed) to [output] dir, or one feed to --output."""
+    if topic is not None:
+        app.topic(topic)
+    repository = app.repository()
+    if output is not None:
+        chosen = fmt or _SUFFIX_FORMATS.get(output.suffix.lower(), "rss")
+        export_one(app.settings, repository, chosen, topic, output)
+        click.echo(f"wrote {output}")
         return
-    with _progress(len(feeds), "Fetching feeds") as advance:
-        reports = asyncio.run(
-            fetch_feeds(app.settings, repository, matcher, feeds, on_feed_done=lambda _: advance())
-        )
-    _print_fetch_summary(reports)
+    formats = (fmt,) if fmt else FORMATS
+    written = export_all(app.settings, repository, topic=topic, formats=formats)
+    click.echo(f"wrote {len(written)} feed files to {app.settings.output.dir}")
+
+
+_SUFFIX_FORMATS: dict[str, Format] = {
+    ".xml": "rss",
+    ".rss": "rss",
+    ".atom": "atom",
+    ".json": "json",
+}
 
 
 @cli.group()

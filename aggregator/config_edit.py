@@ -8,8 +8,6 @@ broken or half-written config behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from tomlkit.items import AoT
 
 from aggregator.config import Settings, parse_settings
 from aggregator.errors import ConfigError
+from aggregator.files import write_atomically
 
 
 def add_feeds(path: Path, feeds: Sequence[Mapping[str, Any]]) -> Settings:
@@ -51,12 +50,5 @@ def remove_feed(path: Path, name: str) -> Settings:
 
 def _replace_validated(path: Path, text: str) -> Settings:
     settings = parse_settings(text, path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text.encode("utf-8"))
     return settings

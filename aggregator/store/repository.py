@@ -92,6 +92,7 @@ class StoryRow:
     title: str
     link: str | None
     first_seen: datetime
+    updated: datetime
     news_at: datetime
     summary: str
     sources: tuple[StorySource, ...]
@@ -430,6 +431,7 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                 title=story.title,
                 link=story.link,
                 first_seen=story.first_seen_at,
+                updated=story.updated_at,
                 news_at=story.news_at,
                 summary=members[0][0].summary if members else "",
                 sources=tuple(

@@ -1,0 +1,1 @@
+"""Publishing stories: output feeds now; the digest and the page later."""

@@ -1,0 +1,56 @@
+"""Writing the output feeds to `[output] dir`, atomically, after fetches and on `export`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aggregator.config import Settings
+from aggregator.files import write_atomically
+from aggregator.publish.feeds import FORMATS, Channel, Format, document_path, render
+from aggregator.store.repository import Repository
+
+
+def channels(settings: Settings, repository: Repository, topic: str | None = None) -> list[Channel]:
+    """The feed for every topic and one per topic (or only `topic`'s), newest stories first."""
+    limit = settings.output.max_items
+    found = []
+    if topic is None:
+        found.append(Channel(None, settings.output.title, repository.list_stories(limit)))
+    for configured in settings.topics:
+        if topic in (None, configured.id):
+            title = f"{settings.output.title}: {configured.title or configured.id}"
+            found.append(
+                Channel(configured.id, title, repository.list_stories(limit, topic=configured.id))
+            )
+    return found
+
+
+def export_all(
+    settings: Settings,
+    repository: Repository,
+    *,
+    topic: str | None = None,
+    formats: Sequence[Format] = FORMATS,
+) -> list[Path]:
+    """Write the feeds (all, or `topic`'s) in `formats` under the output folder; returns them."""
+    titles = _topic_titles(settings)
+    written = []
+    for channel in channels(settings, repository, topic):
+        for fmt in formats:
+            path = settings.output.dir / document_path(channel.topic, fmt)
+            write_atomically(path, render(channel, fmt, settings.output, titles))
+            written.append(path)
+    return written
+
+
+def export_one(
+    settings: Settings, repository: Repository, fmt: Format, topic: str | None, path: Path
+) -> None:
+    """Write one feed (all topics, or `topic`'s) in `fmt` to `path`."""
+    [channel] = [c for c in channels(settings, repository, topic) if c.topic == topic]
+    write_atomically(path, render(channel, fmt, settings.output, _topic_titles(settings)))
+
+
+def _topic_titles(settings: Settings) -> dict[str, str]:
+    return {topic.id: topic.title or topic.id for topic in settings.topics}
