@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
 from sqlalchemy import Engine
 
 from aggregator import __version__
@@ -42,6 +44,7 @@ from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.store.repository import Repository, StoryRow
+from aggregator.web import create_app
 
 log = logging.getLogger("aggregator")
 
@@ -173,7 +176,7 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
         click.echo("no feeds are due (use --all to fetch every feed now)")
     if changes or any(report.new or report.updated for report in reports):
         written = export_all(app.settings, repository)
-        click.echo(f"wrote {len(written)} feed files to {app.settings.output.dir}")
+        click.echo(f"updated {len(written)} feed files in {app.settings.output.dir}")
 
 
 @cli.command()
@@ -197,7 +200,7 @@ def export(app: _App, fmt: Format | None, topic: str | None, output: Path | None
         return
     formats = (fmt,) if fmt else FORMATS
     written = export_all(app.settings, repository, topic=topic, formats=formats)
-    click.echo(f"wrote {len(written)} feed files to {app.settings.output.dir}")
+    click.echo(f"updated {len(written)} feed files in {app.settings.output.dir}")
 
 
 _SUFFIX_FORMATS: dict[str, Format] = {
@@ -206,6 +209,32 @@ _SUFFIX_FORMATS: dict[str, Format] = {
     ".atom": "atom",
     ".json": "json",
 }
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: [server] host).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port).")
+@pass_app
+def serve(app: _App, host: str | None, port: int | None) -> None:
+    """Serve the output feeds and /healthz over HTTP until interrupted."""
+    repository = app.repository()
+    export_all(app.settings, repository)
+    server = app.settings.server
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found; ours turns that into the clean exit 0 the contract promises.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _exit_cleanly)
+    uvicorn.run(
+        create_app(repository, app.settings.output.dir),
+        host=host or server.host,
+        port=port or server.port,
+        log_config=None,  # our logging: one line per event on stderr
+        proxy_headers=False,
+    )
+
+
+def _exit_cleanly(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @cli.group()

@@ -27,3 +27,18 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Replace `path` atomically unless it already holds `data`; True if it was written.
+
+    Leaving an unchanged file alone keeps its modification time, and with it the ETag and
+    Last-Modified a web server derives from it: readers keep getting 304s.
+    """
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomically(path, data)
+    return True

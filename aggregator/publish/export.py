@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aggregator.config import Settings
-from aggregator.files import write_atomically
+from aggregator.files import write_atomically, write_if_changed
 from aggregator.publish.feeds import FORMATS, Channel, Format, document_path, render
 from aggregator.store.repository import Repository
 
@@ -33,14 +33,15 @@ def export_all(
     topic: str | None = None,
     formats: Sequence[Format] = FORMATS,
 ) -> list[Path]:
-    """Write the feeds (all, or `topic`'s) in `formats` under the output folder; returns them."""
+    """Write the feeds (all, or `topic`'s) in `formats` under the output folder; returns the
+    files that changed (an unchanged feed is left alone, so its HTTP validators stay)."""
     titles = _topic_titles(settings)
     written = []
     for channel in channels(settings, repository, topic):
         for fmt in formats:
             path = settings.output.dir / document_path(channel.topic, fmt)
-            write_atomically(path, render(channel, fmt, settings.output, titles))
-            written.append(path)
+            if write_if_changed(path, render(channel, fmt, settings.output, titles)):
+                written.append(path)
     return written
 
 

@@ -69,6 +69,7 @@ class FeedRow:
     last_error: str | None
     consecutive_failures: int
     last_fetched_at: datetime | None
+    last_success_at: datetime | None
     next_fetch_at: datetime | None
     items: int
 
@@ -296,6 +297,7 @@ class Repository:
                     last_error=feed.last_error,
                     consecutive_failures=feed.consecutive_failures,
                     last_fetched_at=feed.last_fetched_at,
+                    last_success_at=feed.last_success_at,
                     next_fetch_at=feed.next_fetch_at,
                     items=count,
                 )
