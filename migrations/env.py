@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from aggregator.config import config_path, load_settings
 from aggregator.store.database import create_database_engine
-from aggregator.store.schema import Base, UTCDateTime
+from aggregator.store.schema import Base, UTCDateTime, is_search_object
 
 
 def _render_item(kind: str, value: Any, _context: AutogenContext) -> str | bool:
@@ -24,6 +24,10 @@ def _render_item(kind: str, value: Any, _context: AutogenContext) -> str | bool:
     return False
 
 
+def _include(_object: Any, name: str | None, _type: str, _reflected: bool, _compare: Any) -> bool:
+    return not is_search_object(name)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -31,6 +35,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         compare_type=True,
         render_item=_render_item,
+        include_object=_include,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,6 +10,10 @@ import pytest
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 
+from aggregator.config import load_settings
+from aggregator.store.database import create_database_engine
+from aggregator.store.repository import Repository
+
 ROOT = Path(__file__).parent.parent
 RULES = """
 [terms]
@@ -171,3 +175,24 @@ def test_evaluate_names_a_bad_line(tmp_path: Path, run_cli: CliRunnerFunction) -
     result = run_cli(ROOT / "config.toml", "topics", "evaluate", str(labelled))
     assert result.exit_code == 2
     assert f"{labelled}:2: expected a JSON object with title and label" in result.stderr
+
+
+def test_stories_can_be_searched_by_words_in_any_source(
+    mixed_news: Path, run_cli: CliRunnerFunction
+) -> None:
+    engine = create_database_engine(load_settings(mixed_news, environ={}).database.url)
+    try:
+        repository = Repository(engine)
+
+        def found(words: str) -> set[str]:
+            rows = repository.list_stories(50, matched_only=False, search=words)
+            return {row.title for row in rows}
+
+        assert found("intrathecal") == {"Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS"}
+        assert found("Erlangen remission") == {"Lupus patients stay in remission after CD19 CAR T"}
+        assert found("CAR-T") >= {"Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS"}
+        assert found('" OR ( NEAR') == set()  # query syntax from a reader is just text
+        assert found("toilets bacteria") == {"Supermarket cart hygiene study"}
+        assert found("nothing-like-this") == set()
+    finally:
+        engine.dispose()

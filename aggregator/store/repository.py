@@ -6,12 +6,27 @@ inside this module, so each method is one transaction that either happens whole 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    Select,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.config import FeedSettings
@@ -139,6 +154,7 @@ class Repository:
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._dialect = engine.dialect.name
 
     def sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
         """Make feed rows follow the config: add new names, follow new URLs, deactivate gone ones.
@@ -305,14 +321,23 @@ class Repository:
             ]
 
     def list_stories(
-        self, limit: int, *, topic: str | None = None, matched_only: bool = True
+        self,
+        limit: int,
+        *,
+        topic: str | None = None,
+        matched_only: bool = True,
+        search: str | None = None,
     ) -> list[StoryRow]:
         """The newest stories first, with their sources and why they matched.
 
         Only stories an item of which matches a topic (`topic`, if given) are listed, unless
-        `matched_only` is false.
+        `matched_only` is false; `search` keeps those with an item containing every word of it
+        (full-text: SQLite FTS5, PostgreSQL tsvector).
         """
         query = select(Story)
+        if search is not None:
+            matching = select(Item.story_id).where(_text_search(search, self._dialect))
+            query = query.where(Story.id.in_(matching))
         if topic is not None or matched_only:
             matched = select(Item.story_id).join(Match)
             if topic is not None:
@@ -382,6 +407,26 @@ class Repository:
                 batch = []
         if batch:
             yield batch
+
+
+def _text_search(words: str, dialect: str) -> ColumnElement[bool]:
+    """Items containing every word of `words`, through the database's full-text index.
+
+    Words are quoted for FTS5 so that a reader's "CAR-T" or a stray quote is text, never query
+    syntax; PostgreSQL's websearch_to_tsquery is made to take what people type.
+    """
+    terms = re.findall(r"\w+", words)
+    if not terms:
+        return false()
+    if dialect == "sqlite":
+        matching: Select[int] = (
+            select(literal_column("rowid", Integer))
+            .select_from(table("items_search"))
+            .where(literal_column("items_search").op("MATCH")(" ".join(f'"{t}"' for t in terms)))
+        )
+        return Item.id.in_(matching)
+    document = func.to_tsvector("english", Item.title + " " + Item.summary)
+    return document.op("@@")(func.websearch_to_tsquery("english", " ".join(terms)))
 
 
 def _no_matches(_entry: Entry) -> Sequence[TopicMatch]:

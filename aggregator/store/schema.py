@@ -33,6 +33,15 @@ NAMING_CONVENTION = {
 }
 
 
+# Full-text search objects made by a hand-written migration (FTS5 on SQLite, an expression index
+# on PostgreSQL); the models do not describe them, so schema comparisons must skip them.
+SEARCH_OBJECTS = ("items_search", "ix_items_search")
+
+
+def is_search_object(name: str | None) -> bool:
+    return bool(name) and str(name).startswith(SEARCH_OBJECTS)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend.
 
