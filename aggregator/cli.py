@@ -225,7 +225,7 @@ def serve(app: _App, host: str | None, port: int | None) -> None:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _exit_cleanly)
     uvicorn.run(
-        create_app(repository, app.settings.output.dir),
+        create_app(repository, app.settings),
         host=host or server.host,
         port=port or server.port,
         log_config=None,  # our logging: one line per event on stderr
@@ -527,7 +527,7 @@ def _ratio(value: float | None) -> str:
 
 
 def _why(matches: Sequence[TopicMatch]) -> str:
-    """ "CAR T (title), MS (summary)": the matched words a reader can check against the text."""
+    """ "CAR T (title), MS (summary)": the matched words, and where, to check against the text."""
     reasons = dict.fromkeys(
         f"{hit.text} ({hit.field})" if hit.field != "feed" else f"{hit.group} (feed)"
         for match in matches

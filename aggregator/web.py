@@ -1,8 +1,9 @@
-"""The HTTP face: the output feeds, health. An ASGI app (Starlette) for uvicorn.
+"""The HTTP face: the page, the output feeds, health. An ASGI app (Starlette) for uvicorn.
 
 Feeds are served from the files `export` writes, so the server does no work per request beyond
 a file read, and conditional requests (ETag, Last-Modified) get 304s; responses are gzipped
-for clients that ask.
+for clients that ask. The page is rendered from the database with Jinja2 (autoescaped), plain
+HTML and CSS: it works on a phone and without JavaScript.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
+from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
-from aggregator.publish.feeds import MEDIA_TYPES
-from aggregator.store.repository import Repository
+from aggregator.config import Settings
+from aggregator.publish.feeds import MEDIA_TYPES, matched_words
+from aggregator.store.repository import Repository, StoryRow
 
 
 class FeedFiles(StaticFiles):
@@ -55,8 +59,35 @@ def media_type(path: Path) -> str | None:
     return None
 
 
-def create_app(repository: Repository, output_dir: Path) -> Starlette:
-    """The application: /healthz, then every exported feed under its path."""
+def create_app(repository: Repository, settings: Settings) -> Starlette:
+    """The application: the page, /digests/, /healthz, then every exported feed by its path."""
+    templates = Jinja2Templates(
+        env=Environment(
+            loader=PackageLoader("aggregator.publish", "templates"),
+            autoescape=select_autoescape(default=True),
+        )
+    )
+    topics = [{"id": t.id, "title": t.title or t.id} for t in settings.topics]
+    topic_titles = {topic["id"]: topic["title"] for topic in topics}
+    common = {"site_title": settings.output.title, "topics": topics, "topic_titles": topic_titles}
+
+    def why(story: StoryRow) -> str:
+        return ", ".join(matched_words(story.matches))
+
+    templates.env.globals["why"] = why
+
+    async def page(request: Request) -> Response:
+        topic_id = request.query_params.get("topic") or None
+        if topic_id is not None and topic_id not in topic_titles:
+            return PlainTextResponse(f"No topic {topic_id!r}.", status_code=404)
+        query = request.query_params.get("q", "").strip()[:200] or None
+        stories = repository.list_stories(settings.output.max_items, topic=topic_id, search=query)
+        topic = {"id": topic_id, "title": topic_titles[topic_id]} if topic_id else None
+        context = common | {"stories": stories, "topic": topic, "query": query}
+        return templates.TemplateResponse(request, "index.html", context)
+
+    async def digests(request: Request) -> Response:
+        return templates.TemplateResponse(request, "digests.html", common | {"topic": None})
 
     async def healthz(_request: Request) -> JSONResponse:
         feeds = repository.list_feeds()
@@ -79,11 +110,13 @@ def create_app(repository: Repository, output_dir: Path) -> Starlette:
             }
         )
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    settings.output.dir.mkdir(parents=True, exist_ok=True)
     return Starlette(
         routes=[
+            Route("/", page),
+            Route("/digests/", digests),
             Route("/healthz", healthz),
-            Mount("/", app=FeedFiles(directory=output_dir)),
+            Mount("/", app=FeedFiles(directory=settings.output.dir)),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import httpx
@@ -16,6 +18,9 @@ import pytest
 import uvicorn
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 from aggregator.config import load_settings
 from aggregator.store.database import create_database_engine
@@ -30,6 +35,7 @@ base_url = "https://news.example.org/"
 car_t = ["CAR T"]
 cd19 = ["CD19"]
 ms = ["multiple sclerosis", "MS"]
+lupus = ["lupus"]
 
 [vetoes]
 MS = ["LC-MS", "mass spectrometry"]
@@ -39,6 +45,11 @@ id = "car-t-ms"
 title = "CAR T in MS"
 all = ["ms"]
 any = ["car_t", "cd19"]
+
+[[topics]]
+id = "car-t-lupus"
+title = "CAR T in lupus"
+all = ["lupus", "car_t"]
 """
 
 
@@ -69,7 +80,7 @@ def site(
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(Repository(engine), settings.output.dir),
+            create_app(Repository(engine), settings),
             host="127.0.0.1",
             port=port,
             log_config=None,
@@ -87,40 +98,41 @@ def site(
     engine.dispose()
 
 
+MS_STORY = "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS"
+LUPUS_STORY = "Lupus patients stay in remission after CD19 CAR T"
+RSS, ATOM, JSON_FEED = (
+    "application/rss+xml; charset=utf-8",
+    "application/atom+xml; charset=utf-8",
+    "application/feed+json; charset=utf-8",
+)
+
+
 @pytest.mark.parametrize(
-    ("path", "media_type", "version"),
+    ("path", "media_type", "titles"),
     [
-        pytest.param("/feed.xml", "application/rss+xml; charset=utf-8", "rss20", id="rss"),
-        pytest.param("/atom.xml", "application/atom+xml; charset=utf-8", "atom10", id="atom"),
-        pytest.param(
-            "/topics/car-t-ms.xml", "application/rss+xml; charset=utf-8", "rss20", id="topic-rss"
-        ),
-        pytest.param(
-            "/topics/car-t-ms.atom",
-            "application/atom+xml; charset=utf-8",
-            "atom10",
-            id="topic-atom",
-        ),
-        pytest.param("/feed.json", "application/feed+json; charset=utf-8", "", id="json"),
+        pytest.param("/feed.xml", RSS, [LUPUS_STORY, MS_STORY], id="rss"),
+        pytest.param("/atom.xml", ATOM, [LUPUS_STORY, MS_STORY], id="atom"),
+        pytest.param("/feed.json", JSON_FEED, [LUPUS_STORY, MS_STORY], id="json"),
+        pytest.param("/topics/car-t-ms.xml", RSS, [MS_STORY], id="topic-rss"),
+        pytest.param("/topics/car-t-ms.atom", ATOM, [MS_STORY], id="topic-atom"),
+        pytest.param("/topics/car-t-lupus.json", JSON_FEED, [LUPUS_STORY], id="topic-json"),
     ],
 )
 def test_feeds_are_served_with_their_type_and_validators(
-    site: str, path: str, media_type: str, version: str
+    site: str, path: str, media_type: str, titles: list[str]
 ) -> None:
     response = httpx.get(site + path)
     assert response.status_code == 200
     assert response.headers["content-type"] == media_type
     assert response.headers["etag"]
     assert response.headers["last-modified"]
-    if version:
-        parsed = feedparser.parse(response.content)
-        assert parsed.version == version
-        assert not parsed.bozo
-        assert [e.title for e in parsed.entries] == [
-            "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS"
-        ]
+    if media_type == JSON_FEED:
+        assert [item["title"] for item in response.json()["items"]] == titles
     else:
-        assert response.json()["items"][0]["title"].startswith("Anti-CD19 CAR")
+        parsed = feedparser.parse(response.content)
+        assert not parsed.bozo
+        assert parsed.version == ("rss20" if media_type == RSS else "atom10")
+        assert [entry.title for entry in parsed.entries] == titles
 
 
 def test_a_reader_polling_again_gets_304(site: str) -> None:
@@ -182,3 +194,108 @@ def test_aggregator_serve_runs_until_stopped(
     assert response.status_code == 200
     assert feedparser.parse(response.content).version == "rss20"
     assert process.returncode == 0, stderr.decode()
+
+
+def test_the_page_lists_filters_and_searches_stories(site: str) -> None:
+    page = httpx.get(site + "/")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert MS_STORY in page.text
+    assert "Why it is here: MS, CAR T, CD19" in page.text
+    for media, href in (
+        ("application/atom+xml", "/atom.xml"),
+        ("application/rss+xml", "/feed.xml"),
+        ("application/feed+json", "/feed.json"),
+    ):
+        assert f'<link rel="alternate" type="{media}"' in page.text
+        assert f'href="{href}"' in page.text
+    topic = httpx.get(site + "/", params={"topic": "car-t-ms"})
+    assert 'href="/topics/car-t-ms.atom"' in topic.text
+    assert "Supermarket" not in topic.text
+    found = httpx.get(site + "/", params={"q": "toilets"})
+    assert "Supermarket cart hygiene study" not in found.text  # matches no topic: not a story
+    assert "No stories match" in found.text
+    assert "Stories matching" in httpx.get(site + "/", params={"q": "intrathecal"}).text
+
+
+def test_the_page_escapes_what_readers_type(site: str) -> None:
+    page = httpx.get(site + "/", params={"q": '<script>alert("x")</script>'})
+    assert page.status_code == 200
+    assert "<script>" not in page.text
+    assert "&lt;script&gt;" in page.text
+
+
+def test_unknown_topic_is_404_and_the_digest_archive_exists(site: str) -> None:
+    assert httpx.get(site + "/", params={"topic": "nope"}).status_code == 404
+    archive = httpx.get(site + "/digests/")
+    assert archive.status_code == 200
+    assert "No digest has been sent yet." in archive.text
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Debian's headless chromium, driven through chromium-driver (nothing is downloaded)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        message = (
+            "chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 800)], ids=["phone", "desktop"])
+def test_a_reader_browses_filters_and_searches(
+    site: str, browser: Any, tmp_path: Path, width: int, height: int
+) -> None:
+    browser.set_window_size(width, height)
+    browser.get(site + "/")
+    titles = [
+        h2.text for h2 in browser.find_elements(By.CSS_SELECTOR, "article h2") if h2.is_displayed()
+    ]
+    assert titles == [
+        "Lupus patients stay in remission after CD19 CAR T",
+        "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS",
+    ] or set(titles) == {
+        "Lupus patients stay in remission after CD19 CAR T",
+        "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS",
+    }
+    browser.save_screenshot(str(tmp_path / f"home-{width}.png"))
+
+    browser.find_element(By.LINK_TEXT, "CAR T in MS").click()
+    visible = [h2.text for h2 in browser.find_elements(By.CSS_SELECTOR, "article h2")]
+    assert visible == [MS_STORY]
+    current = browser.find_element(By.CSS_SELECTOR, 'nav a[aria-current="page"]')
+    assert current.text == "CAR T in MS"
+
+    browser.find_element(By.LINK_TEXT, "All topics").click()
+    box = browser.find_element(By.NAME, "q")
+    box.send_keys("Erlangen")
+    box.submit()
+    visible = [h2.text for h2 in browser.find_elements(By.CSS_SELECTOR, "article h2")]
+    assert visible == [LUPUS_STORY]
+    assert browser.find_element(By.NAME, "q").get_attribute("value") == "Erlangen"
+    browser.save_screenshot(str(tmp_path / f"search-{width}.png"))
+    assert (tmp_path / f"search-{width}.png").stat().st_size > 5_000

@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 from feedgen.feed import FeedGenerator
 
 from aggregator.config import OutputSettings
+from aggregator.models import TopicMatch
 from aggregator.store.repository import StoryRow
 
 Format = Literal["rss", "atom", "json"]
@@ -106,6 +107,17 @@ def _json_feed(channel: Channel, output: OutputSettings, topic_titles: Mapping[s
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
 
 
+def matched_words(matches: Sequence[TopicMatch]) -> list[str]:
+    """The words that made a story match, as first written, once each whatever their case
+    (a feed's context by its group name)."""
+    words: dict[str, str] = {}
+    for match in matches:
+        for hit in match.hits:
+            word = hit.text or hit.group
+            words.setdefault(word.casefold(), word)
+    return list(words.values())
+
+
 def _story_id(story: StoryRow, output: OutputSettings) -> str:
     return urljoin(output.base_url, f"stories/{story.id}")
 
@@ -118,11 +130,9 @@ def _entry_html(story: StoryRow, topic_titles: Mapping[str, str]) -> str:
     """Summary, why it matched, and who else reported it; every text escaped, links http(s)."""
     parts = [f"<p>{html.escape(story.summary)}</p>"] if story.summary else []
     for match in story.matches:
-        words = dict.fromkeys(hit.text or hit.group for hit in match.hits)
         topic = html.escape(topic_titles.get(match.topic, match.topic))
-        parts.append(
-            f"<p><strong>Why it is here ({topic}):</strong> {html.escape(', '.join(words))}</p>"
-        )
+        words = html.escape(", ".join(matched_words([match])))
+        parts.append(f"<p><strong>Why it is here ({topic}):</strong> {words}</p>")
     others = [source for source in story.sources if source.link != story.link]
     if others:
         links = ", ".join(
