@@ -33,6 +33,7 @@ from sqlalchemy.exc import ArgumentError
 
 from aggregator import __version__
 from aggregator.errors import ConfigError
+from aggregator.models import SourceKind
 
 CONFIG_ENV = "AGGREGATOR_CONFIG"
 DATABASE_URL_ENV = "AGGREGATOR_DATABASE_URL"
@@ -175,6 +176,7 @@ class FeedSettings(_Section):
     name: Name
     url: HttpUrl
     type: Literal["rss"] = "rss"
+    kind: SourceKind | None = None
     interval: Duration | None = None
     assume: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()

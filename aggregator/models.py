@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+SourceKind = Literal["registry", "journal", "preprint", "press-release", "news", "society"]
+# What readers see for each kind: on badges, and as the category of feed entries.
+SOURCE_KIND_LABELS: dict[str, str] = {
+    "registry": "Trial registry",
+    "journal": "Journal",
+    "preprint": "Preprint",
+    "press-release": "Press release",
+    "news": "News",
+    "society": "Patient society",
+}
 
 
 @dataclass(frozen=True, slots=True)

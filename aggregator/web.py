@@ -23,7 +23,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
 from aggregator.config import Settings
-from aggregator.publish.feeds import MEDIA_TYPES, matched_words
+from aggregator.models import SOURCE_KIND_LABELS
+from aggregator.publish.feeds import MEDIA_TYPES, matched_words, source_kinds
 from aggregator.store.repository import Repository, StoryRow
 
 
@@ -75,6 +76,9 @@ def create_app(repository: Repository, settings: Settings) -> Starlette:
         return ", ".join(matched_words(story.matches))
 
     templates.env.globals["why"] = why
+    templates.env.globals["kinds"] = lambda story: [
+        SOURCE_KIND_LABELS[kind] for kind in source_kinds(story)
+    ]
 
     async def page(request: Request) -> Response:
         topic_id = request.query_params.get("topic") or None

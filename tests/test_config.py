@@ -160,6 +160,13 @@ url = "https://b.example/feed"
             '[[feeds]]\nname = "x"\n', 1, "feeds[0].url: Field required", id="missing-required-key"
         ),
         pytest.param("[fetch\ninterval = 1", 1, "not valid TOML", id="toml-syntax"),
+        pytest.param(
+            VALID_FEEDS + 'kind = "blog"\n',
+            11,
+            "feeds[1].kind: Input should be 'registry', 'journal', 'preprint', 'press-release', "
+            "'news' or 'society'",
+            id="unknown-source-kind",
+        ),
     ],
 )
 def test_config_errors_exit_2_naming_key_and_line(

@@ -70,8 +70,9 @@ def site(
     """A fetched database served by uvicorn on 127.0.0.1; yields the base URL."""
     config = make_config(
         database_url,
-        [("mixed", feed_server.url("mixed-topics.xml")), ("gone", feed_server.url("status/410"))],
-        extra=RULES,
+        [("gone", feed_server.url("status/410"))],
+        extra=f'[[feeds]]\nname = "mixed"\nurl = "{feed_server.url("mixed-topics.xml")}"\n'
+        'kind = "news"\n' + RULES,
     )
     run_cli(config, "init")
     run_cli(config, "fetch", "--all")
@@ -127,12 +128,16 @@ def test_feeds_are_served_with_their_type_and_validators(
     assert response.headers["etag"]
     assert response.headers["last-modified"]
     if media_type == JSON_FEED:
-        assert [item["title"] for item in response.json()["items"]] == titles
+        items = response.json()["items"]
+        assert [item["title"] for item in items] == titles
+        assert all("news" in item["tags"] for item in items)
     else:
         parsed = feedparser.parse(response.content)
         assert not parsed.bozo
         assert parsed.version == ("rss20" if media_type == RSS else "atom10")
         assert [entry.title for entry in parsed.entries] == titles
+        kind = "News" if media_type == RSS else "news"  # RSS categories carry the label
+        assert all(kind in [tag.term for tag in entry.tags] for entry in parsed.entries)
 
 
 def test_a_reader_polling_again_gets_304(site: str) -> None:
@@ -201,6 +206,7 @@ def test_the_page_lists_filters_and_searches_stories(site: str) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert MS_STORY in page.text
+    assert '<span class="badge kind">News</span>' in page.text
     assert "Why it is here: MS, CAR T, CD19" in page.text
     for media, href in (
         ("application/atom+xml", "/atom.xml"),

@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 from feedgen.feed import FeedGenerator
 
 from aggregator.config import OutputSettings
-from aggregator.models import TopicMatch
+from aggregator.models import SOURCE_KIND_LABELS, TopicMatch
 from aggregator.store.repository import StoryRow
 
 Format = Literal["rss", "atom", "json"]
@@ -77,6 +77,8 @@ def render(
         entry.content(_entry_html(story, topic_titles), type="html")
         for match in story.matches:
             entry.category(term=match.topic, label=topic_titles.get(match.topic, match.topic))
+        for kind in source_kinds(story):
+            entry.category(term=kind, label=SOURCE_KIND_LABELS[kind])
     document: bytes = (
         generator.rss_str(pretty=True) if fmt == "rss" else generator.atom_str(pretty=True)
     )
@@ -98,13 +100,19 @@ def _json_feed(channel: Channel, output: OutputSettings, topic_titles: Mapping[s
                 "summary": story.summary,
                 "date_published": story.first_seen.isoformat(),
                 "date_modified": story.updated.isoformat(),
-                "tags": [match.topic for match in story.matches],
+                "tags": [match.topic for match in story.matches] + source_kinds(story),
             }
             | ({"url": story.link} if story.link else {})
             for story in channel.stories
         ],
     }
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def source_kinds(story: StoryRow) -> list[str]:
+    """The kinds of source that carried a story (registry, journal, news...), in kind order."""
+    kinds = {source.kind for source in story.sources if source.kind}
+    return [kind for kind in SOURCE_KIND_LABELS if kind in kinds]
 
 
 def matched_words(matches: Sequence[TopicMatch]) -> list[str]:

@@ -95,6 +95,7 @@ class StorySource:
 
     item_id: int
     feed: str
+    kind: str | None
     title: str
     link: str | None
     published: datetime
@@ -167,13 +168,14 @@ class Repository:
             for name, feed in by_name.items():
                 row = rows.get(name)
                 if row is None:
-                    session.add(Feed(name=name, url=feed.url, type=feed.type))
+                    session.add(Feed(name=name, url=feed.url, type=feed.type, kind=feed.kind))
                     continue
                 if row.url != feed.url:
                     row.url = feed.url
                     row.etag = row.last_modified = row.body_hash = None
                     row.next_fetch_at = None
                 row.type = feed.type
+                row.kind = feed.kind
                 row.active = True
             for name, row in rows.items():
                 if name not in by_name:
@@ -453,9 +455,9 @@ def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch
 
 def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
     """Stories with their sources (best first: the story's own link, then by date) and matches."""
-    items: dict[int, list[tuple[Item, str]]] = {story.id: [] for story in stories}
+    items: dict[int, list[tuple[Item, Feed]]] = {story.id: [] for story in stories}
     for batch in _batches([story.id for story in stories], BATCH_SIZE):
-        query = select(Item, Feed.name).join(Feed).where(Item.story_id.in_(batch))
+        query = select(Item, Feed).join(Feed).where(Item.story_id.in_(batch))
         for item, feed in session.execute(query):
             items[item.story_id or 0].append((item, feed))
     matches = _matches_of(session, [item.id for pairs in items.values() for item, _ in pairs])
@@ -482,7 +484,9 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                 news_at=story.news_at,
                 summary=members[0][0].summary if members else "",
                 sources=tuple(
-                    StorySource(item.id, feed, item.title, item.link, item.published_at)
+                    StorySource(
+                        item.id, feed.name, feed.kind, item.title, item.link, item.published_at
+                    )
                     for item, feed in members
                 ),
                 matches=tuple(best_per_topic[topic] for topic in sorted(best_per_topic)),
