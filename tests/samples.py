@@ -1,4 +1,4 @@
-"""Texts shared by the dedupe tests: a press release wires syndicate, and a results template."""
+"""Texts shared by tests: a syndicated press release, a results template, topic rules."""
 
 PRESS_RELEASE = (
     "Kyverna Therapeutics today announced that the U.S. Food and Drug Administration granted "
@@ -9,3 +9,26 @@ TEMPLATE = (
     "Acme Bio reported financial results and business highlights, including progress of its "
     "CD19 CAR T programme in autoimmune disease and cash runway into the next decade."
 )
+
+# Rules for a small world of CAR T news in MS and in lupus (titles are what the page shows).
+TOPIC_RULES = """
+[terms]
+car_t = ["CAR T", "chimeric antigen receptor"]
+cd19 = ["CD19"]
+ms = ["multiple sclerosis", "MS"]
+lupus = ["lupus"]
+
+[vetoes]
+MS = ["LC-MS", "mass spectrometry"]
+
+[[topics]]
+id = "car-t-ms"
+title = "CAR T in MS"
+all = ["ms"]
+any = ["car_t", "cd19"]
+
+[[topics]]
+id = "car-t-lupus"
+title = "CAR T in lupus"
+all = ["lupus", "car_t"]
+"""

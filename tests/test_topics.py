@@ -9,31 +9,13 @@ from typing import Any
 import pytest
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
+from samples import TOPIC_RULES
 
 from aggregator.config import load_settings
 from aggregator.store.database import create_database_engine
 from aggregator.store.repository import Repository
 
 ROOT = Path(__file__).parent.parent
-RULES = """
-[terms]
-car_t = ["CAR T", "chimeric antigen receptor"]
-cd19 = ["CD19"]
-ms = ["multiple sclerosis", "MS"]
-lupus = ["lupus"]
-
-[vetoes]
-MS = ["LC-MS", "mass spectrometry"]
-
-[[topics]]
-id = "car-t-ms"
-all = ["ms"]
-any = ["car_t", "cd19"]
-
-[[topics]]
-id = "car-t-lupus"
-all = ["lupus", "car_t"]
-"""
 
 
 def stories(run_cli: CliRunnerFunction, config: Path, *args: str) -> list[dict[str, Any]]:
@@ -53,9 +35,9 @@ def mixed_news(
     run_cli: CliRunnerFunction,
     feed_server: FeedServer,
 ) -> Path:
-    """A database with mixed-topics.xml fetched under RULES; returns the config."""
+    """A database with mixed-topics.xml fetched under TOPIC_RULES; returns the config."""
     config = make_config(
-        database_url, [("mixed", feed_server.url("mixed-topics.xml"))], extra=RULES
+        database_url, [("mixed", feed_server.url("mixed-topics.xml"))], extra=TOPIC_RULES
     )
     run_cli(config, "init")
     run_cli(config, "fetch", "--all")
@@ -97,7 +79,7 @@ def test_feed_context_makes_every_item_about_its_group(
         database_url,
         [],
         extra=f'[[feeds]]\nname = "society"\nurl = "{feed_server.url("rss20.xml")}"\n'
-        'assume = ["ms"]\n' + RULES,
+        'assume = ["ms"]\n' + TOPIC_RULES,
     )
     run_cli(config, "init")
     run_cli(config, "fetch", "--all")
@@ -139,7 +121,7 @@ def test_rule_changes_are_previewed_then_applied_to_stored_items(
 def test_unknown_topic_is_a_usage_error(
     database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
 ) -> None:
-    config = make_config(database_url, extra=RULES)
+    config = make_config(database_url, extra=TOPIC_RULES)
     run_cli(config, "init")
     result = run_cli(config, "stories", "list", "--topic", "nope")
     assert result.exit_code == 2

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
+from samples import TOPIC_RULES
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -27,30 +28,7 @@ from aggregator.store.database import create_database_engine
 from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
-RULES = """
-[output]
-base_url = "https://news.example.org/"
-
-[terms]
-car_t = ["CAR T"]
-cd19 = ["CD19"]
-ms = ["multiple sclerosis", "MS"]
-lupus = ["lupus"]
-
-[vetoes]
-MS = ["LC-MS", "mass spectrometry"]
-
-[[topics]]
-id = "car-t-ms"
-title = "CAR T in MS"
-all = ["ms"]
-any = ["car_t", "cd19"]
-
-[[topics]]
-id = "car-t-lupus"
-title = "CAR T in lupus"
-all = ["lupus", "car_t"]
-"""
+RULES = '[output]\nbase_url = "https://news.example.org/"\n' + TOPIC_RULES
 
 
 def free_port() -> int:
