@@ -275,6 +275,11 @@ class Settings(_Section):
                     )
         return self
 
+    @property
+    def topic_titles(self) -> dict[str, str]:
+        """What readers see for each topic id: its title, else the id itself."""
+        return {topic.id: topic.title or topic.id for topic in self.topics}
+
     def feed(self, name: str) -> FeedSettings:
         """The feed called `name`, or a ConfigError listing the names there are."""
         for feed in self.feeds:

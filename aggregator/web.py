@@ -68,8 +68,8 @@ def create_app(repository: Repository, settings: Settings) -> Starlette:
             autoescape=select_autoescape(default=True),
         )
     )
-    topics = [{"id": t.id, "title": t.title or t.id} for t in settings.topics]
-    topic_titles = {topic["id"]: topic["title"] for topic in topics}
+    topic_titles = settings.topic_titles
+    topics = [{"id": topic_id, "title": title} for topic_id, title in topic_titles.items()]
     common = {"site_title": settings.output.title, "topics": topics, "topic_titles": topic_titles}
 
     def why(story: StoryRow) -> str:

@@ -17,12 +17,10 @@ def channels(settings: Settings, repository: Repository, topic: str | None = Non
     found = []
     if topic is None:
         found.append(Channel(None, settings.output.title, repository.list_stories(limit)))
-    for configured in settings.topics:
-        if topic in (None, configured.id):
-            title = f"{settings.output.title}: {configured.title or configured.id}"
-            found.append(
-                Channel(configured.id, title, repository.list_stories(limit, topic=configured.id))
-            )
+    for topic_id, topic_title in settings.topic_titles.items():
+        if topic in (None, topic_id):
+            title = f"{settings.output.title}: {topic_title}"
+            found.append(Channel(topic_id, title, repository.list_stories(limit, topic=topic_id)))
     return found
 
 
@@ -35,7 +33,7 @@ def export_all(
 ) -> list[Path]:
     """Write the feeds (all, or `topic`'s) in `formats` under the output folder; returns the
     files that changed (an unchanged feed is left alone, so its HTTP validators stay)."""
-    titles = _topic_titles(settings)
+    titles = settings.topic_titles
     written = []
     for channel in channels(settings, repository, topic):
         for fmt in formats:
@@ -50,8 +48,4 @@ def export_one(
 ) -> None:
     """Write one feed (all topics, or `topic`'s) in `fmt` to `path`."""
     [channel] = [c for c in channels(settings, repository, topic) if c.topic == topic]
-    write_atomically(path, render(channel, fmt, settings.output, _topic_titles(settings)))
-
-
-def _topic_titles(settings: Settings) -> dict[str, str]:
-    return {topic.id: topic.title or topic.id for topic in settings.topics}
+    write_atomically(path, render(channel, fmt, settings.output, settings.topic_titles))
