@@ -156,7 +156,7 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
         click.echo(f"grouped {grouped} items stored before stories existed into stories")
     matcher = build_matcher(app.settings)
     changes = apply_rule_changes(repository, matcher)
-    if changes is not None:
+    if changes:
         added = sum(change.added for change in changes)
         click.echo(
             f"matching rules applied to stored items: {added} topic matches added, "

@@ -241,3 +241,10 @@ def test_feeds_json_has_the_contract_fields(
     assert feed["consecutive_failures"] == 0
     assert feed["last_fetched_at"] < feed["next_fetch_at"]
     assert feed["items"] == 2
+
+
+def test_a_first_fetch_says_nothing_about_matching_rules(
+    feed_server: FeedServer, fetch_setup: Any, run_cli: CliRunnerFunction
+) -> None:
+    config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
+    assert "matching rules" not in run_cli(config, "fetch", "--all").stdout
