@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
@@ -73,13 +73,13 @@ def assign_stories(
     ids = [*new_ids, *changed_ids]
     if changed_ids:  # their text changed, so their keys are recomputed below
         session.execute(delete(DedupeKey).where(DedupeKey.item_id.in_(changed_ids)))
-    rows = _load(session, ids)
+    rows = _with_canonical_urls(_load(session, ids))
     _store_canonical_urls(session, rows)
-    shared = _shared_links(session, {(row.feed_id, _canonical(row)) for row in rows})
+    shared = _shared_links(session, {(row.feed_id, row.canonical_url) for row in rows})
     fingerprints = {row.item_id: _fingerprint(row, shared) for row in rows}
     candidates = _candidates(session, fingerprints.values(), exclude=set(ids))
-    known_rows = _load(session, candidates)
-    shared |= _shared_links(session, {(row.feed_id, _canonical(row)) for row in known_rows})
+    known_rows = _with_canonical_urls(_load(session, candidates))
+    shared |= _shared_links(session, {(row.feed_id, row.canonical_url) for row in known_rows})
     known = [_fingerprint(row, shared) for row in known_rows]
     links = find_links([fingerprints[item_id] for item_id in ids], known)
     _store_keys(session, fingerprints.values())
@@ -142,16 +142,17 @@ def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
     return rows
 
 
-def _canonical(row: _Row) -> str | None:
-    return canonical_url(row.link) if row.link else None
+def _with_canonical_urls(rows: Sequence[_Row]) -> list[_Row]:
+    """Rows whose canonical URL is computed from their link, once, for every step that needs it
+    (the stored column is empty for items older than it)."""
+    return [
+        replace(row, canonical_url=canonical_url(row.link) if row.link else None) for row in rows
+    ]
 
 
 def _store_canonical_urls(session: Session, rows: Sequence[_Row]) -> None:
-    changes = [
-        {"id": row.item_id, "canonical_url": url}
-        for row in rows
-        if (url := _canonical(row)) != row.canonical_url
-    ]
+    """Store the canonical URLs of freshly loaded rows, so later batches can find shared links."""
+    changes = [{"id": row.item_id, "canonical_url": row.canonical_url} for row in rows]
     if changes:
         session.execute(update(Item), changes)
 
@@ -179,7 +180,7 @@ def _fingerprint(row: _Row, shared: set[tuple[int, str]]) -> Fingerprint:
         guid=row.guid,
         title=row.title,
         summary=row.summary,
-        link_is_shared=(row.feed_id, _canonical(row) or "") in shared,
+        link_is_shared=(row.feed_id, row.canonical_url or "") in shared,
     )
 
 
