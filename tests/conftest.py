@@ -60,7 +60,10 @@ def postgres_admin_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database, once on SQLite and once on PostgreSQL."""
-    yield from _empty_database(request, tmp_path / "aggregator.db")
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'aggregator.db'}"
+    else:
+        yield from _postgres_database(request)
 
 
 @pytest.fixture
@@ -70,16 +73,12 @@ def another_database_url(
     """A second empty database of the same kind as `database_url`."""
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'another.db'}"
-        return
-    yield from _empty_database(request, tmp_path / "unused.db", kind="postgresql")
+    else:
+        yield from _postgres_database(request)
 
 
-def _empty_database(
-    request: pytest.FixtureRequest, sqlite_path: Path, kind: str | None = None
-) -> Iterator[str]:
-    if (kind or request.param) == "sqlite":
-        yield f"sqlite:///{sqlite_path}"
-        return
+def _postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database in the session's cluster, dropped afterwards."""
     admin_url = request.getfixturevalue("postgres_admin_url")
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
