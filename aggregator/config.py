@@ -12,8 +12,11 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -34,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 from aggregator import __version__
 from aggregator.errors import ConfigError
 from aggregator.models import SourceKind
+from aggregator.schedule import cron_trigger
 
 CONFIG_ENV = "AGGREGATOR_CONFIG"
 DATABASE_URL_ENV = "AGGREGATOR_DATABASE_URL"
@@ -55,6 +59,12 @@ _SIZE_UNITS = {
     "gib": 2**30,
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Deliberately plain: an address goes into SMTP envelopes and headers, so no spaces, quotes,
+# brackets or line breaks; anything fancier is the mail server's business.
+_ADDRESS_CHAR = r"[^@\s<>()\[\],;:\"\\]"
+EMAIL_ADDRESS = re.compile(rf"{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+")
+# What a digest subject template may say: {title} {date} {count} {count_text}.
+SUBJECT_FIELDS = ("title", "date", "count", "count_text")
 
 
 def parse_duration(value: object) -> timedelta:
@@ -114,6 +124,39 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _cron_schedule(value: str) -> str:
+    cron_trigger(value, "UTC")
+    return value
+
+
+def _email_address(value: str) -> str:
+    if not EMAIL_ADDRESS.fullmatch(value):
+        raise ValueError(f"expected an e-mail address like 'reader@example.org', got {value!r}")
+    return value
+
+
+def _mailbox(value: str) -> str:
+    """An address with an optional display name: 'Digest <digest@example.org>'."""
+    _, address = parseaddr(value)
+    if not address or any(char in value for char in "\r\n"):
+        raise ValueError(f"expected an address like 'Name <digest@example.org>', got {value!r}")
+    _email_address(address)
+    return value.strip()
+
+
+def _subject_template(value: str) -> str:
+    try:
+        fields = {field for _, field, _, _ in Formatter().parse(value) if field is not None}
+    except ValueError as exc:
+        raise ValueError(f"not a valid template ({exc}): {value!r}") from None
+    if unknown := fields - set(SUBJECT_FIELDS):
+        raise ValueError(
+            f"unknown field {{{sorted(unknown)[0]}}} in {value!r}; "
+            f"use {', '.join('{' + field + '}' for field in SUBJECT_FIELDS)}"
+        )
+    return value
+
+
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     base_dir: Path = (info.context or {}).get("base_dir", Path.cwd())
     return value if value.is_absolute() else (base_dir / value).resolve()
@@ -143,6 +186,10 @@ ByteSize = Annotated[int, BeforeValidator(parse_size)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, AfterValidator(_name)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
+CronSchedule = Annotated[str, AfterValidator(_cron_schedule)]
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+Mailbox = Annotated[str, AfterValidator(_mailbox)]
+SubjectTemplate = Annotated[str, AfterValidator(_subject_template)]
 
 
 class _Section(BaseModel):
@@ -191,11 +238,35 @@ class TopicSettings(_Section):
 
 
 class DigestSettings(_Section):
-    schedule: str = "0 7 * * 1"
+    """Defaults for every subscriber; `to` lists subscribers who take all of them."""
+
+    schedule: CronSchedule = "0 7 * * 1"
     timezone: TimeZone = "Europe/London"
-    sender: str | None = Field(None, alias="from")
-    to: tuple[str, ...] = ()
+    sender: Mailbox | None = Field(None, alias="from")
+    to: tuple[EmailAddress, ...] = ()
     send_empty: bool = False
+    subject: SubjectTemplate = "{count_text} · {title} · {date}"
+
+
+class SubscriberSettings(_Section):
+    """One reader with their own topics (all when empty), schedule or `send_empty`."""
+
+    email: EmailAddress
+    topics: tuple[str, ...] = ()
+    schedule: CronSchedule | None = None
+    timezone: TimeZone | None = None
+    send_empty: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A digest reader with every default filled in: what the digest code works from."""
+
+    email: str
+    topics: tuple[str, ...]
+    schedule: str
+    timezone: str
+    send_empty: bool
 
 
 class SmtpSettings(_Section):
@@ -204,6 +275,10 @@ class SmtpSettings(_Section):
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password_env: str = "AGGREGATOR_SMTP_PASSWORD"
+    timeout: Duration = timedelta(seconds=30)
+    retries: int = Field(3, ge=0, le=10)
+    retry_delay: Duration = timedelta(seconds=5)
+    ca_file: Annotated[Path, AfterValidator(_resolve_path)] | None = None
 
 
 class OutputSettings(_Section):
@@ -228,6 +303,7 @@ class Settings(_Section):
     vetoes: dict[str, tuple[str, ...]] = {}
     topics: tuple[TopicSettings, ...] = ()
     digest: DigestSettings = DigestSettings()
+    subscribers: tuple[SubscriberSettings, ...] = ()
     smtp: SmtpSettings = SmtpSettings()
     output: OutputSettings = OutputSettings()
     server: ServerSettings = ServerSettings()
@@ -273,7 +349,54 @@ class Settings(_Section):
                     raise _ReferenceError(
                         ("feeds", index, "topics"), f"no topic with id {topic_id!r}"
                     )
+        self._check_subscribers(topic_ids)
         return self
+
+    def _check_subscribers(self, topic_ids: set[str]) -> None:
+        emails = [address.lower() for address in self.digest.to]
+        for index, subscriber in enumerate(self.subscribers):
+            if subscriber.email.lower() in emails:
+                raise _ReferenceError(
+                    ("subscribers", index, "email"),
+                    f"{subscriber.email!r} is subscribed twice (also in digest.to or above)",
+                )
+            emails.append(subscriber.email.lower())
+            for topic_id in subscriber.topics:
+                if topic_id not in topic_ids:
+                    raise _ReferenceError(
+                        ("subscribers", index, "topics"), f"no topic with id {topic_id!r}"
+                    )
+        if emails and self.digest.sender is None:
+            raise _ReferenceError(
+                ("digest", "from"), "digests have subscribers, so they need a `from` address"
+            )
+        if self.smtp.username and self.smtp.security == "none":
+            raise _ReferenceError(
+                ("smtp", "security"),
+                "a username with security = 'none' would send the password unencrypted; "
+                "use 'starttls' or 'tls'",
+            )
+
+    @property
+    def all_subscribers(self) -> list[Subscriber]:
+        """Every digest reader: each `digest.to` address, then each [[subscribers]] entry."""
+        digest = self.digest
+        every_topic = tuple(topic.id for topic in self.topics)
+        readers = [
+            Subscriber(email, every_topic, digest.schedule, digest.timezone, digest.send_empty)
+            for email in digest.to
+        ]
+        for entry in self.subscribers:
+            readers.append(
+                Subscriber(
+                    email=entry.email,
+                    topics=entry.topics or every_topic,
+                    schedule=entry.schedule or digest.schedule,
+                    timezone=entry.timezone or digest.timezone,
+                    send_empty=digest.send_empty if entry.send_empty is None else entry.send_empty,
+                )
+            )
+        return readers
 
     @property
     def topic_titles(self) -> dict[str, str]:

@@ -1,8 +1,10 @@
-"""Pure decisions about when a feed is next due."""
+"""Pure decisions about time: when a feed is next due, which digest run a moment belongs to."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
 
 MAX_BACKOFF = timedelta(days=1)
 
@@ -17,3 +19,81 @@ def next_fetch_time(now: datetime, interval: timedelta, consecutive_failures: in
         return now + interval
     backoff: timedelta = interval * 2 ** min(consecutive_failures, 16)
     return now + min(backoff, max(MAX_BACKOFF, interval))
+
+
+_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# Far enough back to find the last run of any schedule that ever runs (29 February included).
+_LOOKBACK = tuple(timedelta(days=days) for days in (1 / 24, 1, 8, 32, 367, 8 * 366))
+
+
+def cron_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A trigger for a standard five-field crontab line in `timezone`.
+
+    APScheduler 3 reads a numeric day of week as Monday = 0, so "0 7 * * 1" would run on
+    Tuesdays; crontab(5) says Sunday = 0 (and 7) and Monday = 1. The day-of-week field is
+    therefore rewritten as day names, which APScheduler reads the same way cron does.
+    Raises ValueError naming what is wrong, or if the schedule can never run.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"expected five cron fields (minute hour day month weekday), got {expression!r}"
+        )
+    minute, hour, day, month, weekday = fields
+    trigger = CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekday_names(weekday),
+        timezone=timezone,
+    )
+    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=UTC)) is None:
+        raise ValueError(f"the schedule {expression!r} never runs")
+    return trigger
+
+
+def _weekday_names(field: str) -> str:
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"bad step in day of week {field!r}")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            start, _, end = span.partition("-")
+            first = _weekday_number(start, field)
+            last = _weekday_number(end, field) if end else (6 if step else first)
+        if last < first:
+            raise ValueError(f"day-of-week range runs backwards in {field!r}")
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    return ",".join(_CRON_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday_number(token: str, field: str) -> int:
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    if token[:3] in _CRON_WEEKDAYS and len(token) == 3:
+        return _CRON_WEEKDAYS.index(token)
+    raise ValueError(f"expected a day of week 0-7 or sun-sat, got {token!r} in {field!r}")
+
+
+def last_run_time(trigger: CronTrigger, now: datetime) -> datetime:
+    """The latest time at or before `now` that `trigger` fires: the run a digest belongs to.
+
+    Searching forward from ever earlier starting points finds it without walking a whole year
+    of a schedule that runs every minute.
+    """
+    for lookback in _LOOKBACK:
+        latest: datetime | None = None
+        fire_time: datetime | None = trigger.get_next_fire_time(None, now - lookback)
+        while fire_time is not None and fire_time <= now:
+            latest = fire_time
+            fire_time = trigger.get_next_fire_time(fire_time, fire_time + timedelta(seconds=1))
+        if latest is not None:
+            return latest.astimezone(UTC)
+    raise ValueError("the schedule has not run in the last eight years")

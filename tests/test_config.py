@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from aggregator.cli import cli
-from aggregator.config import load_settings, parse_duration, parse_size
+from aggregator.config import Subscriber, load_settings, parse_duration, parse_size
 from aggregator.errors import ConfigError
 
 ROOT = Path(__file__).parent.parent
@@ -167,6 +167,54 @@ url = "https://b.example/feed"
             "'news' or 'society'",
             id="unknown-source-kind",
         ),
+        pytest.param(
+            '[digest]\nschedule = "0 7 * * 8"\n',
+            2,
+            "digest.schedule: expected a day of week 0-7 or sun-sat, got '8'",
+            id="bad-cron-weekday",
+        ),
+        pytest.param(
+            '[digest]\nschedule = "0 7 * *"\n',
+            2,
+            "digest.schedule: expected five cron fields",
+            id="short-cron",
+        ),
+        pytest.param(
+            '[digest]\nfrom = "d@x.org"\n\n[[subscribers]]\nemail = "reader at example"\n',
+            5,
+            "subscribers[0].email: expected an e-mail address",
+            id="bad-subscriber-address",
+        ),
+        pytest.param(
+            '[digest]\nfrom = "d@x.org"\nto = ["a@x.org"]\n\n[[subscribers]]\nemail = "A@x.org"\n',
+            6,
+            "subscribers[0].email: 'A@x.org' is subscribed twice",
+            id="subscribed-twice",
+        ),
+        pytest.param(
+            '[digest]\nfrom = "d@x.org"\n\n[[subscribers]]\nemail = "a@x.org"\ntopics = ["x"]\n',
+            6,
+            "subscribers[0].topics: no topic with id 'x'",
+            id="subscriber-unknown-topic",
+        ),
+        pytest.param(
+            '[digest]\nto = ["a@x.org"]\n',
+            1,
+            "digest.from: digests have subscribers, so they need a `from` address",
+            id="no-sender",
+        ),
+        pytest.param(
+            '[digest]\nsubject = "{title} {sender}"\n',
+            2,
+            "digest.subject: unknown field {sender}",
+            id="unknown-subject-field",
+        ),
+        pytest.param(
+            '[smtp]\nsecurity = "none"\nusername = "u"\n',
+            2,
+            "smtp.security: a username with security = 'none' would send the password",
+            id="password-in-clear",
+        ),
     ],
 )
 def test_config_errors_exit_2_naming_key_and_line(
@@ -184,6 +232,22 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "init"])
     assert result.exit_code == 2
     assert "nope.toml: config file not found" in result.stderr
+
+
+def test_subscribers_inherit_the_digest_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[terms]\nms = ["MS"]\n\n[[topics]]\nid = "a"\nany = ["ms"]\n\n'
+        '[[topics]]\nid = "b"\nany = ["ms"]\n\n'
+        '[digest]\nfrom = "Digest <d@x.org>"\nto = ["all@x.org"]\nschedule = "0 8 * * *"\n\n'
+        '[[subscribers]]\nemail = "b@x.org"\ntopics = ["b"]\ntimezone = "Europe/Paris"\n'
+        "send_empty = true\n"
+    )
+    readers = load_settings(path, environ={}).all_subscribers
+    assert readers == [
+        Subscriber("all@x.org", ("a", "b"), "0 8 * * *", "Europe/London", False),
+        Subscriber("b@x.org", ("b",), "0 8 * * *", "Europe/Paris", True),
+    ]
 
 
 def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

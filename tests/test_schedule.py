@@ -1,0 +1,69 @@
+"""Pure time decisions: back-off, crontab lines read as cron reads them, a digest's run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aggregator.schedule import cron_trigger, last_run_time, next_fetch_time
+
+SUNDAY_NOON = datetime(2026, 11, 22, 12, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("weekday", "next_run"),
+    [
+        pytest.param("1", "Mon 23", id="1-is-monday"),
+        pytest.param("0", "Sun 29", id="0-is-sunday"),
+        pytest.param("7", "Sun 29", id="7-is-sunday-too"),
+        pytest.param("mon", "Mon 23", id="names"),
+        pytest.param("1-5", "Mon 23", id="weekdays"),
+        pytest.param("5-7", "Fri 27", id="range-to-sunday"),
+        pytest.param("*/2", "Tue 24", id="every-second-day-from-sunday"),
+        pytest.param("*", "Mon 23", id="every-day"),
+    ],
+)
+def test_weekdays_follow_crontab_not_apscheduler(weekday: str, next_run: str) -> None:
+    trigger = cron_trigger(f"0 7 * * {weekday}", "UTC")
+    fire = trigger.get_next_fire_time(None, SUNDAY_NOON)
+    assert f"{fire:%a %d}" == next_run
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("0 7 * * 8", "day of week 0-7 or sun-sat"),
+        ("0 7 * * 5-1", "runs backwards"),
+        ("0 7 * *", "five cron fields"),
+        ("0 0 31 2 *", "never runs"),
+        ("61 * * * *", "higher than the maximum"),
+    ],
+)
+def test_bad_schedules_say_what_is_wrong(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cron_trigger(expression, "UTC")
+
+
+@pytest.mark.parametrize(
+    ("expression", "timezone", "expected"),
+    [
+        pytest.param(
+            "0 7 * * 1", "Europe/London", datetime(2026, 11, 16, 7, tzinfo=UTC), id="weekly"
+        ),
+        pytest.param("0 7 * * *", "UTC", datetime(2026, 11, 22, 7, tzinfo=UTC), id="daily"),
+        pytest.param("*/5 * * * *", "UTC", datetime(2026, 11, 22, 12, tzinfo=UTC), id="minutes"),
+        pytest.param("0 9 * * *", "Asia/Tokyo", datetime(2026, 11, 22, 0, tzinfo=UTC), id="zone"),
+        pytest.param("0 0 29 2 *", "UTC", datetime(2024, 2, 29, tzinfo=UTC), id="leap-day"),
+        pytest.param("3 12 22 11 *", "UTC", SUNDAY_NOON, id="exactly-now"),
+    ],
+)
+def test_the_run_a_moment_belongs_to(expression: str, timezone: str, expected: datetime) -> None:
+    assert last_run_time(cron_trigger(expression, timezone), SUNDAY_NOON) == expected
+
+
+def test_failing_feeds_back_off_up_to_a_day() -> None:
+    hour = timedelta(hours=1)
+    assert next_fetch_time(SUNDAY_NOON, hour, 0) == SUNDAY_NOON + hour
+    assert next_fetch_time(SUNDAY_NOON, hour, 2) == SUNDAY_NOON + 4 * hour
+    assert next_fetch_time(SUNDAY_NOON, hour, 20) == SUNDAY_NOON + timedelta(days=1)
