@@ -99,6 +99,7 @@ class StorySource:
     title: str
     link: str | None
     published: datetime
+    feed_title: str  # what the feed calls itself, else its name in the config
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +350,15 @@ class Repository:
         with self._sessions() as session:
             return _story_rows(session, list(session.scalars(query)))
 
+    def stories_by_id(self, story_ids: Sequence[int]) -> list[StoryRow]:
+        """The stories with these ids, in the order given (ids that no longer exist left out)."""
+        with self._sessions() as session:
+            found: dict[int, Story] = {}
+            for batch in _batches(story_ids, BATCH_SIZE):
+                stories = session.scalars(select(Story).where(Story.id.in_(batch)))
+                found |= {story.id: story for story in stories}
+            return _story_rows(session, [found[i] for i in story_ids if i in found])
+
     def show_story(self, story_id: int) -> tuple[StoryRow, list[MergeReason]] | None:
         """A story with every source, and the links that made its items one story."""
         with self._sessions() as session:
@@ -485,7 +495,13 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                 summary=members[0][0].summary if members else "",
                 sources=tuple(
                     StorySource(
-                        item.id, feed.name, feed.kind, item.title, item.link, item.published_at
+                        item.id,
+                        feed.name,
+                        feed.kind,
+                        item.title,
+                        item.link,
+                        item.published_at,
+                        feed.title or feed.name,
                     )
                     for item, feed in members
                 ),

@@ -200,3 +200,53 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Digest(Base):
+    """The outbox: one digest for one subscriber and one scheduled run, kept after it is sent.
+
+    The row, its exact message and its story list are committed before the first attempt to
+    send, so a crash can only lead to sending the same message again (same Message-ID, same
+    stories), never to a different one or none. `claimed_until` is the lease of the process
+    sending it; the unique run key lets only one process create it.
+    """
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("subscriber", "run_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber: Mapped[str] = mapped_column(String(320))
+    run_at: Mapped[datetime]  # the scheduled run this digest belongs to
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    story_count: Mapped[int]
+    message: Mapped[str] = mapped_column(Text)  # RFC 5322, ASCII: resent byte for byte
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, failed, sent
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class DigestStory(Base):
+    """A story (as of its `news_at`) in a subscriber's digest.
+
+    Unique per subscriber, story and news_at: the database itself refuses to put the same news
+    in two digests of one reader, whatever processes race.
+    """
+
+    __tablename__ = "digest_stories"
+    __table_args__ = (UniqueConstraint("subscriber", "story_id", "news_at"),)
+
+    digest_id: Mapped[int] = mapped_column(
+        ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
+    )
+    story_id: Mapped[int] = mapped_column(
+        ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    subscriber: Mapped[str] = mapped_column(String(320))
+    news_at: Mapped[datetime]

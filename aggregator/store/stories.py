@@ -25,7 +25,7 @@ from aggregator.dedupe import (
     fingerprint,
 )
 from aggregator.normalise import canonical_url, own_identifiers
-from aggregator.store.schema import DedupeKey, Feed, Item, Story, StoryLink
+from aggregator.store.schema import DedupeKey, DigestStory, Feed, Item, Story, StoryLink
 
 BATCH_SIZE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -267,6 +267,7 @@ def _apply_groups(
         touched.add(target)
         if merged:
             session.execute(update(Item).where(Item.story_id.in_(merged)).values(story_id=target))
+            _carry_digest_history(session, merged, target)
             session.execute(delete(Story).where(Story.id.in_(merged)))
             for item, story in story_of.items():
                 if story in merged:
@@ -298,6 +299,35 @@ def _apply_groups(
         )
     story_of |= assignments
     return touched
+
+
+def _carry_digest_history(session: Session, merged: Sequence[int], target: int) -> None:
+    """A story merged into another stays sent: the digests that carried it now count as having
+    carried the story it joined, so no reader gets the same news again under another id."""
+    columns = (DigestStory.digest_id, DigestStory.subscriber, DigestStory.news_at)
+    carried = session.execute(select(*columns).where(DigestStory.story_id.in_(merged))).all()
+    if not carried:
+        return
+    kept = session.execute(select(*columns).where(DigestStory.story_id == target)).all()
+    digests = {digest_id for digest_id, _, _ in kept}
+    news = {(subscriber, news_at) for _, subscriber, news_at in kept}
+    moved = []
+    for digest_id, subscriber, news_at in carried:
+        if digest_id in digests or (subscriber, news_at) in news:
+            continue
+        digests.add(digest_id)
+        news.add((subscriber, news_at))
+        moved.append(
+            {
+                "digest_id": digest_id,
+                "story_id": target,
+                "subscriber": subscriber,
+                "news_at": news_at,
+            }
+        )
+    session.execute(delete(DigestStory).where(DigestStory.story_id.in_(merged)))
+    if moved:
+        session.execute(insert(DigestStory), moved)
 
 
 def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[int]) -> None:

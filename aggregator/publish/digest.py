@@ -1,0 +1,316 @@
+"""The email digest as a reader sees it: which stories, in what order, saying why. Pure.
+
+Stories are grouped by the reader's topics (a story sits under the first of them it matches)
+and then by kind of source, trial updates first, newest first within a group. Rendering makes
+a plain-text part and an HTML part (table layout, inline CSS: what mail clients render alike)
+from Jinja2 templates with autoescape, and the message is built with the `email` package, whose
+header folding and encoding keep feed text out of the headers' structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from functools import cache
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from aggregator.config import Subscriber
+from aggregator.publish.feeds import matched_words
+from aggregator.store.repository import FeedRow, StoryRow, StorySource
+
+# Section headings in the order readers asked for: trial news first, society posts last.
+KIND_HEADINGS: dict[str | None, str] = {
+    "registry": "Trial updates",
+    "journal": "Papers",
+    "preprint": "Preprints",
+    "news": "News",
+    "press-release": "Press releases",
+    "society": "Society posts",
+    None: "Other sources",
+}
+EXCERPT_CHARS = 280  # two or three lines on a phone
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of excerpt text, highlighted when it is one of the words that matched."""
+
+    text: str
+    matched: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a story is in the digest: the topic, and the words that put it there."""
+
+    topic: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    link: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestStory:
+    story_id: int
+    title: str
+    link: str | None
+    source: str
+    date: datetime
+    updated: bool  # news again: a record changed after it was first seen
+    excerpt: tuple[Segment, ...]
+    reasons: tuple[Reason, ...]
+    also: tuple[Source, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KindSection:
+    heading: str
+    stories: tuple[DigestStory, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSection:
+    title: str
+    kinds: tuple[KindSection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FailingSource:
+    name: str
+    failing_since: datetime | None  # the last success; None if it never worked
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContent:
+    """Everything a digest says, ready for either template."""
+
+    title: str
+    topics: tuple[str, ...]
+    period_start: datetime
+    period_end: datetime
+    timezone: str
+    sections: tuple[TopicSection, ...]
+    failing: tuple[FailingSource, ...]
+    archive_url: str
+    contact: str  # where to write to change or stop the subscription
+
+    @property
+    def count(self) -> int:
+        return sum(len(kind.stories) for topic in self.sections for kind in topic.kinds)
+
+    @property
+    def story_ids(self) -> list[int]:
+        return [
+            story.story_id
+            for topic in self.sections
+            for kind in topic.kinds
+            for story in kind.stories
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who sends a digest to whom, and the identifiers that make it the same message on resend."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    subject: str
+
+
+def build_content(
+    stories: Sequence[StoryRow],
+    subscriber: Subscriber,
+    *,
+    title: str,
+    topic_titles: Mapping[str, str],
+    period: tuple[datetime, datetime],
+    feeds: Sequence[FeedRow],
+    base_url: str,
+    contact: str,
+) -> DigestContent:
+    """Arrange `stories` for `subscriber`: by topic, then kind, newest first."""
+    by_topic: dict[str, dict[str | None, list[DigestStory]]] = {
+        topic: {} for topic in subscriber.topics
+    }
+    for story in sorted(stories, key=lambda s: (s.news_at, s.id), reverse=True):
+        topics = [match.topic for match in story.matches if match.topic in by_topic]
+        if not topics:
+            continue
+        home = min(topics, key=subscriber.topics.index)
+        kind = story.sources[0].kind if story.sources else None
+        by_topic[home].setdefault(kind, []).append(_digest_story(story, topic_titles))
+    sections = tuple(
+        TopicSection(
+            topic_titles.get(topic, topic),
+            tuple(
+                KindSection(heading, tuple(kinds[kind]))
+                for kind, heading in KIND_HEADINGS.items()
+                if kind in kinds
+            ),
+        )
+        for topic, kinds in by_topic.items()
+        if kinds
+    )
+    failing = tuple(
+        FailingSource(feed.title or feed.name, feed.last_success_at, feed.last_error)
+        for feed in feeds
+        if feed.last_error is not None
+    )
+    return DigestContent(
+        title=title,
+        topics=tuple(topic_titles.get(topic, topic) for topic in subscriber.topics),
+        period_start=period[0],
+        period_end=period[1],
+        timezone=subscriber.timezone,
+        sections=sections,
+        failing=failing,
+        archive_url=urljoin(base_url, "digests/"),
+        contact=contact,
+    )
+
+
+def _digest_story(story: StoryRow, topic_titles: Mapping[str, str]) -> DigestStory:
+    best = _best_source(story)
+    words = matched_words(story.matches)
+    return DigestStory(
+        story_id=story.id,
+        title=story.title,
+        link=story.link,
+        source=best.feed_title if best else "",
+        date=best.published if best else story.first_seen,
+        updated=story.news_at > story.first_seen,
+        excerpt=highlight(excerpt(story.summary), words),
+        reasons=tuple(
+            Reason(topic_titles.get(match.topic, match.topic), tuple(matched_words([match])))
+            for match in story.matches
+        ),
+        also=_also_reported_by(story, best),
+    )
+
+
+def _best_source(story: StoryRow) -> StorySource | None:
+    """The source the story's title and link come from (several may share the link)."""
+    for source in story.sources:
+        if source.link == story.link and source.title == story.title:
+            return source
+    return story.sources[0] if story.sources else None
+
+
+def _also_reported_by(story: StoryRow, best: StorySource | None) -> tuple[Source, ...]:
+    """Every other feed that carried the story, once each; a link only where it adds one."""
+    seen = {best.feed} if best else set()
+    others = []
+    for source in story.sources:
+        if source.feed not in seen:
+            seen.add(source.feed)
+            link = source.link if source.link != story.link else None
+            others.append(Source(source.feed_title, link))
+    return tuple(others)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The start of `text`, cut at a word boundary with an ellipsis when it is longer."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def highlight(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
+    """Split `text` so that each occurrence of a matched word (any case) is its own segment."""
+    wanted = sorted({word for word in words if word.strip()}, key=len, reverse=True)
+    if not text or not wanted:
+        return (Segment(text, False),) if text else ()
+    pattern = re.compile(
+        r"(?<!\w)(" + "|".join(re.escape(word) for word in wanted) + r")(?!\w)", re.IGNORECASE
+    )
+    segments = []
+    position = 0
+    for found in pattern.finditer(text):
+        if found.start() > position:
+            segments.append(Segment(text[position : found.start()], False))
+        segments.append(Segment(found.group(), True))
+        position = found.end()
+    if position < len(text):
+        segments.append(Segment(text[position:], False))
+    return tuple(segments)
+
+
+def subject_line(template: str, content: DigestContent, title: str) -> str:
+    """The subject from the configured template; one line whatever the values hold."""
+    count = content.count
+    count_text = (
+        "No new stories" if count == 0 else "1 new story" if count == 1 else f"{count} new stories"
+    )
+    date = content.period_end.astimezone(ZoneInfo(content.timezone))
+    subject = template.format(
+        title=title, date=f"{date:%-d %b %Y}", count=count, count_text=count_text
+    )
+    return " ".join(subject.split())
+
+
+def message_id(subscriber: str, run_at: datetime, sender: str) -> str:
+    """The same Message-ID for the same reader and scheduled run, from any process, every time."""
+    reader = hashlib.sha256(subscriber.lower().encode()).hexdigest()[:16]
+    return f"<digest.{run_at:%Y%m%dT%H%M%SZ}.{reader}@{_domain(sender)}>"
+
+
+def render_text(content: DigestContent) -> str:
+    return _templates().get_template("digest.txt").render(digest=content)
+
+
+def render_html(content: DigestContent) -> str:
+    return _templates().get_template("digest.html").render(digest=content)
+
+
+def compose(content: DigestContent, envelope: Envelope) -> bytes:
+    """The whole message: multipart/alternative, plain text first, HTML preferred by clients."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = envelope.sender
+    message["To"] = envelope.recipient
+    message["Subject"] = envelope.subject
+    message["Date"] = format_datetime(content.period_end.astimezone(ZoneInfo(content.timezone)))
+    message["Message-ID"] = envelope.message_id
+    address = parseaddr(envelope.sender)[1]
+    message["List-Id"] = f"{content.title} <digest.{_domain(envelope.sender)}>"
+    message["List-Unsubscribe"] = f"<mailto:{address}?subject=unsubscribe>"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a digest
+    message.set_content(render_text(content), cte="quoted-printable")
+    message.add_alternative(render_html(content), subtype="html", cte="quoted-printable")
+    return message.as_bytes()
+
+
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+
+
+@cache
+def _templates() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("aggregator.publish", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["day"] = _day
+    return environment
+
+
+def _day(moment: datetime, timezone: str = "UTC") -> str:
+    return f"{moment.astimezone(ZoneInfo(timezone)):%-d %b %Y}"
