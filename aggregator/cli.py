@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,8 +25,9 @@ import uvicorn
 from sqlalchemy import Engine
 
 from aggregator import __version__
-from aggregator.config import Settings, config_path, load_settings
+from aggregator.config import EMAIL_ADDRESS, Settings, Subscriber, config_path, load_settings
 from aggregator.config_edit import add_feeds, remove_feed
+from aggregator.digests import DigestSender, PreparedDigest
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.evaluate import evaluate, read_labelled
 from aggregator.match import FeedContext, build_matcher
@@ -40,13 +42,17 @@ from aggregator.pipeline import (
     match_item,
     utc_now,
 )
+from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
+from aggregator.publish.mailer import Mailer
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
+from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository, StoryRow
 from aggregator.web import create_app
 
 log = logging.getLogger("aggregator")
+PREVIEW_READER = "reader@localhost"  # whom a preview is for when no subscriber is configured
 
 
 class _Failure(click.ClickException):
@@ -212,6 +218,105 @@ _SUFFIX_FORMATS: dict[str, Format] = {
 
 
 @cli.command()
+@click.option("--dry-run", is_flag=True, help="Build the digests and report them; send nothing.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the digest to FILE (.eml, .html or .txt by suffix) instead of sending it.",
+)
+@click.option(
+    "--to",
+    "recipient",
+    metavar="ADDR",
+    help="Send a test copy to ADDR instead of the subscribers; nothing is recorded.",
+)
+@click.option("--subscriber", "email", metavar="EMAIL", help="Only this subscriber's digest.")
+@pass_app
+def digest(
+    app: _App, dry_run: bool, output: Path | None, recipient: str | None, email: str | None
+) -> None:
+    """Send each subscriber the stories no digest has brought them yet, once per scheduled run."""
+    preview = dry_run or output is not None or recipient is not None
+    if recipient is not None and not EMAIL_ADDRESS.fullmatch(recipient):
+        raise ConfigError(f"--to: expected an e-mail address, got {recipient!r}")
+    if output is not None and output.suffix.lower() not in _DIGEST_WRITERS:
+        raise ConfigError(f"--output: expected a .eml, .html or .txt file, got {str(output)!r}")
+    readers = _digest_readers(app.settings, email, preview=preview, recipient=recipient)
+    if output is not None and len(readers) > 1:
+        raise ConfigError("--output writes one digest: choose whose with --subscriber EMAIL")
+    sender = DigestSender(
+        app.settings, app.repository(), Outbox(app.engine), Mailer(app.settings.smtp, os.environ)
+    )
+    now = utc_now()
+    if preview:
+        for reader in readers:
+            prepared = sender.prepare(reader, now)
+            click.echo(
+                f"{reader.email}: {prepared.content.count} stories, "
+                f"subject {prepared.envelope.subject!r}"
+            )
+            if output is not None:
+                output.write_bytes(_DIGEST_WRITERS[output.suffix.lower()](prepared))
+                click.echo(f"wrote {output}")
+            if recipient is not None and not dry_run:
+                sender.send_copy(prepared, recipient)
+                click.echo(f"sent a copy to {recipient}")
+        return
+    reports = sender.send_all(readers, now)
+    for report in reports:
+        click.echo(_DIGEST_OUTCOMES[report.outcome].format(report=report))
+    failed = [report for report in reports if report.outcome == "failed"]
+    if failed:
+        raise AggregatorError(f"{len(failed)} digest(s) not sent; the next run tries again")
+
+
+_DIGEST_WRITERS: dict[str, Callable[[PreparedDigest], bytes]] = {
+    ".eml": lambda prepared: prepared.message,
+    ".html": lambda prepared: render_html(prepared.content).encode("utf-8"),
+    ".txt": lambda prepared: render_text(prepared.content).encode("utf-8"),
+}
+_DIGEST_OUTCOMES: dict[str, str] = {
+    "sent": "{report.subscriber}: sent {report.stories} stories as {report.message_id}",
+    "resent": "{report.subscriber}: resent unsent digest {report.message_id} "
+    "({report.stories} stories)",
+    "failed": "{report.subscriber}: NOT SENT, tried again on the next run: {report.error}",
+    "empty": "{report.subscriber}: no new stories since the last digest; nothing sent",
+    "already-sent": "{report.subscriber}: this run's digest was already sent ({report.message_id})",
+    "busy": "{report.subscriber}: another process is sending {report.message_id}; left to it",
+}
+
+
+def _digest_readers(
+    settings: Settings, email: str | None, *, preview: bool, recipient: str | None
+) -> list[Subscriber]:
+    """The subscribers to work on; a preview with none configured shows every topic's digest."""
+    readers = settings.all_subscribers
+    if email is not None:
+        readers = [reader for reader in readers if reader.email.lower() == email.lower()]
+        if not readers:
+            known = ", ".join(r.email for r in settings.all_subscribers) or "none"
+            raise ConfigError(f"no subscriber {email!r} (subscribers: {known})")
+    if readers:
+        return readers
+    if not preview:
+        raise ConfigError(
+            "nobody to send a digest to: add addresses to digest.to or [[subscribers]] "
+            "in the config"
+        )
+    digest = settings.digest
+    every_topic = tuple(topic.id for topic in settings.topics)
+    return [
+        Subscriber(
+            recipient or PREVIEW_READER,
+            every_topic,
+            digest.schedule,
+            digest.timezone,
+            digest.send_empty,
+        )
+    ]
+
+
+@cli.command()
 @click.option("--host", help="Address to listen on (default: [server] host).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port).")
 @pass_app
@@ -225,7 +330,7 @@ def serve(app: _App, host: str | None, port: int | None) -> None:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _exit_cleanly)
     uvicorn.run(
-        create_app(repository, app.settings),
+        create_app(repository, Outbox(app.engine), app.settings),
         host=host or server.host,
         port=port or server.port,
         log_config=None,  # our logging: one line per event on stderr

@@ -9,6 +9,8 @@ HTML and CSS: it works on a phone and without JavaScript.
 from __future__ import annotations
 
 import os
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -16,7 +18,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.templating import Jinja2Templates
@@ -25,7 +33,10 @@ from starlette.types import Scope
 from aggregator.config import Settings
 from aggregator.models import SOURCE_KIND_LABELS
 from aggregator.publish.feeds import MEDIA_TYPES, matched_words, source_kinds
+from aggregator.store.outbox import Outbox, StoredDigest
 from aggregator.store.repository import Repository, StoryRow
+
+ARCHIVE_SIZE = 200  # the newest sent digests listed at /digests/
 
 
 class FeedFiles(StaticFiles):
@@ -60,8 +71,8 @@ def media_type(path: Path) -> str | None:
     return None
 
 
-def create_app(repository: Repository, settings: Settings) -> Starlette:
-    """The application: the page, /digests/, /healthz, then every exported feed by its path."""
+def create_app(repository: Repository, outbox: Outbox, settings: Settings) -> Starlette:
+    """The application: the page, the digest archive, /healthz, then every exported feed."""
     templates = Jinja2Templates(
         env=Environment(
             loader=PackageLoader("aggregator.publish", "templates"),
@@ -91,7 +102,18 @@ def create_app(repository: Repository, settings: Settings) -> Starlette:
         return templates.TemplateResponse(request, "index.html", context)
 
     async def digests(request: Request) -> Response:
-        return templates.TemplateResponse(request, "digests.html", common | {"topic": None})
+        # Readers with the same topics get the same digest; the archive shows it once.
+        archive: dict[str, StoredDigest] = {}
+        for digest in outbox.sent(ARCHIVE_SIZE):
+            archive.setdefault(_html_part(digest.message), digest)
+        context = common | {"topic": None, "digests": list(archive.values())}
+        return templates.TemplateResponse(request, "digests.html", context)
+
+    async def archived_digest(request: Request) -> Response:
+        digest = outbox.get_sent(request.path_params["digest_id"])
+        if digest is None:
+            return PlainTextResponse("No such digest.", status_code=404)
+        return HTMLResponse(_html_part(digest.message))
 
     async def healthz(_request: Request) -> JSONResponse:
         feeds = repository.list_feeds()
@@ -119,8 +141,17 @@ def create_app(repository: Repository, settings: Settings) -> Starlette:
         routes=[
             Route("/", page),
             Route("/digests/", digests),
+            Route("/digests/{digest_id:int}", archived_digest),
             Route("/healthz", healthz),
             Mount("/", app=FeedFiles(directory=settings.output.dir)),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
     )
+
+
+def _html_part(message: bytes) -> str:
+    """The HTML part of a stored digest, as the reader's mail client showed it."""
+    parsed = message_from_bytes(message, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    body = parsed.get_body(preferencelist=("html",))
+    return str(body.get_content()) if body is not None else ""

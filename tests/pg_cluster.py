@@ -12,10 +12,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from ports import free_port
 
 
 class PostgresUnavailable(Exception):
@@ -35,13 +36,6 @@ def _bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresCluster:
     """Started by `start()`; `admin_url` connects as superuser to the `postgres` database."""
 
@@ -49,7 +43,7 @@ class PostgresCluster:
         self._bin = _bin_dir()
         self._dir = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
         self._data = self._dir / "data"
-        self._port = _free_port()
+        self._port = free_port()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")

@@ -5,34 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import pytest
 from conftest import CliRunnerFunction, ConfigFactory
-from feed_server import FeedServer
+from feed_server import FeedServer, Item, write_feed
 from samples import PRESS_RELEASE, TEMPLATE
-
-Item = tuple[str, str | None, str] | tuple[str, str | None, str, str]  # guid, link, title[, text]
-
-
-def write_feed(root: Path, name: str, items: list[Item]) -> str:
-    """An RSS 2.0 file in the server's folder; returns its path on the server."""
-    entries = "".join(
-        "<item>"
-        f'<guid isPermaLink="false">{escape(item[0])}</guid>'
-        + (f"<link>{escape(item[1])}</link>" if item[1] else "")
-        + f"<title>{escape(item[2])}</title>"
-        + (f"<description>{escape(item[3])}</description>" if len(item) > 3 else "")
-        + "</item>"
-        for item in items
-    )
-    (root / f"{name}.xml").write_text(
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
-        f"<link>https://{name}.example/</link><description>{name}</description>"
-        f"{entries}</channel></rss>",
-        encoding="utf-8",
-    )
-    return f"{name}.xml"
 
 
 @pytest.fixture

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,27 +12,19 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-import uvicorn
-from conftest import CliRunnerFunction, ConfigFactory
+from conftest import CliRunnerFunction, ConfigFactory, serving
 from feed_server import FeedServer
+from ports import free_port
 from samples import TOPIC_RULES
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from aggregator.config import load_settings
 from aggregator.store.database import create_database_engine
+from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
 RULES = '[output]\nbase_url = "https://news.example.org/"\n' + TOPIC_RULES
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -56,24 +45,8 @@ def site(
     run_cli(config, "fetch", "--all")
     settings = load_settings(config, environ={})
     engine = create_database_engine(settings.database.url)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(Repository(engine), settings),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(Repository(engine), Outbox(engine), settings)) as url:
+        yield url
     engine.dispose()
 
 
@@ -214,40 +187,6 @@ def test_unknown_topic_is_404_and_the_digest_archive_exists(site: str) -> None:
     archive = httpx.get(site + "/digests/")
     assert archive.status_code == 200
     assert "No digest has been sent yet." in archive.text
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    """Debian's headless chromium, driven through chromium-driver (nothing is downloaded)."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        message = (
-            "chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 800)], ids=["phone", "desktop"])
