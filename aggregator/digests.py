@@ -123,8 +123,8 @@ class DigestSender:
     def send(self, subscriber: Subscriber, now: datetime) -> list[DigestReport]:
         """Resend what is unsent, then send this run's digest unless it exists or is empty."""
         reports = [self._resend(digest, now) for digest in self._outbox.unsent(subscriber.email)]
-        prepared = self.prepare(subscriber, now)
-        existing = self._outbox.find(subscriber.email, prepared.run_at)
+        run_at = last_run_time(cron_trigger(subscriber.schedule, subscriber.timezone), now)
+        existing = self._outbox.find(subscriber.email, run_at)
         if existing is not None:  # this run's digest is made: sent, or in someone's hands
             if existing.message_id not in {report.message_id for report in reports}:
                 outcome: Outcome = "already-sent" if existing.status == SENT else "busy"
@@ -134,6 +134,7 @@ class DigestSender:
                     )
                 )
             return reports
+        prepared = self.prepare(subscriber, now)
         if not prepared.stories and not subscriber.send_empty:
             return [*reports, DigestReport(subscriber.email, "empty")]
         report = DigestReport(
@@ -160,7 +161,11 @@ class DigestSender:
 
     def send_copy(self, prepared: PreparedDigest, recipient: str) -> None:
         """Send a prepared digest to `recipient` as a test: nothing is recorded or marked."""
-        envelope = replace(prepared.envelope, recipient=recipient)
+        envelope = replace(
+            prepared.envelope,
+            recipient=recipient,
+            message_id=message_id(recipient, prepared.run_at, prepared.envelope.sender),
+        )
         self._mailer.send(
             compose(prepared.content, envelope), parseaddr(envelope.sender)[1], [recipient]
         )
