@@ -217,6 +217,26 @@ class FetchSettings(_Section):
     max_redirects: int = Field(5, ge=0, le=20)
     user_agent: str = Field(DEFAULT_USER_AGENT, min_length=1)
     allow_private_addresses: bool = False
+    adaptive: bool = True  # feeds without their own interval follow how often they publish
+    min_interval: Duration = timedelta(minutes=15)
+    max_interval: Duration = timedelta(days=1)
+    pause_after: Duration = timedelta(days=7)  # a feed failing this long is paused
+    poll: Duration = timedelta(seconds=10)  # how often `run` looks for feeds that are due
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> FetchSettings:
+        if self.min_interval > self.max_interval:
+            raise _ReferenceError(
+                ("fetch", "min_interval"), "min_interval is longer than max_interval"
+            )
+        return self
+
+
+class ServiceSettings(_Section):
+    """`aggregator run`: how it logs and how long it waits for work in progress when stopped."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout: Duration = timedelta(seconds=30)
 
 
 class FeedSettings(_Section):
@@ -307,6 +327,7 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     output: OutputSettings = OutputSettings()
     server: ServerSettings = ServerSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -412,7 +433,7 @@ class Settings(_Section):
         raise ConfigError(f"no feed named {name!r} (feeds: {known})")
 
 
-_SECTIONS = ("database", "fetch", "digest", "smtp", "output", "server")
+_SECTIONS = ("database", "fetch", "digest", "smtp", "output", "server", "service")
 
 
 class _ReferenceError(ValueError):

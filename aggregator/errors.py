@@ -7,6 +7,8 @@ exceptions: the pipeline records them as a feed's result.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class AggregatorError(Exception):
     """Root of the errors the aggregator raises deliberately."""
@@ -32,10 +34,21 @@ class FeedError(AggregatorError):
 
 
 class FetchError(FeedError):
-    """The HTTP exchange failed: network, refused address, status code, size or time limit."""
+    """The HTTP exchange failed: network, refused address, status code, size or time limit.
 
-    def __init__(self, url: str, message: str, *, status: int | None = None) -> None:
+    `retry_after` is how long the server asked us to stay away (a 429 or 503's Retry-After).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(url, message)
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -41,6 +44,7 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     content_type: str | None
+    server_wait: timedelta | None = None  # how long the server asked us not to come back
 
     @property
     def not_modified(self) -> bool:
@@ -117,6 +121,7 @@ class Fetcher:
             validators = {
                 "etag": response.headers.get("ETag"),
                 "last_modified": response.headers.get("Last-Modified"),
+                "server_wait": requested_wait(response.headers),
             }
             if response.status_code == httpx.codes.NOT_MODIFIED:
                 return FetchResult(
@@ -127,6 +132,7 @@ class Fetcher:
                     url,
                     f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
                     status=response.status_code,
+                    retry_after=validators["server_wait"],
                 )
             body = await self._read_capped(url, response)
             return FetchResult(
@@ -151,6 +157,37 @@ class Fetcher:
                 raise FetchError(url, f"response is over max_bytes ({cap}) after decompression")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def requested_wait(headers: Mapping[str, str]) -> timedelta | None:
+    """The longest wait the response asks for: Retry-After, Cache-Control max-age, Expires.
+
+    Dates are read against the response's own Date header where there is one, so a server whose
+    clock is off still gets the wait it meant.
+    """
+    now = _http_date(headers.get("Date")) or datetime.now(UTC)
+    waits = []
+    if max_age := re.search(r"(?:^|[,\s])max-age\s*=\s*(\d+)", headers.get("Cache-Control", "")):
+        waits.append(timedelta(seconds=int(max_age[1])))
+    if expires := _http_date(headers.get("Expires")):
+        waits.append(expires - now)
+    retry_after = headers.get("Retry-After", "").strip()
+    if retry_after.isdigit():
+        waits.append(timedelta(seconds=int(retry_after)))
+    elif when := _http_date(retry_after):
+        waits.append(when - now)
+    longest = max(waits, default=None)
+    return longest if longest is not None and longest > timedelta(0) else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class RefusedAddressError(Exception):

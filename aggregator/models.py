@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 SourceKind = Literal["registry", "journal", "preprint", "press-release", "news", "society"]
@@ -47,6 +47,7 @@ class ParsedFeed:
     title: str
     link: str | None
     entries: tuple[Entry, ...]
+    ttl: timedelta | None = None  # RSS <ttl>: how long the publisher says the feed stays fresh
 
 
 @dataclass(frozen=True, slots=True)

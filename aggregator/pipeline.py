@@ -10,20 +10,31 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from http import HTTPStatus
 
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
 from aggregator.models import Entry, TopicMatch
-from aggregator.schedule import next_fetch_time
+from aggregator.schedule import adaptive_interval, next_fetch_time
 from aggregator.sources.rss import parse_feed
-from aggregator.store.repository import FeedState, FetchOutcome, ItemText, MatchChange, Repository
+from aggregator.store.repository import (
+    PAUSED,
+    FeedState,
+    FetchOutcome,
+    ItemText,
+    MatchChange,
+    Repository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,7 @@ class FeedReport:
     new: int = 0
     updated: int = 0
     error: str | None = None
+    seconds: float = 0.0  # from the request to the commit
 
 
 def match_item(matcher: Matcher, item: ItemText) -> tuple[TopicMatch, ...]:
@@ -80,11 +92,19 @@ async def fetch_feeds(
     *,
     clock: Clock = utc_now,
     on_feed_done: Callable[[FeedReport], None] | None = None,
+    stop: threading.Event | None = None,
+    jitter: Callable[[], float] = random.random,
 ) -> list[FeedReport]:
-    """Fetch `feeds` concurrently and store what they bring; reports come back in name order."""
+    """Fetch `feeds` concurrently and store what they bring; reports come back in name order.
+
+    Once `stop` is set no further feed is started (those are reported "skipped", unrecorded);
+    feeds already under way finish and are stored whole.
+    """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread:
         async with Fetcher(settings.fetch) as fetcher:
-            run = _FetchRun(settings, repository, matcher, fetcher, store_thread, clock)
+            run = _FetchRun(
+                settings, repository, matcher, fetcher, store_thread, clock, stop, jitter
+            )
             reports = []
             for next_done in asyncio.as_completed([run.fetch_one(feed) for feed in feeds]):
                 report = await next_done
@@ -130,20 +150,25 @@ class _FetchRun:
     fetcher: Fetcher
     store_thread: ThreadPoolExecutor
     clock: Clock
+    stop: threading.Event | None
+    jitter: Callable[[], float]
 
     async def fetch_one(self, feed: FeedState) -> FeedReport:
+        if self.stop is not None and self.stop.is_set():
+            return FeedReport(feed.name, feed.url, "skipped")
+        started = time.monotonic()
+        store = partial(asyncio.get_running_loop().run_in_executor, self.store_thread)
         try:
             result = await self.fetcher.fetch(
                 feed.url, etag=feed.etag, last_modified=feed.last_modified
             )
-            report = await asyncio.get_running_loop().run_in_executor(
-                self.store_thread, self._store, feed, result
-            )
+            report = await store(self._store, feed, result)
         except FeedError as exc:
-            report = await self._record_failure(feed, exc.reason, exc)
+            report = await store(self._record_failure, feed, exc.reason, exc)
         except Exception as exc:  # a bug or a database fault must not stop the other feeds
             log.exception("feed failed unexpectedly feed=%s url=%s", feed.name, feed.url)
-            report = await self._record_failure(feed, f"internal error: {exc!r}", exc)
+            report = await store(self._record_failure, feed, f"internal error: {exc!r}", exc)
+        report = replace(report, seconds=time.monotonic() - started)
         _log_report(report)
         return report
 
@@ -152,50 +177,89 @@ class _FetchRun:
         outcome = partial(
             FetchOutcome,
             fetched_at=now,
-            next_fetch_at=next_fetch_time(now, self._interval(feed), 0),
             http_status=result.status,
             etag=result.etag,
             last_modified=result.last_modified,
         )
         if result.body is None:  # 304 Not Modified
-            self.repository.record_fetch(feed.feed_id, outcome(status="not modified"))
+            next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
+            self.repository.record_fetch(
+                feed.feed_id, outcome(status="not modified", next_fetch_at=next_at)
+            )
             return FeedReport(feed.name, feed.url, "not modified")
         body_hash = hashlib.sha256(result.body).hexdigest()
         if body_hash == feed.body_hash:
-            self.repository.record_fetch(feed.feed_id, outcome(status="unchanged"))
+            next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
+            self.repository.record_fetch(
+                feed.feed_id, outcome(status="unchanged", next_fetch_at=next_at)
+            )
             return FeedReport(feed.name, feed.url, "unchanged")
         parsed = parse_feed(
             result.body, url=result.final_url, content_type=result.content_type, fetched_at=now
         )
         new, updated = self.repository.record_fetch(
             feed.feed_id,
-            outcome(status="ok", body_hash=body_hash, title=parsed.title or None),
+            outcome(
+                status="ok",
+                next_fetch_at=self._next_fetch(feed, now, 0, result.server_wait, parsed.ttl),
+                body_hash=body_hash,
+                title=parsed.title or None,
+                ttl=parsed.ttl,
+            ),
             parsed.entries,
             partial(match_entry, self.matcher, feed.name),
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 
-    async def _record_failure(self, feed: FeedState, reason: str, exc: Exception) -> FeedReport:
+    def _record_failure(self, feed: FeedState, reason: str, exc: Exception) -> FeedReport:
         now = self.clock()
         failures = feed.consecutive_failures + 1
+        http_status = exc.status if isinstance(exc, FetchError) else None
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        failing_for = now - (feed.failing_since or now)
+        gone = http_status == HTTPStatus.GONE
+        status = PAUSED if gone or failing_for >= self.settings.fetch.pause_after else "error"
+        if status == PAUSED:
+            why = "gone (HTTP 410)" if gone else f"failing since {feed.failing_since:%Y-%m-%d}"
+            log.warning("feed paused feed=%s url=%s reason=%r", feed.name, feed.url, why)
         outcome = FetchOutcome(
-            status="error",
+            status=status,
             fetched_at=now,
-            next_fetch_at=next_fetch_time(now, self._interval(feed), failures),
-            http_status=exc.status if isinstance(exc, FetchError) else None,
+            next_fetch_at=self._next_fetch(feed, now, failures, retry_after, None),
+            http_status=http_status,
             error=reason,
         )
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                self.store_thread, self.repository.record_fetch, feed.feed_id, outcome
-            )
+            self.repository.record_fetch(feed.feed_id, outcome)
         except Exception:
             log.exception("cannot record failure feed=%s url=%s", feed.name, feed.url)
-        return FeedReport(feed.name, feed.url, "error", error=reason)
+        return FeedReport(feed.name, feed.url, status, error=reason)
 
-    def _interval(self, feed: FeedState) -> timedelta:
-        configured = self.settings.feed(feed.name).interval
-        return configured or self.settings.fetch.interval
+    def _next_fetch(
+        self,
+        feed: FeedState,
+        now: datetime,
+        failures: int,
+        server_wait: timedelta | None,
+        ttl: timedelta | None,
+    ) -> datetime:
+        """The feed's next due time: its interval (its own, else how often it publishes), with
+        jitter and back-off, and never before the server or the feed itself asked."""
+        fetch = self.settings.fetch
+        interval = self.settings.feed(feed.name).interval
+        if interval is None:
+            interval = fetch.interval
+            if fetch.adaptive:
+                interval = adaptive_interval(
+                    self.repository.recent_publish_times(feed.feed_id),
+                    default=fetch.interval,
+                    minimum=fetch.min_interval,
+                    maximum=fetch.max_interval,
+                )
+        asked = max((wait for wait in (server_wait, ttl) if wait is not None), default=None)
+        if asked is not None:
+            asked = min(asked, fetch.max_interval)  # a year-long max-age is not a reason to stop
+        return next_fetch_time(now, interval, failures, server_wait=asked, jitter=self.jitter())
 
 
 def _log_report(report: FeedReport) -> None:

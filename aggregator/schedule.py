@@ -2,23 +2,55 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
 MAX_BACKOFF = timedelta(days=1)
+JITTER = 0.1  # up to a tenth of the interval later, so feeds added together drift apart
+ADAPTIVE_SAMPLE = 3  # publication dates needed before a feed's own rhythm is trusted
 
 
-def next_fetch_time(now: datetime, interval: timedelta, consecutive_failures: int) -> datetime:
-    """When to fetch again: after `interval`, doubled for each failure in a row, capped at a day.
+def next_fetch_time(
+    now: datetime,
+    interval: timedelta,
+    consecutive_failures: int,
+    *,
+    server_wait: timedelta | None = None,
+    jitter: float = 0.0,
+) -> datetime:
+    """When to fetch again: after `interval` plus up to 10% jitter (`jitter` in [0, 1)),
+    doubled for each failure in a row and capped at a day, and never before the server asked
+    (`<ttl>`, Cache-Control max-age, Expires, Retry-After).
 
     Hammering a broken server helps nobody; a day's cap means a feed that recovers is back within
     a day without anyone touching it.
     """
-    if consecutive_failures <= 0:
-        return now + interval
-    backoff: timedelta = interval * 2 ** min(consecutive_failures, 16)
-    return now + min(backoff, max(MAX_BACKOFF, interval))
+    wait = interval * (1 + JITTER * jitter)
+    if consecutive_failures > 0:
+        wait = min(wait * (1 << min(consecutive_failures, 16)), max(MAX_BACKOFF, interval))
+    if server_wait is not None:
+        wait = max(wait, server_wait)
+    return now + wait
+
+
+def adaptive_interval(
+    published: Sequence[datetime], *, default: timedelta, minimum: timedelta, maximum: timedelta
+) -> timedelta:
+    """An interval from how often a feed really publishes: half its typical gap between items,
+    within [minimum, maximum]; `default` until there are enough dates to tell.
+
+    Half the gap catches a new item within half a publishing cycle on average, without polling
+    a weekly newsletter every hour or an hourly wire every day.
+    """
+    times = sorted(set(published))
+    if len(times) < ADAPTIVE_SAMPLE:
+        return min(max(default, minimum), maximum)
+    gaps = sorted(later - earlier for earlier, later in itertools.pairwise(times))
+    typical = gaps[len(gaps) // 2]
+    return min(max(typical / 2, minimum), maximum)
 
 
 _CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

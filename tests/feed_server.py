@@ -4,7 +4,8 @@ Files come from a directory the test owns (so a test can change a feed between t
 Every response carries an ETag and Last-Modified and honours conditional requests; gzip is used
 when the client accepts it. A few paths imitate what goes wrong on the web:
 
-    /status/<code>            that status code, with a short body
+    /status/<code>            that status code, with a short body (?retry-after=N adds the header)
+    /max-age/<s>/<path>       the file with Cache-Control: max-age=<s>
     /redirect/<n>/<path>      n redirects, then <path>
     /loop                     a redirect to itself, forever
     /slow/<path>              the file, one byte every 0.2 s
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 CONTENT_TYPES = {
@@ -102,13 +103,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.server_state.requests.append(LoggedRequest(self.path, dict(self.headers.items())))
         self.server_state.enter()
         try:
-            self._route(urlsplit(self.path).path.lstrip("/").split("/"))
+            url = urlsplit(self.path)
+            self._route(url.path.lstrip("/").split("/"), parse_qs(url.query))
         finally:
             self.server_state.leave()
 
-    def _route(self, parts: list[str]) -> None:
+    def _route(self, parts: list[str], query: dict[str, list[str]]) -> None:
         if parts[0] == "status":
-            self._send(int(parts[1]), b"status page\n", "text/plain")
+            retry_after = {"Retry-After": query["retry-after"][0]} if "retry-after" in query else {}
+            self._send(int(parts[1]), b"status page\n", "text/plain", retry_after)
         elif parts[0] == "redirect":
             remaining = int(parts[1])
             rest = "/".join(parts[2:])
@@ -123,11 +126,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_file("/".join(parts[1:]), trickle=True)
         elif parts[0] == "ignore-validators":
             self._serve_file("/".join(parts[1:]), honour_validators=False)
+        elif parts[0] == "max-age":
+            self._serve_file("/".join(parts[2:]), extra={"Cache-Control": f"max-age={parts[1]}"})
         else:
             self._serve_file("/".join(parts))
 
     def _serve_file(
-        self, relative: str, *, trickle: bool = False, honour_validators: bool = True
+        self,
+        relative: str,
+        *,
+        trickle: bool = False,
+        honour_validators: bool = True,
+        extra: dict[str, str] | None = None,
     ) -> None:
         path = (self.server_state.root / relative).resolve()
         if not path.is_file() or self.server_state.root.resolve() not in path.parents:
@@ -146,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        headers = {"ETag": etag}
+        headers = {"ETag": etag, **(extra or {})}
         if honour_validators:
             headers["Last-Modified"] = LAST_MODIFIED
         content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")

@@ -175,6 +175,19 @@ def test_the_text_part_says_why_and_who_else_reported_it() -> None:
                     4,
                 ),
                 FeedRow("ok", "https://y/", "rss", None, "ok", None, 0, NOW, NOW, None, 1),
+                FeedRow(
+                    "gone",
+                    "https://z/",
+                    "rss",
+                    None,
+                    "paused",
+                    "HTTP 410 Gone",
+                    1,
+                    NOW,
+                    None,
+                    None,
+                    0,
+                ),
             ],
         )
     )
@@ -185,8 +198,9 @@ def test_the_text_part_says_why_and_who_else_reported_it() -> None:
     assert "Best Source · 23 Nov 2026" in text
     assert "Why (CAR T in MS): CAR T, MS" in text
     assert "Also reported by: MS Society <https://MS Society.example/>" in text
-    assert "- ClinicalTrials.gov: HTTP 503 (last worked 21 Nov 2026)" in text
+    assert "- ClinicalTrials.gov: HTTP 503 (last worked 21 Nov 2026)\n" in text
     assert "ok:" not in text
+    assert "- gone: HTTP 410 Gone (never worked yet); paused, no longer fetched" in text
     assert "write to digest@news.example.org" in text
     assert "https://news.example.org/digests/" in text
 

@@ -11,7 +11,7 @@ from feed_server import FeedServer
 
 from aggregator.config import FetchSettings
 from aggregator.errors import FetchError
-from aggregator.fetch import Fetcher, FetchResult, is_public_address
+from aggregator.fetch import Fetcher, FetchResult, is_public_address, requested_wait
 
 
 def fetch(
@@ -177,3 +177,39 @@ def test_concurrency_limits_hold_at_the_server(
     results = fetch_many(urls, **settings)
     assert all(result.status == 200 for result in results)
     assert feed_server.max_in_flight == most_at_once
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param({"Cache-Control": "public, max-age=600"}, timedelta(minutes=10), id="max-age"),
+        pytest.param(
+            {"Date": "Sun, 22 Nov 2026 10:00:00 GMT", "Expires": "Sun, 22 Nov 2026 12:00:00 GMT"},
+            timedelta(hours=2),
+            id="expires-against-the-servers-date",
+        ),
+        pytest.param({"Retry-After": "120"}, timedelta(minutes=2), id="retry-after-seconds"),
+        pytest.param(
+            {
+                "Date": "Sun, 22 Nov 2026 10:00:00 GMT",
+                "Retry-After": "Sun, 22 Nov 2026 11:00:00 GMT",
+            },
+            timedelta(hours=1),
+            id="retry-after-date",
+        ),
+        pytest.param(
+            {"Cache-Control": "max-age=60", "Retry-After": "3600"},
+            timedelta(hours=1),
+            id="the-longest-wins",
+        ),
+        pytest.param({"Cache-Control": "no-cache", "Expires": "0"}, None, id="nothing-asked"),
+        pytest.param(
+            {"Date": "Sun, 22 Nov 2026 10:00:00 GMT", "Expires": "Sat, 21 Nov 2026 10:00:00 GMT"},
+            None,
+            id="already-expired",
+        ),
+        pytest.param({"Retry-After": "soon"}, None, id="garbage"),
+    ],
+)
+def test_the_wait_a_response_asks_for(headers: dict[str, str], expected: timedelta | None) -> None:
+    assert requested_wait(headers) == expected

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.schedule import cron_trigger, last_run_time, next_fetch_time
+from aggregator.schedule import adaptive_interval, cron_trigger, last_run_time, next_fetch_time
 
 SUNDAY_NOON = datetime(2026, 11, 22, 12, 3, tzinfo=UTC)
 
@@ -67,3 +67,56 @@ def test_failing_feeds_back_off_up_to_a_day() -> None:
     assert next_fetch_time(SUNDAY_NOON, hour, 0) == SUNDAY_NOON + hour
     assert next_fetch_time(SUNDAY_NOON, hour, 2) == SUNDAY_NOON + 4 * hour
     assert next_fetch_time(SUNDAY_NOON, hour, 20) == SUNDAY_NOON + timedelta(days=1)
+
+
+def test_jitter_spreads_feeds_over_a_tenth_of_the_interval() -> None:
+    hour = timedelta(hours=1)
+    earliest = next_fetch_time(SUNDAY_NOON, hour, 0, jitter=0.0)
+    latest = next_fetch_time(SUNDAY_NOON, hour, 0, jitter=0.999)
+    assert earliest == SUNDAY_NOON + hour
+    assert SUNDAY_NOON + hour < latest < SUNDAY_NOON + hour * 1.1
+
+
+@pytest.mark.parametrize(
+    ("failures", "server_wait", "expected"),
+    [
+        pytest.param(0, timedelta(hours=3), timedelta(hours=3), id="server-asks-longer"),
+        pytest.param(0, timedelta(minutes=5), timedelta(hours=1), id="server-asks-shorter"),
+        pytest.param(3, timedelta(hours=2), timedelta(hours=8), id="back-off-longer"),
+        pytest.param(3, timedelta(hours=30), timedelta(hours=30), id="retry-after-longer"),
+    ],
+)
+def test_never_sooner_than_the_server_asks(
+    failures: int, server_wait: timedelta, expected: timedelta
+) -> None:
+    next_time = next_fetch_time(SUNDAY_NOON, timedelta(hours=1), failures, server_wait=server_wait)
+    assert next_time == SUNDAY_NOON + expected
+
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("gaps_in_hours", "expected"),
+    [
+        pytest.param([], HOUR, id="no-dates-default"),
+        pytest.param([6], HOUR, id="too-few-dates-default"),
+        pytest.param([6, 6, 6, 6], 3 * HOUR, id="every-six-hours"),
+        pytest.param([0.1, 0.1, 0.1], timedelta(minutes=15), id="busy-feed-at-the-minimum"),
+        pytest.param([24 * 7] * 4, timedelta(days=1), id="weekly-feed-at-the-maximum"),
+        pytest.param([2, 2, 2, 200], 1 * HOUR, id="one-long-silence-does-not-count"),
+    ],
+)
+def test_adaptive_intervals_follow_how_often_a_feed_publishes(
+    gaps_in_hours: list[float], expected: timedelta
+) -> None:
+    times = [SUNDAY_NOON]
+    for gap in gaps_in_hours:
+        times.append(times[-1] - timedelta(hours=gap))
+    interval = adaptive_interval(
+        times if gaps_in_hours else [],
+        default=HOUR,
+        minimum=timedelta(minutes=15),
+        maximum=timedelta(days=1),
+    )
+    assert interval == expected

@@ -25,7 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from aggregator.config import Subscriber
 from aggregator.publish.feeds import matched_words
-from aggregator.store.repository import FeedRow, StoryRow, StorySource
+from aggregator.store.repository import PAUSED, FeedRow, StoryRow, StorySource
 
 # Section headings in the order readers asked for: trial news first, society posts last.
 KIND_HEADINGS: dict[str | None, str] = {
@@ -92,6 +92,7 @@ class FailingSource:
     name: str
     failing_since: datetime | None  # the last success; None if it never worked
     error: str
+    paused: bool  # failing so long (or gone) that it is no longer fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,9 @@ def build_content(
         if kinds
     )
     failing = tuple(
-        FailingSource(feed.title or feed.name, feed.last_success_at, feed.last_error)
+        FailingSource(
+            feed.title or feed.name, feed.last_success_at, feed.last_error, feed.status == PAUSED
+        )
         for feed in feeds
         if feed.last_error is not None
     )

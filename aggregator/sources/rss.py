@@ -8,7 +8,7 @@ edge. feedparser 6.0 does not read JSON Feed, so a JSON body goes to `jsonfeed.p
 from __future__ import annotations
 
 from calendar import timegm
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from time import struct_time
 from typing import Any
 
@@ -43,7 +43,13 @@ def parse_feed(
         title=text_from_html(channel.get("title", ""), MAX_TITLE),
         link=safe_link(channel.get("link"), url),
         entries=build_entries((_raw_entry(raw) for raw in result.entries), url, fetched_at),
+        ttl=_ttl(channel.get("ttl")),
     )
+
+
+def _ttl(minutes: object) -> timedelta | None:
+    text = str(minutes or "").strip()
+    return timedelta(minutes=int(text)) if text.isdigit() and int(text) > 0 else None
 
 
 def _why_not_a_feed(body: bytes, result: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from aggregator.store.stories import assign_stories, assign_unassigned
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
 BATCH_SIZE = 500
 RULES_KEY = "rules_fingerprint"
+PAUSED = "paused"  # a feed failing for too long, or gone (410): not fetched until resumed
 _T = TypeVar("_T")
 
 
@@ -51,6 +52,8 @@ class FeedState:
     last_modified: str | None
     body_hash: str | None
     consecutive_failures: int
+    failing_since: datetime | None = None
+    ttl: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class FetchOutcome:
     last_modified: str | None = None
     body_hash: str | None = None
     title: str | None = None
+    ttl: timedelta | None = None  # from a parsed body; None keeps what is known
 
     @property
     def failed(self) -> bool:
@@ -185,25 +189,107 @@ class Repository:
     def feeds_to_fetch(
         self, now: datetime, *, names: Collection[str] | None = None, include_not_due: bool = False
     ) -> list[FeedState]:
-        """Active feeds due at `now` (all of them with `include_not_due`), or those named."""
+        """Active feeds due at `now` (all of them with `include_not_due`), or those named.
+
+        Paused feeds are left out unless named: fetching one by name is how to try it again.
+        """
         query = select(Feed).where(Feed.active).order_by(Feed.name)
         if names is not None:
             query = query.where(Feed.name.in_(names))
-        elif not include_not_due:
-            query = query.where(or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
+        else:
+            query = query.where(Feed.status != PAUSED)
+            if not include_not_due:
+                query = query.where(_due(now))
         with self._sessions() as session:
-            return [
-                FeedState(
-                    feed_id=row.id,
-                    name=row.name,
-                    url=row.url,
-                    etag=row.etag,
-                    last_modified=row.last_modified,
-                    body_hash=row.body_hash,
-                    consecutive_failures=row.consecutive_failures,
+            return [_feed_state(row) for row in session.scalars(query)]
+
+    def claim_due_feeds(
+        self, now: datetime, *, lease_until: datetime, owner: str, limit: int
+    ) -> list[FeedState]:
+        """Take up to `limit` due feeds for `owner` until `lease_until`, in one statement.
+
+        On PostgreSQL the due rows are locked with SKIP LOCKED, so processes claiming at the
+        same moment get different feeds and never wait for each other; SQLite runs one writer
+        at a time anyway. The lease is the feed's next_fetch_at moved forward: if the owner dies,
+        the feed simply falls due again when it runs out.
+        """
+        due = (
+            select(Feed.id)
+            .where(Feed.active, Feed.status != PAUSED, _due(now))
+            .order_by(Feed.next_fetch_at.is_not(None), Feed.next_fetch_at, Feed.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._sessions.begin() as session:
+            claimed = session.scalars(
+                update(Feed)
+                .where(Feed.id.in_(due.scalar_subquery()))
+                .values(next_fetch_at=lease_until, lease_owner=owner)
+                .returning(Feed)
+            ).all()
+            return sorted((_feed_state(row) for row in claimed), key=lambda state: state.name)
+
+    def release_claims(self, feed_ids: Collection[int], now: datetime) -> None:
+        """Give back feeds claimed but not fetched (a shutdown): due again at once, for anyone."""
+        if not feed_ids:
+            return
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Feed)
+                .where(Feed.id.in_(feed_ids), Feed.lease_owner.is_not(None))
+                .values(next_fetch_at=now, lease_owner=None)
+            )
+
+    def release_dead_claims(self, now: datetime, is_dead: Callable[[str], bool]) -> int:
+        """Give back the claims of owners `is_dead` says are gone, without waiting for their
+        leases to run out; returns how many feeds were released."""
+        with self._sessions.begin() as session:
+            owners = session.scalars(
+                select(Feed.lease_owner).where(Feed.lease_owner.is_not(None)).distinct()
+            ).all()
+            dead = [owner for owner in owners if owner is not None and is_dead(owner)]
+            if not dead:
+                return 0
+            released = session.execute(
+                update(Feed)
+                .where(Feed.lease_owner.in_(dead))
+                .values(next_fetch_at=now, lease_owner=None)
+                .returning(Feed.id)
+            )
+            return len(released.all())
+
+    def recent_publish_times(self, feed_id: int, limit: int = 20) -> list[datetime]:
+        """When the feed's latest items were published (estimated dates left out)."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(Item.published_at)
+                    .where(Item.feed_id == feed_id, Item.date_estimated.is_(False))
+                    .order_by(Item.published_at.desc())
+                    .limit(limit)
                 )
-                for row in session.scalars(query)
-            ]
+            )
+
+    def resume_feed(self, name: str) -> bool:
+        """Make a paused feed due again with a clean slate; false if it is not paused."""
+        with self._sessions.begin() as session:
+            resumed = session.execute(
+                update(Feed)
+                .where(Feed.name == name, Feed.status == PAUSED)
+                .values(
+                    status="resumed",
+                    next_fetch_at=None,
+                    consecutive_failures=0,
+                    failing_since=None,
+                    lease_owner=None,
+                )
+                .returning(Feed.id)
+            )
+            return resumed.first() is not None
+
+    def count_stories(self) -> int:
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(Story)) or 0
 
     def record_fetch(
         self,
@@ -534,18 +620,41 @@ def _changes(
     return changes
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    return or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now)
+
+
+def _feed_state(row: Feed) -> FeedState:
+    return FeedState(
+        feed_id=row.id,
+        name=row.name,
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_hash=row.body_hash,
+        consecutive_failures=row.consecutive_failures,
+        failing_since=row.failing_since,
+        ttl=timedelta(seconds=row.ttl_seconds) if row.ttl_seconds else None,
+    )
+
+
 def _apply_outcome(feed: Feed, outcome: FetchOutcome) -> None:
     feed.status = outcome.status
     feed.last_fetched_at = outcome.fetched_at
     feed.next_fetch_at = outcome.next_fetch_at
+    feed.lease_owner = None
     feed.last_http_status = outcome.http_status
     if outcome.failed:
         feed.last_error = outcome.error
         feed.consecutive_failures += 1
+        feed.failing_since = feed.failing_since or outcome.fetched_at
         return
     feed.last_error = None
     feed.consecutive_failures = 0
+    feed.failing_since = None
     feed.last_success_at = outcome.fetched_at
+    if outcome.status == "ok":
+        feed.ttl_seconds = int(outcome.ttl.total_seconds()) if outcome.ttl else None
     # A 304 may omit validators; keep the ones we have rather than forget them.
     feed.etag = outcome.etag or feed.etag
     feed.last_modified = outcome.last_modified or feed.last_modified

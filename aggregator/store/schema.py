@@ -94,7 +94,12 @@ class Feed(Base):
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     last_fetched_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
+    failing_since: Mapped[datetime | None]  # the first failure of the current run of failures
+    ttl_seconds: Mapped[int | None]  # the feed's own <ttl>, kept for fetches that do not parse
+    # While a process fetches the feed, next_fetch_at is its lease and lease_owner says whose
+    # ("host:pid"); both are replaced when the fetch is recorded.
     next_fetch_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
 
     items: Mapped[list[Item]] = relationship(back_populates="feed")
 
