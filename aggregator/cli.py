@@ -46,6 +46,7 @@ from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
+from aggregator.service import Service
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository, StoryRow
@@ -77,6 +78,7 @@ class _App:
     them and closed when it ends."""
 
     config_file: Path
+    verbose: int = 0
     _settings: Settings | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 
@@ -126,7 +128,7 @@ pass_app = click.make_pass_decorator(_App)
 def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
     """Research news on CAR T-cell therapy in multiple sclerosis: fetch, match, publish."""
     _configure_logging(verbose)
-    ctx.obj = _App(config_path(config_file))
+    ctx.obj = _App(config_path(config_file), verbose)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -317,6 +319,20 @@ def _digest_readers(
 
 
 @cli.command()
+@click.option("--no-server", is_flag=True, help="Only the scheduler: fetch, publish, send.")
+@click.option("--no-scheduler", is_flag=True, help="Only the HTTP server.")
+@pass_app
+def run(app: _App, no_server: bool, no_scheduler: bool) -> None:
+    """The background service: scheduled fetches and digests, and the HTTP server."""
+    if no_server and no_scheduler:
+        raise ConfigError("--no-server and --no-scheduler together leave nothing to run")
+    if app.verbose == 0:
+        logging.getLogger().setLevel(app.settings.service.log_level.upper())
+    app.repository()  # the schema is current and the feeds follow the config
+    Service(app.settings, app.engine, scheduler=not no_scheduler, server=not no_server).run()
+
+
+@cli.command()
 @click.option("--host", help="Address to listen on (default: [server] host).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port).")
 @pass_app
@@ -399,6 +415,17 @@ def feeds_add(
         feed["topics"] = topics
     add_feeds(app.config_file, [feed])
     click.echo(f"added feed {name} ({url}) to {app.config_file}")
+
+
+@feeds.command("resume")
+@click.argument("name")
+@pass_app
+def feeds_resume(app: _App, name: str) -> None:
+    """Fetch a paused feed again (one failing too long, or gone), starting with a clean slate."""
+    app.settings.feed(name)
+    if not app.repository().resume_feed(name):
+        raise ConfigError(f"feed {name!r} is not paused")
+    click.echo(f"resumed feed {name}: it is fetched at the next run")
 
 
 @feeds.command("remove")
@@ -651,7 +678,7 @@ def _configure_logging(verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    for noisy in ("httpx", "alembic"):
+    for noisy in ("httpx", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

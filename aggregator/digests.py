@@ -120,9 +120,13 @@ class DigestSender:
             _log_report(report)
         return reports
 
+    def resend_unsent(self, subscriber: Subscriber, now: datetime) -> list[DigestReport]:
+        """Send again what earlier runs committed but could not deliver (same message)."""
+        return [self._resend(digest, now) for digest in self._outbox.unsent(subscriber.email)]
+
     def send(self, subscriber: Subscriber, now: datetime) -> list[DigestReport]:
         """Resend what is unsent, then send this run's digest unless it exists or is empty."""
-        reports = [self._resend(digest, now) for digest in self._outbox.unsent(subscriber.email)]
+        reports = self.resend_unsent(subscriber, now)
         run_at = last_run_time(cron_trigger(subscriber.schedule, subscriber.timezone), now)
         existing = self._outbox.find(subscriber.email, run_at)
         if existing is not None:  # this run's digest is made: sent, or in someone's hands

@@ -9,9 +9,11 @@ HTML and CSS: it works on a phone and without JavaScript.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -31,10 +33,12 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
 from aggregator.config import Settings
+from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aggregator.metrics import Metrics
 from aggregator.models import SOURCE_KIND_LABELS
 from aggregator.publish.feeds import MEDIA_TYPES, matched_words, source_kinds
 from aggregator.store.outbox import Outbox, StoredDigest
-from aggregator.store.repository import Repository, StoryRow
+from aggregator.store.repository import PAUSED, Repository, StoryRow
 
 ARCHIVE_SIZE = 200  # the newest sent digests listed at /digests/
 
@@ -71,8 +75,17 @@ def media_type(path: Path) -> str | None:
     return None
 
 
-def create_app(repository: Repository, outbox: Outbox, settings: Settings) -> Starlette:
-    """The application: the page, the digest archive, /healthz, then every exported feed."""
+def create_app(
+    repository: Repository,
+    outbox: Outbox,
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    scheduler_health: Callable[[], dict[str, Any]] | None = None,
+) -> Starlette:
+    """The application: the page, the digest archive, /healthz, /metrics, then every exported
+    feed. `aggregator run` passes its metrics and scheduler; `serve` has neither of its own."""
+    metrics = metrics or Metrics(repository)
     templates = Jinja2Templates(
         env=Environment(
             loader=PackageLoader("aggregator.publish", "templates"),
@@ -121,6 +134,7 @@ def create_app(repository: Repository, outbox: Outbox, settings: Settings) -> St
         failing = [
             {
                 "name": feed.name,
+                "status": feed.status,
                 "last_error": feed.last_error,
                 "consecutive_failures": feed.consecutive_failures,
             }
@@ -130,11 +144,16 @@ def create_app(repository: Repository, outbox: Outbox, settings: Settings) -> St
         return JSONResponse(
             {
                 "status": "ok",
+                "scheduler": scheduler_health() if scheduler_health else {"state": "off"},
                 "last_successful_fetch": max(successes).isoformat() if successes else None,
                 "feeds": len(feeds),
                 "failing_feeds": failing,
+                "paused_feeds": [feed.name for feed in feeds if feed.status == PAUSED],
             }
         )
+
+    async def metrics_page(_request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     settings.output.dir.mkdir(parents=True, exist_ok=True)
     return Starlette(
@@ -143,6 +162,7 @@ def create_app(repository: Repository, outbox: Outbox, settings: Settings) -> St
             Route("/digests/", digests),
             Route("/digests/{digest_id:int}", archived_digest),
             Route("/healthz", healthz),
+            Route("/metrics", metrics_page),
             Mount("/", app=FeedFiles(directory=settings.output.dir)),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],

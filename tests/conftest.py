@@ -85,6 +85,12 @@ def another_database_url(
         yield from _postgres_database(request)
 
 
+@pytest.fixture
+def postgres_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty PostgreSQL database, for what only PostgreSQL does (several service processes)."""
+    yield from _postgres_database(request)
+
+
 def _postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database in the session's cluster, dropped afterwards."""
     admin_url = request.getfixturevalue("postgres_admin_url")

@@ -114,11 +114,18 @@ def test_responses_are_gzipped_for_clients_that_ask(site: str) -> None:
 def test_healthz_reports_the_last_fetch_and_failing_feeds(site: str) -> None:
     health = httpx.get(site + "/healthz").json()
     assert health["status"] == "ok"
+    assert health["scheduler"] == {"state": "off"}  # `serve` runs no scheduler
     assert health["last_successful_fetch"] is not None
     assert health["feeds"] == 2
     assert health["failing_feeds"] == [
-        {"name": "gone", "last_error": "HTTP 410 Gone", "consecutive_failures": 1}
+        {
+            "name": "gone",
+            "status": "paused",
+            "last_error": "HTTP 410 Gone",
+            "consecutive_failures": 1,
+        }
     ]
+    assert health["paused_feeds"] == ["gone"]  # 410 Gone: no longer fetched
 
 
 def test_unknown_paths_are_404(site: str) -> None:

@@ -6,6 +6,11 @@ mid-transaction leaves the last committed state intact.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,35 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+@contextmanager
+def single_service_process(engine: Engine) -> Iterator[None]:
+    """Hold the one service slot of a SQLite database; PostgreSQL needs none.
+
+    SQLite has one writer at a time and no row locks to share feeds with, so a second
+    `aggregator run` on the same file is refused, naming the process that holds it. The lock is
+    the operating system's (flock): a killed holder releases it by dying.
+    """
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        yield
+        return
+    path = Path(f"{engine.url.database}.service.lock")
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise AggregatorError(
+                f"{engine.url.database} is in use by another `aggregator run` ({holder}); SQLite "
+                "runs one service process: stop that one, or use PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{socket.gethostname()}:{os.getpid()}\n")
+        handle.flush()
+        yield
 
 
 def migrations_dir() -> Path:

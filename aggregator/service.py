@@ -1,0 +1,274 @@
+"""`aggregator run`: the scheduler, the HTTP server and the process lifecycle.
+
+APScheduler 3 runs the jobs, each a thin call into the pipeline, the digest or export:
+
+- fetch, every `fetch.poll`: claim the feeds that are due and fetch them. A claim is a lease in
+  the database (the feed's next due time moved forward, taken with SKIP LOCKED on PostgreSQL),
+  so any number of processes on any number of machines share the feeds without fetching one
+  twice. Feeds that changed anything are exported at once.
+- digest:EMAIL, on each subscriber's cron schedule in their time zone, and once at start.
+  Jobs are coalesced and a digest belongs to the latest run at or before now, so a machine
+  waking from sleep sends one digest, not one per missed run; the outbox makes sure only one
+  process sends it.
+- resend, every ten minutes: digests a failure left unsent.
+
+SIGTERM or SIGINT stops new work, lets feeds already under way be stored (bounded by
+`service.shutdown_timeout`), closes the database and exits 0. Nothing depends on a clean stop:
+every feed is stored in one transaction, and leases of a process killed outright run out (or,
+on the same machine, are taken back at the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from aggregator.config import Settings, Subscriber
+from aggregator.digests import DigestSender
+from aggregator.match import build_matcher
+from aggregator.metrics import Metrics
+from aggregator.pipeline import apply_rule_changes, fetch_feeds, utc_now
+from aggregator.publish.export import export_all
+from aggregator.publish.mailer import Mailer
+from aggregator.schedule import cron_trigger
+from aggregator.store.database import single_service_process
+from aggregator.store.outbox import Outbox
+from aggregator.store.repository import Repository
+from aggregator.web import create_app
+
+log = logging.getLogger(__name__)
+
+RESEND_EVERY = timedelta(minutes=10)
+
+
+class Service:
+    """One service process: scheduler, HTTP server, or both."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        scheduler: bool = True,
+        server: bool = True,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._repository = Repository(engine)
+        self._outbox = Outbox(engine)
+        self._matcher = build_matcher(settings)
+        self._digests = DigestSender(
+            settings, self._repository, self._outbox, Mailer(settings.smtp, environ)
+        )
+        self.metrics = Metrics(self._repository)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self._scheduler = (
+            BackgroundScheduler(
+                timezone="UTC",
+                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            )
+            if scheduler
+            else None
+        )
+        self._serve = server
+        self._running_jobs = 0
+        self._idle = threading.Condition()
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        with single_service_process(self._engine):
+            self._recover()
+            uvicorn_server = self._http_server() if self._serve else None
+            for stop_signal in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(stop_signal, self._on_signal)
+            if self._scheduler is not None:
+                self._schedule_jobs()
+                self._scheduler.start()
+            log.info(
+                "event=service_started owner=%s scheduler=%s server=%s",
+                self.owner,
+                self._scheduler is not None,
+                uvicorn_server is not None,
+            )
+            try:
+                if uvicorn_server is not None:
+                    uvicorn_server.run()  # returns once a signal asked it to stop
+                self.stopping.wait()
+            finally:
+                self._shut_down()
+
+    def health(self) -> dict[str, Any]:
+        """The scheduler's part of /healthz: its state and each job's next run."""
+        if self._scheduler is None:
+            return {"state": "off"}
+        state = "running" if self._scheduler.running and not self.stopping.is_set() else "stopped"
+        return {
+            "state": state,
+            "jobs": [
+                {
+                    "id": job.id,
+                    "next_run": job.next_run_time.isoformat() if job.next_run_time else None,
+                }
+                for job in self._scheduler.get_jobs()
+            ],
+        }
+
+    def fetch_due(self) -> None:
+        """Claim the feeds that are due, fetch them, export if anything changed."""
+        now = utc_now()
+        fetch = self._settings.fetch
+        # Long enough for the request (bounded by the timeout) and storing what it brought.
+        lease = fetch.timeout * 2 + timedelta(seconds=30)
+        feeds = self._repository.claim_due_feeds(
+            now, lease_until=now + lease, owner=self.owner, limit=fetch.concurrency * 2
+        )
+        if not feeds:
+            return
+        reports = asyncio.run(
+            fetch_feeds(self._settings, self._repository, self._matcher, feeds, stop=self.stopping)
+        )
+        skipped = {report.name for report in reports if report.status == "skipped"}
+        self._repository.release_claims(
+            [feed.feed_id for feed in feeds if feed.name in skipped], utc_now()
+        )
+        self.metrics.record_fetches(reports)
+        if any(report.new or report.updated for report in reports):
+            export_all(self._settings, self._repository)
+
+    def send_digests(self, subscribers: list[Subscriber], *, resend_only: bool = False) -> None:
+        started = time.monotonic()
+        now = utc_now()
+        if resend_only:
+            reports = [
+                r for reader in subscribers for r in self._digests.resend_unsent(reader, now)
+            ]
+        else:
+            reports = self._digests.send_all(subscribers, now)
+        self.metrics.record_digests(reports, time.monotonic() - started)
+
+    def _recover(self) -> None:
+        """Take back what a killed process left, apply changed rules, publish what is stored."""
+        now = utc_now()
+        if self._engine.dialect.name == "sqlite":
+            # This process holds the only service lock, so every lease left is a dead one's.
+            released = self._repository.release_dead_claims(now, lambda _owner: True)
+        else:
+            released = self._repository.release_dead_claims(now, _gone_from_this_host)
+        if released:
+            log.info("event=leases_released feeds=%d", released)
+        self._repository.group_unassigned_items(now)
+        apply_rule_changes(self._repository, self._matcher)
+        export_all(self._settings, self._repository)
+
+    def _schedule_jobs(self) -> None:
+        assert self._scheduler is not None
+        add = self._scheduler.add_job
+        now = utc_now()
+        poll = self._settings.fetch.poll.total_seconds()
+        add(self._job(self.fetch_due), IntervalTrigger(seconds=poll), id="fetch", next_run_time=now)
+        readers = self._settings.all_subscribers
+        for reader in readers:
+            add(
+                self._job(self.send_digests),
+                cron_trigger(reader.schedule, reader.timezone),
+                args=[[reader]],
+                id=f"digest:{reader.email}",
+            )
+        if readers:
+            add(
+                self._job(self.send_digests),
+                args=[readers],
+                id="digest-catch-up",
+                next_run_time=now,
+            )
+            add(
+                self._job(self.send_digests),
+                IntervalTrigger(seconds=RESEND_EVERY.total_seconds()),
+                args=[readers],
+                kwargs={"resend_only": True},
+                id="digest-resend",
+            )
+
+    def _job(self, work: Callable[..., None]) -> Callable[..., None]:
+        """`work` as a job: skipped once stopping, counted while running, never raising."""
+
+        def job(*args: Any, **kwargs: Any) -> None:
+            if self.stopping.is_set():
+                return
+            with self._idle:
+                self._running_jobs += 1
+            try:
+                work(*args, **kwargs)
+            except Exception:
+                log.exception("event=job_failed job=%s", work.__name__)
+            finally:
+                with self._idle:
+                    self._running_jobs -= 1
+                    self._idle.notify_all()
+
+        job.__name__ = work.__name__
+        return job
+
+    def _http_server(self) -> uvicorn.Server:
+        app = create_app(
+            self._repository,
+            self._outbox,
+            self._settings,
+            metrics=self.metrics,
+            scheduler_health=self.health,
+        )
+        server = self._settings.server
+        config = uvicorn.Config(
+            app, host=server.host, port=server.port, log_config=None, proxy_headers=False
+        )
+        return uvicorn.Server(config)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("event=stopping signal=%s", signal.Signals(signum).name)
+        self.stopping.set()
+
+    def _shut_down(self) -> None:
+        self.stopping.set()
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        timeout = self._settings.service.shutdown_timeout.total_seconds()
+        with self._idle:
+            finished = self._idle.wait_for(lambda: self._running_jobs == 0, timeout=timeout)
+        self._engine.dispose()
+        if not finished:
+            # Job threads cannot be interrupted; whatever they had not committed is rolled back
+            # by the database, and their leases are taken back at the next start.
+            log.warning("event=stopped_with_work_running after=%gs", timeout)
+            logging.shutdown()
+            os._exit(0)
+        log.info("event=stopped owner=%s", self.owner)
+
+
+def _gone_from_this_host(owner: str) -> bool:
+    """True if `owner` ("host:pid") was a process on this machine that no longer exists."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

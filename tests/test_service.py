@@ -1,0 +1,403 @@
+"""The background service: per-feed scheduling, pauses, leases shared by processes, and
+`aggregator run` as a real process (signals, kill -9, several processes on one database)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import CliRunnerFunction, ConfigFactory
+from feed_server import FeedServer, write_feed
+from ports import free_port
+from samples import TOPIC_RULES
+from smtp_server import SmtpServer
+from sqlalchemy import Engine
+
+from aggregator.config import Settings, load_settings
+from aggregator.match import build_matcher
+from aggregator.pipeline import fetch_feeds
+from aggregator.store.database import create_database_engine
+from aggregator.store.repository import Repository
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+class Store:
+    """A configured, initialised database with direct access to the repository."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.settings: Settings = load_settings(config, environ={})
+        self.engine: Engine = create_database_engine(self.settings.database.url)
+        self.repository = Repository(self.engine)
+
+    def fetch(self, names: list[str], at: datetime) -> list[Any]:
+        feeds = self.repository.feeds_to_fetch(at, names=names)
+        return asyncio.run(
+            fetch_feeds(
+                self.settings,
+                self.repository,
+                build_matcher(self.settings),
+                feeds,
+                clock=lambda: at,
+                jitter=lambda: 0.0,
+            )
+        )
+
+    def feed(self, name: str) -> Any:
+        return next(feed for feed in self.repository.list_feeds() if feed.name == name)
+
+
+@pytest.fixture
+def store(
+    database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> Iterator[Callable[..., Store]]:
+    made: list[Store] = []
+
+    def make(feeds: list[tuple[str, str]], fetch: str = 'timeout = "5s"') -> Store:
+        config = make_config(database_url, feeds, fetch=fetch)
+        assert run_cli(config, "init").exit_code == 0
+        made.append(Store(config))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.engine.dispose()
+
+
+def test_claims_give_each_due_feed_to_one_owner_until_its_lease_ends(
+    store: Callable[..., Store],
+) -> None:
+    s = store([(f"feed{n}", f"https://example.org/{n}.xml") for n in range(5)])
+    claim = s.repository.claim_due_feeds
+    first = claim(T0, lease_until=T0 + MINUTE, owner="a:1", limit=3)
+    second = claim(T0, lease_until=T0 + MINUTE, owner="b:2", limit=3)
+    assert len(first) == 3
+    assert len(second) == 2
+    assert {f.name for f in first}.isdisjoint(f.name for f in second)
+    assert claim(T0, lease_until=T0 + MINUTE, owner="c:3", limit=10) == []
+
+    later = T0 + 2 * MINUTE  # both owners vanished without recording anything
+    assert len(claim(later, lease_until=later + MINUTE, owner="c:3", limit=10)) == 5
+
+    assert s.repository.release_dead_claims(later, lambda owner: owner == "c:3") == 5
+    assert len(claim(later, lease_until=later + MINUTE, owner="d:4", limit=10)) == 5
+    s.repository.release_claims([f.feed_id for f in first], later)
+    assert len(claim(later, lease_until=later + MINUTE, owner="e:5", limit=10)) == 3
+
+
+def test_processes_claiming_at_once_never_share_a_feed(store: Callable[..., Store]) -> None:
+    s = store([(f"feed{n:02}", f"https://example.org/{n}.xml") for n in range(60)])
+    engines = [create_database_engine(s.settings.database.url) for _ in range(4)]
+    claimed: list[list[str]] = [[] for _ in engines]
+    start = threading.Barrier(len(engines))
+
+    def claim(index: int) -> None:
+        repository = Repository(engines[index])
+        start.wait()
+        for _ in range(5):
+            got = repository.claim_due_feeds(
+                T0, lease_until=T0 + MINUTE, owner=f"p:{index}", limit=4
+            )
+            claimed[index] += [feed.name for feed in got]
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(engines))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    every = [name for names in claimed for name in names]
+    assert len(every) == len(set(every))  # nobody got a feed somebody else had
+    assert len(every) == 60
+
+
+def test_the_next_fetch_waits_for_ttl_max_age_and_retry_after(
+    store: Callable[..., Store], feed_server: FeedServer
+) -> None:
+    (feed_server.root / "ttl.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><ttl>180</ttl>'
+        "<item><guid>1</guid><title>CAR T in MS</title></item></channel></rss>"
+    )
+    s = store(
+        [
+            ("plain", feed_server.url("rss20.xml")),
+            ("ttl", feed_server.url("ttl.xml")),
+            ("max-age", feed_server.url("max-age/7200/rss20.xml")),
+            ("busy", feed_server.url("status/429?retry-after=14400")),
+        ],
+        fetch='timeout = "5s"\ninterval = "1h"\nadaptive = false',
+    )
+    s.fetch(["plain", "ttl", "max-age", "busy"], T0)
+    due = {feed.name: feed.next_fetch_at - T0 for feed in s.repository.list_feeds()}
+    assert due == {
+        "plain": timedelta(hours=1),
+        "ttl": timedelta(hours=3),
+        "max-age": timedelta(hours=2),
+        "busy": timedelta(hours=4),  # Retry-After, beyond the doubled interval
+    }
+    later = T0 + timedelta(hours=4)  # a 304 brings no <ttl>: the stored one still counts
+    s.fetch(["ttl"], later)
+    assert s.feed("ttl").status == "not modified"
+    assert s.feed("ttl").next_fetch_at - later == timedelta(hours=3)
+
+
+def test_a_feed_failing_for_days_is_paused_reported_and_resumable(
+    store: Callable[..., Store], feed_server: FeedServer, run_cli: CliRunnerFunction
+) -> None:
+    s = store(
+        [("flaky", feed_server.url("status/503")), ("gone", feed_server.url("status/410"))],
+        fetch='timeout = "5s"\npause_after = "3d"',
+    )
+    s.fetch(["flaky", "gone"], T0)
+    assert s.feed("gone").status == "paused"  # 410 Gone: no point asking again
+    assert s.feed("flaky").status == "error"
+    s.fetch(["flaky"], T0 + timedelta(days=2))
+    assert s.feed("flaky").status == "error"
+    s.fetch(["flaky"], T0 + timedelta(days=3, minutes=1))
+    assert s.feed("flaky").status == "paused"
+
+    far_later = T0 + timedelta(days=30)
+    assert s.repository.feeds_to_fetch(far_later) == []  # paused feeds are not fetched
+    assert (
+        s.repository.claim_due_feeds(far_later, lease_until=far_later, owner="x:1", limit=9) == []
+    )
+    listed = json.loads(run_cli(s.config, "feeds", "list", "--json").stdout)
+    assert {feed["name"]: feed["status"] for feed in listed} == {
+        "flaky": "paused",
+        "gone": "paused",
+    }
+
+    resumed = run_cli(s.config, "feeds", "resume", "flaky")
+    assert resumed.exit_code == 0, resumed.output
+    assert [feed.name for feed in s.repository.feeds_to_fetch(far_later)] == ["flaky"]
+    again = run_cli(s.config, "feeds", "resume", "flaky")
+    assert again.exit_code == 2
+    assert "is not paused" in again.output
+
+
+# --- `aggregator run` as a real process ----------------------------------------------------
+
+
+def run_config(
+    make_config: ConfigFactory,
+    database_url: str,
+    feeds: list[tuple[str, str]],
+    *,
+    port: int,
+    extra: str = "",
+    interval: str = "2s",
+) -> Path:
+    return make_config(
+        database_url,
+        feeds,
+        fetch=f'timeout = "3s"\ninterval = "{interval}"\nmin_interval = "1s"\npoll = "0.3s"',
+        extra=f'[server]\nport = {port}\n\n[service]\nshutdown_timeout = "8s"\n\n'
+        + extra
+        + TOPIC_RULES,
+    )
+
+
+def start(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if result := condition():
+                return result
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=20)
+    return output
+
+
+def test_aggregator_run_fetches_publishes_serves_and_stops_on_sigterm(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    config = run_config(
+        make_config,
+        database_url,
+        [("mixed", feed_server.url("mixed-topics.xml")), ("down", feed_server.url("status/503"))],
+        port=port,
+    )
+    assert run_cli(config, "init").exit_code == 0
+    process = start(config)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: (tmp_path / "public" / "feed.xml").exists(), what="the feed file")
+        health = wait_for(
+            lambda: (h := httpx.get(base + "/healthz").json())["last_successful_fetch"] and h,
+            what="a successful fetch",
+        )
+        assert health["scheduler"]["state"] == "running"
+        assert {job["id"] for job in health["scheduler"]["jobs"]} == {"fetch"}
+        assert [feed["name"] for feed in health["failing_feeds"]] == ["down"]
+        feed = httpx.get(base + "/feed.xml")
+        assert feed.status_code == 200
+        assert b"Anti-CD19 CAR" in feed.content
+        again = httpx.get(base + "/feed.xml", headers={"If-None-Match": feed.headers["etag"]})
+        assert again.status_code == 304
+        # Fetched again on its own schedule (2s): the server sees conditional requests.
+        wait_for(
+            lambda: sum(r.path == "/mixed-topics.xml" for r in feed_server.requests) >= 2,
+            what="a second scheduled fetch",
+        )
+        metrics = httpx.get(base + "/metrics").text
+        assert 'aggregator_fetches_total{status="ok"} 1.0' in metrics
+        assert 'aggregator_fetches_total{status="error"}' in metrics
+        assert 'aggregator_items_total{change="new"} 4.0' in metrics
+        assert "aggregator_stories 4.0" in metrics
+        assert "aggregator_fetch_seconds_count" in metrics
+    finally:
+        stopped_at = time.monotonic()
+        output = stop(process)
+    assert process.returncode == 0, output
+    assert time.monotonic() - stopped_at < 10
+    assert "event=stopping signal=SIGTERM" in output
+    assert "event=stopped" in output
+
+
+def test_kill_9_mid_fetch_loses_and_duplicates_nothing(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    port = free_port()
+    config = run_config(
+        make_config,
+        database_url,
+        [
+            ("slow", feed_server.url("delay/1500/rss20.xml")),
+            ("mixed", feed_server.url("mixed-topics.xml")),
+        ],
+        port=port,
+        interval="1h",
+    )
+    assert run_cli(config, "init").exit_code == 0
+    first = start(config, "--no-server")
+    wait_for(lambda: any(r.path.startswith("/delay/") for r in feed_server.requests), what="slow")
+    first.kill()  # mid-fetch: the slow feed's response has not arrived yet
+    first.communicate(timeout=20)
+
+    second = start(config)
+    try:
+        settings = load_settings(config, environ={})
+        engine = create_database_engine(settings.database.url)
+        repository = Repository(engine)
+        feeds = wait_for(
+            lambda: (
+                (rows := repository.list_feeds()) and all(f.last_success_at for f in rows) and rows
+            ),
+            what="both feeds fetched after the restart",
+        )
+        stories = repository.list_stories(100, matched_only=False)
+        engine.dispose()
+    finally:
+        output = stop(second)
+    assert second.returncode == 0, output
+    assert {feed.name: feed.items for feed in feeds} == {"slow": 2, "mixed": 4}
+    titles = [story.title for story in stories]
+    assert len(titles) == len(set(titles)) == 6
+
+
+def test_sqlite_runs_one_service_process_postgresql_several(
+    database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    config = run_config(make_config, database_url, [], port=free_port())
+    assert run_cli(config, "init").exit_code == 0
+    first = start(config, "--no-server")
+    try:
+        time.sleep(2)  # the first has started and holds whatever it holds
+        assert first.poll() is None
+        second = start(config, "--no-server")
+        if database_url.startswith("sqlite"):
+            output, _ = second.communicate(timeout=30)
+            assert second.returncode == 1
+            assert "in use by another `aggregator run`" in output
+            assert "use PostgreSQL to run several" in output
+        else:
+            time.sleep(2)
+            assert second.poll() is None  # still running beside the first
+            assert "event=stopped" in stop(second)
+    finally:
+        stop(first)
+    assert first.returncode == 0
+
+
+def test_three_processes_share_fifty_feeds_and_send_one_digest(
+    postgres_database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    names = [f"source{n:02}" for n in range(50)]
+    for name in names:
+        write_feed(feed_server.root, name, [(f"{name}-1", None, f"CAR T in MS, told by {name}")])
+    smtp = SmtpServer()
+    try:
+        config = run_config(
+            make_config,
+            postgres_database_url,
+            [(name, feed_server.url(f"{name}.xml")) for name in names],
+            port=free_port(),
+            interval="10s",
+            extra=(
+                '[digest]\nfrom = "Digest <d@x.org>"\nto = ["reader@example.org"]\n\n'
+                f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n\n'
+            ),
+        )
+        assert run_cli(config, "init").exit_code == 0
+        assert run_cli(config, "fetch", "--all").exit_code == 0  # stories for the digest
+        feed_server.requests.clear()
+        processes = [start(config, "--no-server") for _ in range(3)]
+        time.sleep(30)
+        outputs = [stop(process) for process in processes]
+        fetched = Counter(
+            r.path.removeprefix("/").removesuffix(".xml") for r in feed_server.requests
+        )
+    finally:
+        smtp.stop()
+    assert [process.returncode for process in processes] == [0, 0, 0], outputs
+    assert set(fetched) == set(names)
+    # Each feed is due every 10-11 s: two or three fetches in 30 s, not three times that.
+    assert max(fetched.values()) <= 4, fetched
+    assert min(fetched.values()) >= 2, fetched
+    assert len(smtp.received) == 1
+    assert "\n".join(outputs).count("outcome=sent") == 1
