@@ -210,6 +210,18 @@ url = "https://b.example/feed"
             id="unknown-subject-field",
         ),
         pytest.param(
+            '[fetch]\nmin_interval = "2d"\n',
+            2,
+            "fetch.min_interval: min_interval is longer than max_interval",
+            id="interval-bounds",
+        ),
+        pytest.param(
+            '[service]\nlog_level = "loud"\n',
+            2,
+            "service.log_level: Input should be 'debug', 'info', 'warning' or 'error'",
+            id="log-level",
+        ),
+        pytest.param(
             '[smtp]\nsecurity = "none"\nusername = "u"\n',
             2,
             "smtp.security: a username with security = 'none' would send the password",
