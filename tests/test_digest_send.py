@@ -306,6 +306,24 @@ def test_a_sent_story_merged_into_another_is_not_sent_again(
     assert len(server.received) == 1
 
 
+def test_a_machine_waking_after_missed_runs_sends_one_digest(
+    world: World, smtp: Callable[..., SmtpServer]
+) -> None:
+    server = smtp()
+    world.configure(server)
+    sender, _ = world.sender()
+    reader = sender_reader(world)
+    now = utc_now()
+    assert sender.send(reader, now)[0].outcome == "sent"
+    world.add_items("news", [("n5", "https://news.example/5", "CAR T trial in MS opens", "CD19")])
+    asleep_for_three_weeks = now + timedelta(days=21)
+    # However many missed runs a scheduler replays at wake-up, only the latest run is sent.
+    outcomes = [sender.send(reader, asleep_for_three_weeks)[0].outcome for _ in range(3)]
+    assert outcomes == ["sent", "already-sent", "already-sent"]
+    assert len(server.received) == 2
+    assert titles(server.received[1].message) == ["CAR T trial in MS opens"]
+
+
 def sender_reader(world: World) -> Any:
     [reader] = load_settings(world.config, environ={}).all_subscribers
     return reader

@@ -401,3 +401,29 @@ def test_three_processes_share_fifty_feeds_and_send_one_digest(
     assert min(fetched.values()) >= 2, fetched
     assert len(smtp.received) == 1
     assert "\n".join(outputs).count("outcome=sent") == 1
+
+
+def test_roles_split_no_scheduler_serves_without_fetching(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    port = free_port()
+    config = run_config(
+        make_config, database_url, [("mixed", feed_server.url("mixed-topics.xml"))], port=port
+    )
+    assert run_cli(config, "init").exit_code == 0
+    nothing = run_cli(config, "run", "--no-server", "--no-scheduler")
+    assert nothing.exit_code == 2
+    assert "leave nothing to run" in nothing.output
+
+    web_only = start(config, "--no-scheduler")
+    try:
+        health = wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").json())
+        assert health["scheduler"] == {"state": "off"}
+        time.sleep(1)  # several poll intervals: a scheduler would have fetched by now
+        assert feed_server.requests == []
+    finally:
+        output = stop(web_only)
+    assert web_only.returncode == 0, output
