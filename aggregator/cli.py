@@ -678,8 +678,10 @@ def _configure_logging(verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    for noisy in ("httpx", "alembic", "apscheduler"):
+    for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A poll skipped because the previous fetch pass is still running is expected, not news.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -128,19 +128,17 @@ class DigestSender:
         """Resend what is unsent, then send this run's digest unless it exists or is empty."""
         reports = self.resend_unsent(subscriber, now)
         run_at = last_run_time(cron_trigger(subscriber.schedule, subscriber.timezone), now)
-        existing = self._outbox.find(subscriber.email, run_at)
-        if existing is not None:  # this run's digest is made: sent, or in someone's hands
-            if existing.message_id not in {report.message_id for report in reports}:
-                outcome: Outcome = "already-sent" if existing.status == SENT else "busy"
-                reports.append(
-                    DigestReport(
-                        subscriber.email, outcome, existing.story_count, existing.message_id
-                    )
-                )
-            return reports
+        made = self._made_elsewhere(subscriber, run_at, reports)
+        if made is not None:
+            return [*reports, *made]
         prepared = self.prepare(subscriber, now)
         if not prepared.stories and not subscriber.send_empty:
-            return [*reports, DigestReport(subscriber.email, "empty")]
+            # Nothing left may mean another process just took this run's stories: say so.
+            made = self._made_elsewhere(subscriber, run_at, reports)
+            return [
+                *reports,
+                *(made if made is not None else [DigestReport(subscriber.email, "empty")]),
+            ]
         report = DigestReport(
             subscriber.email, "sent", len(prepared.stories), prepared.envelope.message_id
         )
@@ -162,6 +160,19 @@ class DigestSender:
         if digest_id is None:  # another process made this run's digest first
             return [*reports, replace(report, outcome="busy")]
         return [*reports, self._deliver(digest_id, prepared.message, report, now)]
+
+    def _made_elsewhere(
+        self, subscriber: Subscriber, run_at: datetime, reports: list[DigestReport]
+    ) -> list[DigestReport] | None:
+        """If this run's digest exists (sent, or in some process's hands), what to report of it:
+        nothing more when this pass just resent it."""
+        existing = self._outbox.find(subscriber.email, run_at)
+        if existing is None:
+            return None
+        if existing.message_id in {report.message_id for report in reports}:
+            return []
+        outcome: Outcome = "already-sent" if existing.status == SENT else "busy"
+        return [DigestReport(subscriber.email, outcome, existing.story_count, existing.message_id)]
 
     def send_copy(self, prepared: PreparedDigest, recipient: str) -> None:
         """Send a prepared digest to `recipient` as a test: nothing is recorded or marked."""
