@@ -25,7 +25,14 @@ import uvicorn
 from sqlalchemy import Engine
 
 from aggregator import __version__
-from aggregator.config import EMAIL_ADDRESS, Settings, Subscriber, config_path, load_settings
+from aggregator.config import (
+    EMAIL_ADDRESS,
+    FeedSettings,
+    Settings,
+    Subscriber,
+    config_path,
+    load_settings,
+)
 from aggregator.config_edit import add_feeds, remove_feed
 from aggregator.digests import DigestSender, PreparedDigest
 from aggregator.errors import AggregatorError, ConfigError
@@ -443,15 +450,16 @@ def feeds_remove(app: _App, name: str) -> None:
 def feeds_check(app: _App, names: tuple[str, ...]) -> None:
     """Fetch and parse feeds without storing anything, to see that they work."""
     chosen = [app.settings.feed(name) for name in names] or list(app.settings.feeds)
-    reports = asyncio.run(_check_all(app.settings, [(feed.name, feed.url) for feed in chosen]))
+    reports = asyncio.run(_check_all(app.settings, chosen))
     _print_table(
         ["feed", "status", "items", "title or error"],
         [[r.name, r.status, str(r.items), r.error or r.title] for r in reports],
     )
 
 
-async def _check_all(settings: Settings, feeds: Sequence[tuple[str, str]]) -> list[CheckReport]:
-    return list(await asyncio.gather(*(check_feed(settings, name, url) for name, url in feeds)))
+async def _check_all(settings: Settings, feeds: Sequence[FeedSettings]) -> list[CheckReport]:
+    checks = (check_feed(settings, feed.name, feed.url, feed.type) for feed in feeds)
+    return list(await asyncio.gather(*checks))
 
 
 @feeds.command("import-opml")
@@ -567,7 +575,13 @@ def _story_json(row: StoryRow) -> dict[str, object]:
         "summary": row.summary,
         "topics": [match.topic for match in row.matches],
         "sources": [
-            {"name": s.feed, "title": s.title, "link": s.link, "published": s.published}
+            {
+                "name": s.feed,
+                "kind": s.kind,
+                "title": s.title,
+                "link": s.link,
+                "published": s.published,
+            }
             for s in row.sources
         ],
         "matches": [asdict(match) for match in row.matches],

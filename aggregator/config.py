@@ -222,6 +222,8 @@ class FetchSettings(_Section):
     max_interval: Duration = timedelta(days=1)
     pause_after: Duration = timedelta(days=7)  # a feed failing this long is paused
     poll: Duration = timedelta(seconds=10)  # how often `run` looks for feeds that are due
+    contact_email: EmailAddress | None = None  # NCBI asks API callers for one
+    ncbi_api_key_env: str = "NCBI_API_KEY"  # 10 PubMed requests a second instead of 3
 
     @model_validator(mode="after")
     def _check_bounds(self) -> FetchSettings:
@@ -242,11 +244,23 @@ class ServiceSettings(_Section):
 class FeedSettings(_Section):
     name: Name
     url: HttpUrl
-    type: Literal["rss"] = "rss"
+    type: Literal["rss", "clinicaltrials", "pubmed", "europepmc"] = "rss"
     kind: SourceKind | None = None
     interval: Duration | None = None
     assume: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_type(cls, data: Any) -> Any:
+        """A registry query is a registry and a literature search finds papers, unless told."""
+        if isinstance(data, dict) and data.get("kind") is None:
+            kind = _DEFAULT_KINDS.get(str(data.get("type", "rss")))
+            return data | {"kind": kind} if kind else data
+        return data
+
+
+_DEFAULT_KINDS = {"clinicaltrials": "registry", "pubmed": "journal", "europepmc": "journal"}
 
 
 class TopicSettings(_Section):

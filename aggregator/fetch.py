@@ -60,6 +60,8 @@ class Fetcher:
         self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_host)
         )
+        self._turn_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._next_turn: defaultdict[str, float] = defaultdict(float)
         limits = httpx.Limits(max_connections=settings.concurrency)
         transport = (
             httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
@@ -87,9 +89,20 @@ class Fetcher:
         await self._client.aclose()
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        rate: float | None = None,
     ) -> FetchResult:
-        """GET `url`, conditionally when validators are known; raise FetchError on any failure."""
+        """GET `url`, conditionally when validators are known; raise FetchError on any failure.
+
+        `rate` (requests per second) is shared by every request to the same host in this run:
+        an API's limit holds however many feeds query it.
+        """
+        if rate is not None:
+            await self._wait_turn(urlsplit(url).hostname or "", rate)
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -115,6 +128,16 @@ class Fetcher:
                 raise FetchError(
                     url, f"{type(exc).__name__}: {exc or 'connection failed'}"
                 ) from None
+
+    async def _wait_turn(self, host: str, rate: float) -> None:
+        """Space requests to `host` 1/rate seconds apart, in the order they asked."""
+        loop = asyncio.get_running_loop()
+        async with self._turn_locks[host]:
+            now = loop.time()
+            turn = max(now, self._next_turn[host])
+            self._next_turn[host] = turn + 1 / rate
+        if turn > now:
+            await asyncio.sleep(turn - now)
 
     async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
         async with self._client.stream("GET", url, headers=headers) as response:

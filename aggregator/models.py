@@ -38,6 +38,7 @@ class Entry:
     updated_at: datetime | None
     date_estimated: bool
     content_hash: str
+    kind: SourceKind | None = None  # when the item says more than its feed (a preprint)
 
 
 @dataclass(frozen=True, slots=True)

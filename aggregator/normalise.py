@@ -112,6 +112,7 @@ _DOI_PAGE_SUFFIX = re.compile(r"\.(?:full|abstract|pdf|full-text|full\.pdf)$", r
 _DOI_VERSION = re.compile(r"(?<=\d)v\d{1,2}$")
 _PMID_TEXT = re.compile(r"\bPMID:?\s*(\d{1,9})\b")
 _PMID_PATH = re.compile(r"^/(?:pubmed/)?(\d{1,9})/?$")
+_EUROPEPMC_PATH = re.compile(r"/(?:article|abstract)/(MED|PMC)/(\d{1,9}|PMC\d{1,9})/?$", re.I)
 _PMCID = re.compile(r"\bPMC(\d{4,9})\b")
 _NCT = re.compile(r"\bNCT(\d{8})\b", re.IGNORECASE)
 _EUCT = re.compile(r"\b(\d{4}-5\d{5}-\d{2}-\d{2}|\d{4}-\d{6}-\d{2})\b")
@@ -168,6 +169,12 @@ def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
         host = (parts.hostname or "").lower().removeprefix("www.")
         if host == "pubmed.ncbi.nlm.nih.gov" and (match := _PMID_PATH.match(parts.path)):
             found.add(f"pmid:{match[1]}")
+        if host == "europepmc.org" and (match := _EUROPEPMC_PATH.match(parts.path)):
+            source, number = match[1].upper(), match[2]
+            if source == "MED":
+                found.add(f"pmid:{number}")
+            elif source == "PMC":
+                found.add(f"pmcid:{number.upper()}")
         if host.endswith("clinicaltrials.gov"):
             found.update(f"nct:NCT{number}" for number in _NCT.findall(link))
         if host.endswith(("euclinicaltrials.eu", "clinicaltrialsregister.eu")):

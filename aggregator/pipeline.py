@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
 import threading
 import time
@@ -26,7 +27,8 @@ from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
 from aggregator.models import Entry, TopicMatch
 from aggregator.schedule import adaptive_interval, next_fetch_time
-from aggregator.sources.rss import parse_feed
+from aggregator.sources import Download
+from aggregator.sources.registry import SOURCE_TYPES
 from aggregator.store.repository import (
     PAUSED,
     FeedState,
@@ -127,16 +129,15 @@ class CheckReport:
 
 
 async def check_feed(
-    settings: Settings, name: str, url: str, *, clock: Clock = utc_now
+    settings: Settings, name: str, url: str, feed_type: str = "rss", *, clock: Clock = utc_now
 ) -> CheckReport:
     """Fetch and parse one feed unconditionally, storing nothing: does it work right now?"""
+    source = SOURCE_TYPES[feed_type]
     try:
         async with Fetcher(settings.fetch) as fetcher:
-            result = await fetcher.fetch(url)
+            result = await source.download(fetcher, _download(settings, url))
         assert result.body is not None  # no validators were sent, so no 304
-        parsed = parse_feed(
-            result.body, url=result.final_url, content_type=result.content_type, fetched_at=clock()
-        )
+        parsed = source.parse(result.body, result.final_url, result.content_type, clock())
     except FeedError as exc:
         return CheckReport(name, url, "error", error=exc.reason)
     return CheckReport(name, url, f"ok (HTTP {result.status})", len(parsed.entries), parsed.title)
@@ -158,10 +159,11 @@ class _FetchRun:
             return FeedReport(feed.name, feed.url, "skipped")
         started = time.monotonic()
         store = partial(asyncio.get_running_loop().run_in_executor, self.store_thread)
+        request = _download(
+            self.settings, feed.url, feed.etag, feed.last_modified, feed.last_success_at
+        )
         try:
-            result = await self.fetcher.fetch(
-                feed.url, etag=feed.etag, last_modified=feed.last_modified
-            )
+            result = await SOURCE_TYPES[feed.type].download(self.fetcher, request)
             report = await store(self._store, feed, result)
         except FeedError as exc:
             report = await store(self._record_failure, feed, exc.reason, exc)
@@ -194,9 +196,8 @@ class _FetchRun:
                 feed.feed_id, outcome(status="unchanged", next_fetch_at=next_at)
             )
             return FeedReport(feed.name, feed.url, "unchanged")
-        parsed = parse_feed(
-            result.body, url=result.final_url, content_type=result.content_type, fetched_at=now
-        )
+        parse = SOURCE_TYPES[feed.type].parse
+        parsed = parse(result.body, result.final_url, result.content_type, now)
         new, updated = self.repository.record_fetch(
             feed.feed_id,
             outcome(
@@ -260,6 +261,23 @@ class _FetchRun:
         if asked is not None:
             asked = min(asked, fetch.max_interval)  # a year-long max-age is not a reason to stop
         return next_fetch_time(now, interval, failures, server_wait=asked, jitter=self.jitter())
+
+
+def _download(
+    settings: Settings,
+    url: str,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    since: datetime | None = None,
+) -> Download:
+    return Download(
+        url=url,
+        etag=etag,
+        last_modified=last_modified,
+        since=since,
+        contact_email=settings.fetch.contact_email,
+        api_key=os.environ.get(settings.fetch.ncbi_api_key_env) or None,
+    )
 
 
 def _log_report(report: FeedReport) -> None:

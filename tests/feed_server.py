@@ -12,6 +12,18 @@ when the client accepts it. A few paths imitate what goes wrong on the web:
     /delay/<ms>/<path>        the file after a pause (to observe concurrency)
     /ignore-validators/<path> the file with fresh validators on every request (no 304s)
 
+API paths mirror the real endpoints and answer from files under api/, chosen by the paging
+parameter, so tests exercise the same URLs and paging as production:
+
+    /api/v2/studies?pageToken=T                  api/clinicaltrials/page-<T, else first>.json
+    /entrez/eutils/esearch.fcgi                  api/pubmed/esearch.json
+    /entrez/eutils/esummary.fcgi?id=N,...        api/pubmed/esummary-<first N>.json
+    /europepmc/webservices/rest/search?cursorMark=C
+                                                 api/europepmc/page-<C, "start" for *>.json
+
+`overrides` maps a path prefix to (status, headers): the next requests there get that answer
+instead (a 429 with Retry-After, a 503).
+
 Every request is logged (path and headers) so tests can assert what the client sent, and the
 most requests ever in flight at once is kept in `max_in_flight`.
 """
@@ -41,8 +53,9 @@ LAST_MODIFIED = formatdate(1_780_000_000, usegmt=True)
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    path: str
+    path: str  # with the query string
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class FeedServer:
@@ -51,6 +64,7 @@ class FeedServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: list[LoggedRequest] = []
+        self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -100,16 +114,24 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence the default stderr log; requests are recorded in `server_state.requests`."""
 
     def do_GET(self) -> None:
-        self.server_state.requests.append(LoggedRequest(self.path, dict(self.headers.items())))
+        self.server_state.requests.append(
+            LoggedRequest(self.path, dict(self.headers.items()), time.monotonic())
+        )
         self.server_state.enter()
         try:
             url = urlsplit(self.path)
+            for prefix, (status, headers) in self.server_state.overrides.items():
+                if url.path.startswith(prefix):
+                    self._send(status, b"overridden\n", "text/plain", headers)
+                    return
             self._route(url.path.lstrip("/").split("/"), parse_qs(url.query))
         finally:
             self.server_state.leave()
 
     def _route(self, parts: list[str], query: dict[str, list[str]]) -> None:
-        if parts[0] == "status":
+        if api_file := _api_file(parts, query):
+            self._serve_file(api_file)
+        elif parts[0] == "status":
             retry_after = {"Retry-After": query["retry-after"][0]} if "retry-after" in query else {}
             self._send(int(parts[1]), b"status page\n", "text/plain", retry_after)
         elif parts[0] == "redirect":
@@ -160,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         if honour_validators:
             headers["Last-Modified"] = LAST_MODIFIED
         content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        if relative.startswith("api/"):
+            content_type = "application/json"
         if trickle:
             self._trickle(body, content_type)
             return
@@ -197,6 +221,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+def _api_file(parts: list[str], query: dict[str, list[str]]) -> str | None:
+    path = "/".join(parts)
+    first = {name: values[0] for name, values in query.items()}
+    if path == "api/v2/studies":
+        return f"api/clinicaltrials/page-{first.get('pageToken', 'first')}.json"
+    if path == "entrez/eutils/esearch.fcgi":
+        return "api/pubmed/esearch.json"
+    if path == "entrez/eutils/esummary.fcgi":
+        return f"api/pubmed/esummary-{first.get('id', '').split(',')[0]}.json"
+    if path == "europepmc/webservices/rest/search":
+        cursor = first.get("cursorMark", "*")
+        return f"api/europepmc/page-{'start' if cursor == '*' else cursor}.json"
+    return None
 
 
 Item = tuple[str, str | None, str] | tuple[str, str | None, str, str]  # guid, link, title[, text]

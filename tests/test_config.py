@@ -83,6 +83,20 @@ def test_shipped_config_is_valid_and_real() -> None:
     assert all(feed.url.startswith("https://") for feed in settings.feeds)
     assert "car-t-ms" in {topic.id for topic in settings.topics}
     assert not settings.fetch.allow_private_addresses
+    assert {feed.type for feed in settings.feeds} == {
+        "rss",
+        "clinicaltrials",
+        "pubmed",
+        "europepmc",
+    }
+    assert {feed.kind for feed in settings.feeds} == {
+        "registry",
+        "journal",
+        "preprint",
+        "press-release",
+        "news",
+        "society",
+    }
 
 
 VALID_FEEDS = """\

@@ -101,6 +101,24 @@ def test_doi(text: str, expected: str | None) -> None:
             id="journal-doi-in-path",
         ),
         pytest.param(
+            "https://europepmc.org/article/MED/39512345",
+            "MED:39512345",
+            {"pmid:39512345"},
+            id="europepmc-medline",
+        ),
+        pytest.param(
+            "https://europepmc.org/article/PMC/PMC11012345",
+            None,
+            {"pmcid:PMC11012345"},
+            id="europepmc-pmc",
+        ),
+        pytest.param(
+            "https://europepmc.org/article/PPR/PPR912345",
+            "PPR:PPR912345",
+            set(),
+            id="europepmc-preprint-has-no-pubmed-id",
+        ),
+        pytest.param(
             "https://euclinicaltrials.eu/search-for-clinical-trials/?EUCT=2024-512345-12-00",
             None,
             {"euct:2024-512345-12-00"},

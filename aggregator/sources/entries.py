@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator.models import Entry
+from aggregator.models import Entry, SourceKind
 from aggregator.normalise import clean_text, plausible_date, safe_link, text_from_html
 from aggregator.sanitise import sanitise_html
 
@@ -38,6 +38,7 @@ class RawEntry:
     categories: tuple[str, ...] = ()
     published: datetime | None = None
     updated: datetime | None = None
+    kind: SourceKind | None = None
 
 
 def build_entries(
@@ -73,6 +74,7 @@ def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
         updated_at=updated,
         date_estimated=published is None and updated is None,
         content_hash=content_hash,
+        kind=raw.kind,
     )
 
 

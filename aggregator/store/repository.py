@@ -54,6 +54,8 @@ class FeedState:
     consecutive_failures: int
     failing_since: datetime | None = None
     ttl: timedelta | None = None
+    type: str = "rss"
+    last_success_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class FeedRow:
     last_success_at: datetime | None
     next_fetch_at: datetime | None
     items: int
+    kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +408,7 @@ class Repository:
                     last_success_at=feed.last_success_at,
                     next_fetch_at=feed.next_fetch_at,
                     items=count,
+                    kind=feed.kind,
                 )
                 for feed, count in session.execute(query)
             ]
@@ -583,7 +587,7 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                     StorySource(
                         item.id,
                         feed.name,
-                        feed.kind,
+                        item.kind or feed.kind,
                         item.title,
                         item.link,
                         item.published_at,
@@ -635,6 +639,8 @@ def _feed_state(row: Feed) -> FeedState:
         consecutive_failures=row.consecutive_failures,
         failing_since=row.failing_since,
         ttl=timedelta(seconds=row.ttl_seconds) if row.ttl_seconds else None,
+        type=row.type,
+        last_success_at=row.last_success_at,
     )
 
 
@@ -676,6 +682,7 @@ def _item_values(entry: Entry) -> dict[str, Any]:
         "updated_at": entry.updated_at,
         "date_estimated": entry.date_estimated,
         "content_hash": entry.content_hash,
+        "kind": entry.kind,
     }
 
 

@@ -124,6 +124,7 @@ class Item(Base):
     updated_at: Mapped[datetime | None]
     date_estimated: Mapped[bool]
     content_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(32))  # the item's own kind, if not its feed's
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     canonical_url: Mapped[str | None] = mapped_column(Text)
