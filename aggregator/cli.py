@@ -54,6 +54,7 @@ from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
 from aggregator.service import Service
+from aggregator.sources.rss import require_safe_expat
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository, StoryRow
@@ -135,6 +136,7 @@ pass_app = click.make_pass_decorator(_App)
 def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
     """Research news on CAR T-cell therapy in multiple sclerosis: fetch, match, publish."""
     _configure_logging(verbose)
+    require_safe_expat()
     ctx.obj = _App(config_path(config_file), verbose)
     ctx.call_on_close(ctx.obj.close)
 

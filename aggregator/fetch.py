@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -73,7 +74,11 @@ class Fetcher:
             timeout=httpx.Timeout(settings.timeout.total_seconds()),
             follow_redirects=True,
             max_redirects=settings.max_redirects,
-            headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
+            headers={
+                "User-Agent": settings.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": "gzip, deflate",  # what _read_capped can inflate safely
+            },
             trust_env=False,
         )
 
@@ -168,17 +173,33 @@ class Fetcher:
             )
 
     async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
+        """The body, decompressed here rather than by httpx so that inflation is bounded too:
+        httpx would inflate a whole network chunk at once, and 64 kB of gzip can hold 64 MB."""
         cap = self._settings.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise FetchError(url, f"response of {declared} bytes is over max_bytes ({cap})")
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise FetchError(url, f"unsupported Content-Encoding {encoding!r}")
+        # wbits 47: gzip or zlib, told apart by the header.
+        inflater = zlib.decompressobj(47) if encoding not in ("", "identity") else None
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise FetchError(url, f"response is over max_bytes ({cap}) after decompression")
-            chunks.append(chunk)
+        async for raw in response.aiter_raw():
+            pending = raw
+            while pending:
+                if inflater is None:
+                    data, pending = pending, b""
+                else:
+                    data = inflater.decompress(pending, cap + 1 - size)
+                    pending = inflater.unconsumed_tail
+                size += len(data)
+                if size > cap:
+                    raise FetchError(
+                        url, f"response is over max_bytes ({cap}) after decompression"
+                    )
+                chunks.append(data)
         return b"".join(chunks)
 
 

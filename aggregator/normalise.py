@@ -57,8 +57,11 @@ def safe_link(link: str | None, base_url: str) -> str | None:
     """
     if not link:
         return None
-    absolute = urljoin(base_url, clean_text(link))
-    parts = urlsplit(absolute)
+    try:
+        absolute = urljoin(base_url, clean_text(link))
+        parts = urlsplit(absolute)
+    except ValueError:  # "http://[" and other URLs that do not parse are no links
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return absolute
@@ -124,7 +127,10 @@ def canonical_url(url: str) -> str:
     Scheme, `www.`, host case, default ports, fragments, trailing slashes, tracking parameters and
     the order of query parameters are all ignored. The result is for comparing, not for linking.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # not a URL at all: it can only equal itself
+        return url.strip()
     host = (parts.hostname or "").lower().removeprefix("www.")
     try:
         port = parts.port

@@ -6,6 +6,8 @@ when the client accepts it. A few paths imitate what goes wrong on the web:
 
     /status/<code>            that status code, with a short body (?retry-after=N adds the header)
     /max-age/<s>/<path>       the file with Cache-Control: max-age=<s>
+    /gzip-bomb/<mb>           a small gzip body that inflates to <mb> MB of zeros
+    /endless                  a chunked response that never ends
     /redirect/<n>/<path>      n redirects, then <path>
     /loop                     a redirect to itself, forever
     /slow/<path>              the file, one byte every 0.2 s
@@ -34,6 +36,7 @@ import gzip
 import hashlib
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -148,6 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_file("/".join(parts[1:]), trickle=True)
         elif parts[0] == "ignore-validators":
             self._serve_file("/".join(parts[1:]), honour_validators=False)
+        elif parts[0] == "gzip-bomb":
+            self._gzip_bomb(int(parts[1]))
+        elif parts[0] == "endless":
+            self._endless()
         elif parts[0] == "max-age":
             self._serve_file("/".join(parts[2:]), extra={"Cache-Control": f"max-age={parts[1]}"})
         else:
@@ -204,6 +211,24 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 return
             time.sleep(0.2)
+
+    def _gzip_bomb(self, megabytes: int) -> None:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip wrapper
+        chunk = b"\0" * 2**20
+        body = b"".join(compressor.compress(chunk) for _ in range(megabytes)) + compressor.flush()
+        self._send(200, body, "application/rss+xml", {"Content-Encoding": "gzip"})
+
+    def _endless(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"<item><title>more</title></item>" * 1000
+        try:
+            while True:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            return
 
     def _redirect(self, location: str) -> None:
         self.send_response(302)

@@ -56,6 +56,7 @@ def test_clean_text_removes_header_breaking_characters() -> None:
         pytest.param("", None, id="empty"),
         pytest.param(None, None, id="missing"),
         pytest.param(" https://a.example/x\n", "https://a.example/x", id="surrounding-whitespace"),
+        pytest.param("http://[broken/x", None, id="unparseable-ipv6-host"),
     ],
 )
 def test_safe_link(link: str | None, expected: str | None) -> None:

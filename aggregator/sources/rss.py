@@ -7,19 +7,53 @@ edge. feedparser 6.0 does not read JSON Feed, so a JSON body goes to `jsonfeed.p
 
 from __future__ import annotations
 
+import re
 from calendar import timegm
 from datetime import UTC, datetime, timedelta
 from time import struct_time
 from typing import Any
+from xml.parsers import expat as pyexpat
 
 import feedparser
 
-from aggregator.errors import ParseError
+from aggregator.errors import AggregatorError, ParseError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.normalise import safe_link, text_from_html
 from aggregator.sources import Download, jsonfeed
 from aggregator.sources.entries import MAX_TITLE, RawEntry, build_entries
+
+# Expat 2.4.0 added protection against entity amplification ("billion laughs").
+SAFE_EXPAT = (2, 4, 0)
+# Longest author/e-mail field handed to feedparser: its e-mail regular expression is quadratic
+# in the field's length, so a hostile 1 MB <author> would take minutes to parse.
+MAX_AUTHOR_FIELD = 1_000
+_AUTHOR_FIELDS = re.compile(
+    rb"(<(?:[A-Za-z0-9_]+:)?(?:author|creator|managingEditor|webMaster|email|name)\b[^>]{0,200}>)"
+    rb"([^<]{%d,})" % (MAX_AUTHOR_FIELD + 1)
+)
+
+
+def require_safe_expat(version: tuple[int, int, int] | None = None) -> None:
+    """Refuse to run on an expat without entity-amplification protection.
+
+    feedparser parses with the standard library's expat; before 2.4.0 one small feed of nested
+    entities could exhaust the machine's memory.
+    """
+    version = version or pyexpat.version_info
+    if version < SAFE_EXPAT:
+        raise AggregatorError(
+            f"this Python's XML parser is expat {'.'.join(map(str, version))}, which does not "
+            "stop entity expansion attacks; expat 2.4.0 or newer is required (upgrade Python "
+            "or the system's libexpat)"
+        )
+
+
+def trim_author_fields(body: bytes) -> bytes:
+    """Cut author-like fields to MAX_AUTHOR_FIELD bytes before feedparser sees them."""
+    if len(body) <= MAX_AUTHOR_FIELD:
+        return body
+    return _AUTHOR_FIELDS.sub(lambda m: m[1] + m[2][:MAX_AUTHOR_FIELD], body)
 
 
 async def download(fetcher: Fetcher, request: Download) -> FetchResult:
@@ -46,7 +80,9 @@ def parse_feed(
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    result = feedparser.parse(body, response_headers=headers, sanitize_html=False)
+    result = feedparser.parse(
+        trim_author_fields(body), response_headers=headers, sanitize_html=False
+    )
     if not result.entries and (result.get("bozo") or not result.get("version")):
         raise ParseError(url, _why_not_a_feed(body, result))
     channel = result.feed
