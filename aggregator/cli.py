@@ -23,6 +23,7 @@ from typing import Any
 import click
 import uvicorn
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from aggregator import __version__
 from aggregator.config import (
@@ -78,6 +79,12 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except AggregatorError as error:
             raise _Failure(error) from error
+        except OperationalError as error:
+            # Locked, unreachable, full: what was committed stays; the command can be re-run.
+            cause = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            raise _Failure(
+                AggregatorError(f"database error, nothing half-done was kept: {cause}")
+            ) from error
 
 
 @dataclass
@@ -99,7 +106,8 @@ class _App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = create_database_engine(self.settings.database.url)
+            database = self.settings.database
+            self._engine = create_database_engine(database.url, database.busy_timeout)
         return self._engine
 
     def repository(self) -> Repository:

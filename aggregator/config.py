@@ -201,6 +201,7 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///aggregator.db"
+    busy_timeout: Duration = timedelta(seconds=30)  # waiting for another process's lock
 
     @field_validator("url")
     @classmethod

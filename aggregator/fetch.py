@@ -196,9 +196,7 @@ class Fetcher:
                     pending = inflater.unconsumed_tail
                 size += len(data)
                 if size > cap:
-                    raise FetchError(
-                        url, f"response is over max_bytes ({cap}) after decompression"
-                    )
+                    raise FetchError(url, f"response is over max_bytes ({cap}) after decompression")
                 chunks.append(data)
         return b"".join(chunks)
 

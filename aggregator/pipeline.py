@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from http import HTTPStatus
 
+from sqlalchemy.exc import OperationalError
+
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
@@ -167,7 +169,11 @@ class _FetchRun:
             report = await store(self._store, feed, result)
         except FeedError as exc:
             report = await store(self._record_failure, feed, exc.reason, exc)
-        except Exception as exc:  # a bug or a database fault must not stop the other feeds
+        except OperationalError as exc:  # locked, unreachable or full: this feed is retried
+            reason = f"database unavailable: {str(exc.orig or exc).strip().splitlines()[0]}"
+            log.warning("feed not stored feed=%s url=%s error=%r", feed.name, feed.url, reason)
+            report = await store(self._record_failure, feed, reason, exc)
+        except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed failed unexpectedly feed=%s url=%s", feed.name, feed.url)
             report = await store(self._record_failure, feed, f"internal error: {exc!r}", exc)
         report = replace(report, seconds=time.monotonic() - started)
@@ -232,6 +238,8 @@ class _FetchRun:
         )
         try:
             self.repository.record_fetch(feed.feed_id, outcome)
+        except OperationalError as error:  # the feed stays due, so the next run tries again
+            log.warning("cannot record failure feed=%s error=%r", feed.name, str(error.orig))
         except Exception:
             log.exception("cannot record failure feed=%s url=%s", feed.name, feed.url)
         return FeedReport(feed.name, feed.url, status, error=reason)

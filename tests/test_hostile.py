@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import tracemalloc
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -21,10 +24,11 @@ import feedparser
 import httpx
 import pytest
 from conftest import DATA_DIR, CliRunnerFunction, ConfigFactory, serving
-from feed_server import FeedServer
+from feed_server import FeedServer, write_feed
 from hypothesis import given
 from hypothesis import strategies as st
 from samples import TOPIC_RULES
+from sqlalchemy import create_engine, text
 
 from aggregator.config import FetchSettings, load_settings
 from aggregator.errors import AggregatorError, FetchError
@@ -114,13 +118,13 @@ def test_every_odd_feed_is_stored_as_clean_text(
     assert feeds["empty-channel"]["last_error"] is None  # a quiet feed is not broken
     texts = stored_texts(odd_world)
     assert texts
-    for text in texts:
-        assert not FORBIDDEN.search(text), repr(text[:80])
-        assert "\r" not in text
-        assert "\n" not in text
-        assert len(text) <= 2_000
-        assert "root:" not in text  # /etc/passwd was never read
-        assert "aaaaaaaaaa" * 10 not in text  # no entity was expanded
+    for value in texts:
+        assert not FORBIDDEN.search(value), repr(value[:80])
+        assert "\r" not in value
+        assert "\n" not in value
+        assert len(value) <= 2_000
+        assert "root:" not in value  # /etc/passwd was never read
+        assert "aaaaaaaaaa" * 10 not in value  # no entity was expanded
     assert not any("evil.dtd" in r.path for r in feed_server.requests)  # never fetched
     titles = "\n".join(texts)
     assert "CAR T in MS — Zürich, Köln, Łódź" in titles  # UTF-16 with a BOM
@@ -238,3 +242,87 @@ def test_matching_accepts_any_text(title: str, summary: str) -> None:
     normalise_for_matching(title + summary)
     for match in MATCHER.match({"title": title, "summary": summary}):
         assert match.hits
+
+
+@contextmanager
+def database_locked(database_url: str) -> Iterator[None]:
+    """Another process holding the lock every write needs (the feeds table on PostgreSQL)."""
+    if database_url.startswith("sqlite"):
+        holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as connection:
+        connection.execute(text("LOCK TABLE feeds IN ACCESS EXCLUSIVE MODE"))
+        yield
+        connection.rollback()
+    engine.dispose()
+
+
+def test_a_locked_database_is_reported_retried_and_loses_nothing(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    write_feed(feed_server.root, "news", [("n1", "https://n.example/1", "CAR T in MS: first")])
+    config = make_config(database_url, [("news", feed_server.url("news.xml"))])
+    config.write_text(
+        config.read_text().replace("[database]\n", '[database]\nbusy_timeout = "0.5s"\n')
+    )
+    assert run_cli(config, "init").exit_code == 0
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    write_feed(
+        feed_server.root,
+        "news",
+        [
+            ("n1", "https://n.example/1", "CAR T in MS: first"),
+            ("n2", "https://n.example/2", "CD19 CAR T in MS: second"),
+        ],
+    )
+    with database_locked(database_url):
+        blocked = run_cli(config, "fetch", "--all")
+    # SQLite lets readers through, so the fetch runs and the feed's store fails (a failing feed,
+    # exit 0); PostgreSQL's table lock stops the command itself (exit 1). Either way it says so.
+    assert "database is locked" in blocked.output or "lock timeout" in blocked.output
+    assert "Traceback" not in blocked.output
+
+    retried = run_cli(config, "fetch", "--all")  # the next run carries on
+    assert retried.exit_code == 0, retried.output
+    titles = {
+        story["title"]
+        for story in json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)
+    }
+    assert titles == {"CAR T in MS: first", "CD19 CAR T in MS: second"}
+
+
+def test_items_that_vanish_and_return_and_feeds_that_flip_make_no_duplicates(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    first = ("f1", "https://flip.example/1", "CAR T in MS: one", "Version A.")
+    second = ("f2", "https://flip.example/2", "CAR T in MS: two")
+    config = make_config(database_url, [("flip", feed_server.url("flip.xml"))])
+    assert run_cli(config, "init").exit_code == 0
+    versions = [
+        [first, second],
+        [second],  # one item gone from the feed...
+        [first, second],  # ...and back
+        [(*first[:3], "Version B."), second],  # a CDN serving two versions by turns
+        [first, second],
+        [(*first[:3], "Version B."), second],
+    ]
+    for items in versions:
+        write_feed(feed_server.root, "flip", list(items))
+        assert run_cli(config, "fetch", "--all").exit_code == 0
+    listed = json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)
+    assert sorted(story["title"] for story in listed) == ["CAR T in MS: one", "CAR T in MS: two"]
+    [feed] = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
+    assert feed["items"] == 2

@@ -262,8 +262,12 @@ def test_aggregator_run_fetches_publishes_serves_and_stops_on_sigterm(
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: (tmp_path / "public" / "feed.xml").exists(), what="the feed file")
         health = wait_for(
-            lambda: (h := httpx.get(base + "/healthz").json())["last_successful_fetch"] and h,
-            what="a successful fetch",
+            lambda: (
+                (h := httpx.get(base + "/healthz").json())["last_successful_fetch"]
+                and h["failing_feeds"]
+                and h
+            ),
+            what="a successful fetch and a failed one",
         )
         assert health["scheduler"]["state"] == "running"
         assert {job["id"] for job in health["scheduler"]["jobs"]} == {"fetch"}

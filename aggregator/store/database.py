@@ -11,6 +11,8 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +27,35 @@ from sqlalchemy.exc import OperationalError
 import aggregator
 from aggregator.errors import AggregatorError, DatabaseNotReadyError
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_BUSY_TIMEOUT = timedelta(seconds=30)
 
 
-def create_database_engine(url: str) -> Engine:
-    """An engine for `url` with the per-connection settings each backend needs."""
+def create_database_engine(url: str, busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine for `url` with the per-connection settings each backend needs.
+
+    `busy_timeout` bounds how long a statement waits for a lock another process holds (SQLite's
+    busy timeout, PostgreSQL's lock_timeout): past it the unit of work fails whole, is reported,
+    and is tried again later, rather than hanging.
+    """
     parsed = make_url(url)
+    milliseconds = int(busy_timeout.total_seconds() * 1000)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _configure_sqlite)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout.total_seconds()})
+        event.listen(engine, "connect", partial(_configure_sqlite, busy_ms=milliseconds))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(
+        url, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={milliseconds}"}
+    )
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.close()
 
 
