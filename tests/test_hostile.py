@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import tracemalloc
+import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -326,3 +327,13 @@ def test_items_that_vanish_and_return_and_feeds_that_flip_make_no_duplicates(
     assert sorted(story["title"] for story in listed) == ["CAR T in MS: one", "CAR T in MS: two"]
     [feed] = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
     assert feed["items"] == 2
+
+
+@given(st.text())
+def test_clean_text_keeps_exactly_the_printable_characters(text: str) -> None:
+    printable = "".join(
+        char
+        for char in text
+        if char in "\t\n\r " or unicodedata.category(char) not in ("Cc", "Cs", "Co", "Cn")
+    )
+    assert clean_text(text) == " ".join(printable.split())

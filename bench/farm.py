@@ -1,0 +1,330 @@
+"""The whole service at scale: a synthetic feed farm on 127.0.0.1 and every pass over it.
+
+N feeds x M items of realistic size and vocabulary (`make_feed_items`: long-tailed words, 20%
+of stories carried by several feeds, some on the default topics), served with ETag and gzip.
+Each scenario is timed against the floor measured in the same run: fetching every feed with
+httpx and parsing it with feedparser, and doing nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import feedparser
+import httpx
+import uvicorn
+
+from aggregator.config import Settings, parse_settings
+from aggregator.match import build_matcher
+from aggregator.pipeline import fetch_feeds
+from aggregator.publish.digest import Envelope, build_content, compose
+from aggregator.publish.export import export_all
+from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.outbox import Outbox
+from aggregator.store.repository import Repository
+from aggregator.web import create_app
+from bench.corpus import FeedItem, make_feed_items
+
+ROOT = Path(__file__).parent.parent
+
+
+class Farm:
+    """Feed bodies in memory, served until `stop()`; `ignore_validators` resends everything."""
+
+    def __init__(self, feeds: int, items: int) -> None:
+        self.feeds = feeds
+        self._items: list[list[FeedItem]] = [[] for _ in range(feeds)]
+        for index, item in enumerate(make_feed_items(feeds * items)):
+            self._items[index % feeds].append(_on_topic(item) if item.story % 10 == 0 else item)
+        self.ignore_validators = False
+        self._bodies: list[tuple[bytes, bytes, str]] = []
+        self._render()
+        farm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet: a benchmark prints tables, not request logs."""
+
+            def do_GET(self) -> None:
+                farm.serve(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def url(self, feed: int) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/feed-{feed}.xml"
+
+    def add_new_items(self, share: float, round_number: int) -> None:
+        """Give every feed `share` more items (new stories at the top), as a busy day would."""
+        per_feed = max(1, round(len(self._items[0]) * share))
+        fresh = make_feed_items(self.feeds * per_feed, seed=1000 + round_number)
+        for index, item in enumerate(fresh):
+            renamed = FeedItem(
+                item.feed,
+                item.link + f"?r{round_number}",
+                item.guid + f"-r{round_number}",
+                item.title,
+                item.summary,
+                item.story,
+            )
+            self._items[index % self.feeds].insert(0, renamed)
+        self._render()
+
+    def serve(self, handler: BaseHTTPRequestHandler) -> None:
+        feed = int(handler.path.removeprefix("/feed-").removesuffix(".xml"))
+        plain, gzipped, etag = self._bodies[feed]
+        if self.ignore_validators:
+            etag = f'"{time.monotonic_ns()}"'
+        elif handler.headers.get("If-None-Match") == etag:
+            handler.send_response(304)
+            handler.send_header("ETag", etag)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        body = gzipped if "gzip" in handler.headers.get("Accept-Encoding", "") else plain
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+        handler.send_header("ETag", etag)
+        handler.send_header("Content-Length", str(len(body)))
+        if body is gzipped:
+            handler.send_header("Content-Encoding", "gzip")
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def _render(self) -> None:
+        published = datetime(2026, 11, 1, tzinfo=UTC)
+        self._bodies = []
+        for feed, items in enumerate(self._items):
+            entries = "".join(
+                f"<item><title>{escape(item.title)}</title><link>{escape(item.link)}</link>"
+                f'<guid isPermaLink="false">{escape(item.guid)}</guid>'
+                f"<pubDate>{format_datetime(published - timedelta(hours=n))}</pubDate>"
+                f"<description>{escape(item.summary)}</description></item>"
+                for n, item in enumerate(items)
+            )
+            plain = (
+                f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+                f"<title>Feed {feed}</title><link>https://feed{feed}.example/</link>"
+                f"<description>bench</description>{entries}</channel></rss>"
+            ).encode()
+            etag = '"' + hashlib.sha256(plain).hexdigest()[:16] + '"'
+            self._bodies.append((plain, gzip.compress(plain, 6), etag))
+
+
+def _on_topic(item: FeedItem) -> FeedItem:
+    """One story in ten is about the default topic, as in a well-chosen set of sources."""
+    return FeedItem(
+        item.feed,
+        item.link,
+        item.guid,
+        "CD19 CAR T cells in multiple sclerosis: " + item.title,
+        item.summary,
+        item.story,
+    )
+
+
+def floor(farm: Farm, concurrency: int = 16) -> float:
+    """Fetch every feed with httpx and parse it with feedparser; nothing else. Seconds."""
+
+    async def run() -> None:
+        limit = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def one(feed: int) -> None:
+                async with limit:
+                    response = await client.get(farm.url(feed))
+                feedparser.parse(response.content)
+
+            await asyncio.gather(*(one(feed) for feed in range(farm.feeds)))
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    return time.perf_counter() - started
+
+
+class Service:
+    """A fresh database and the settings `aggregator` would run with against the farm."""
+
+    def __init__(self, farm: Farm, database_url: str | None, folder: Path) -> None:
+        url = database_url or f"sqlite:///{folder / 'bench.db'}"
+        feeds = "".join(
+            f'[[feeds]]\nname = "feed-{n}"\nurl = "{farm.url(n)}"\n' for n in range(farm.feeds)
+        )
+        shipped = (ROOT / "config.toml").read_text()
+        rules = shipped[shipped.index("[terms]") : shipped.index("\n[digest]")]
+        self.settings: Settings = parse_settings(
+            f'[database]\nurl = "{url}"\n[fetch]\nallow_private_addresses = true\n'
+            f'timeout = "60s"\nmax_bytes = "50MB"\n[output]\ndir = "{folder / "public"}"\n'
+            f'[digest]\nfrom = "bench@localhost"\nto = ["reader@localhost"]\n{feeds}\n{rules}',
+            folder / "config.toml",
+            environ={},
+        )
+        self.engine = create_database_engine(self.settings.database.url)
+        upgrade_to_head(self.engine)
+        self.repository = Repository(self.engine)
+        self.repository.sync_feeds(self.settings.feeds)
+        self.matcher = build_matcher(self.settings)
+        self.digest_stories = 0
+
+    def fetch_all(self) -> float:
+        now = datetime.now(UTC)
+        feeds = self.repository.feeds_to_fetch(now, include_not_due=True)
+        started = time.perf_counter()
+        asyncio.run(fetch_feeds(self.settings, self.repository, self.matcher, feeds))
+        return time.perf_counter() - started
+
+    def export(self) -> float:
+        started = time.perf_counter()
+        export_all(self.settings, self.repository)
+        return time.perf_counter() - started
+
+    def digest(self, stories: int = 1_000) -> float:
+        """Select the stories a reader is due, take `stories` of them, build, render, compose."""
+        [reader] = self.settings.all_subscribers
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        due = Outbox(self.engine).due_stories(
+            reader.email, reader.topics, now - timedelta(days=3650)
+        )
+        rows = self.repository.stories_by_id([story_id for story_id, _ in due[:stories]])
+        content = build_content(
+            rows,
+            reader,
+            title=self.settings.output.title,
+            topic_titles=self.settings.topic_titles,
+            period=(now - timedelta(days=7), now),
+            feeds=self.repository.list_feeds(),
+            base_url=self.settings.output.base_url,
+            contact="bench@localhost",
+        )
+        compose(content, Envelope("bench@localhost", reader.email, "<bench@localhost>", "bench"))
+        self.digest_stories = content.count
+        return time.perf_counter() - started
+
+
+def requests_per_second(app: object, path: str, seconds: float = 3.0, workers: int = 32) -> float:
+    """Conditional GETs of `path` by `workers` concurrent clients, against uvicorn."""
+    with _serving(app) as base:
+        etag = httpx.get(base + path).headers.get("etag", "")
+        done = 0
+
+        async def client() -> None:
+            nonlocal done
+            async with httpx.AsyncClient() as http:
+                deadline = time.perf_counter() + seconds
+                while time.perf_counter() < deadline:
+                    await http.get(base + path, headers={"If-None-Match": etag})
+                    done += 1
+
+        async def load() -> None:
+            await asyncio.gather(*(client() for _ in range(workers)))
+
+        asyncio.run(load())
+    return done / seconds
+
+
+@contextmanager
+def _serving(app: object) -> Iterator[str]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join()
+
+
+def _median(measure: Callable[[], float], runs: int) -> float:
+    return statistics.median(measure() for _ in range(runs))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> list[str]:
+    """Every scenario at `feeds` x `items`; the table as lines."""
+    farm = Farm(feeds, items)
+    rows: list[tuple[str, str, str]] = []
+    try:
+        floor_seconds = _median(lambda: floor(farm), runs)
+        rows.append(("floor: httpx + feedparser only", f"{floor_seconds:.1f} s", "1.00x"))
+        cold: list[float] = []
+        with tempfile.TemporaryDirectory() as folder:
+            for attempt in range(runs):
+                service = Service(farm, database_url, Path(folder) / str(attempt))
+                cold.append(service.fetch_all())
+                if attempt < runs - 1:
+                    service.engine.dispose()
+            cold_seconds = statistics.median(cold)
+            total = feeds * items
+            rows.append(
+                (
+                    f"cold ingest ({total:,} items)",
+                    f"{cold_seconds:.1f} s, {total / cold_seconds:,.0f} items/s",
+                    f"{cold_seconds / floor_seconds:.2f}x",
+                )
+            )
+            rows.append(("peak memory so far", f"{_peak_mb():.0f} MB", ""))
+            warm = _median(service.fetch_all, runs)
+            rows.append(("warm refresh, every feed 304", f"{warm:.2f} s", ""))
+            farm.ignore_validators = True
+            same = _median(service.fetch_all, runs)
+            farm.ignore_validators = False
+            rows.append(("refresh, identical bodies resent", f"{same:.2f} s", ""))
+            fresh: list[float] = []
+            for round_number in range(runs):
+                farm.add_new_items(0.05, round_number)
+                fresh.append(service.fetch_all())
+            changed = statistics.median(fresh)
+            rows.append(
+                ("refresh with 5% new items", f"{changed:.1f} s", f"{changed / floor_seconds:.2f}x")
+            )
+            rows.append(("export (every feed file)", f"{_median(service.export, runs):.2f} s", ""))
+            digest_seconds = _median(service.digest, runs)
+            rows.append(
+                (f"digest build, {service.digest_stories:,} stories", f"{digest_seconds:.2f} s", "")
+            )
+            app = create_app(service.repository, Outbox(service.engine), service.settings)
+            rows.append(
+                (
+                    "/feed.xml, conditional",
+                    f"{requests_per_second(app, '/feed.xml'):,.0f} req/s",
+                    "",
+                )
+            )
+            rows.append(("/ (the page)", f"{requests_per_second(app, '/'):,.0f} req/s", ""))
+            service.engine.dispose()
+    finally:
+        farm.stop()
+    backend = "PostgreSQL" if database_url else "SQLite"
+    width = max(len(name) for name, _, _ in rows)
+    lines = [
+        f"feed farm: {feeds:,} feeds x {items} items, {backend}, median of {runs} runs",
+        f"{'scenario':<{width}}  {'result':>28}  {'vs floor':>8}",
+    ]
+    lines += [f"{name:<{width}}  {result:>28}  {ratio:>8}" for name, result, ratio in rows]
+    return lines
