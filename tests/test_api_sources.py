@@ -3,6 +3,7 @@ each API documents, served by the local server at paths that mirror the real end
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -229,9 +230,9 @@ def test_pubmed_requests_stay_under_ncbis_rate_across_feeds(
     fetch(run_cli, config)
     times = sorted(r.at for r in feed_server.requests if "/entrez/eutils/" in r.path)
     assert len(times) == 6
-    for index in range(len(times) - per_second):
-        # any per_second + 1 consecutive requests span at least a second
-        assert times[index + per_second] - times[index] >= 0.95
+    # Requests to NCBI arrive at least 1/rate apart, whichever feed sent them.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) >= 1 / per_second - 0.02, gaps
     if api_key:
         assert all(
             q["api_key"] == api_key for q in queries(feed_server, "/entrez/eutils/esearch.fcgi")
