@@ -12,12 +12,14 @@ import asyncio
 import gzip
 import hashlib
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,9 +28,8 @@ from xml.sax.saxutils import escape
 
 import feedparser
 import httpx
-import uvicorn
 
-from aggregator.config import Settings, parse_settings
+from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
 from aggregator.pipeline import fetch_feeds
 from aggregator.publish.digest import Envelope, build_content, compose
@@ -36,7 +37,6 @@ from aggregator.publish.export import export_all
 from aggregator.store.database import create_database_engine, upgrade_to_head
 from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository
-from aggregator.web import create_app
 from bench.corpus import FeedItem, make_feed_items
 
 ROOT = Path(__file__).parent.parent
@@ -172,13 +172,18 @@ class Service:
         )
         shipped = (ROOT / "config.toml").read_text()
         rules = shipped[shipped.index("[terms]") : shipped.index("\n[digest]")]
-        self.settings: Settings = parse_settings(
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "config.toml"
+        self.config.write_text(
             f'[database]\nurl = "{url}"\n[fetch]\nallow_private_addresses = true\n'
-            f'timeout = "60s"\nmax_bytes = "50MB"\n[output]\ndir = "{folder / "public"}"\n'
-            f'[digest]\nfrom = "bench@localhost"\nto = ["reader@localhost"]\n{feeds}\n{rules}',
-            folder / "config.toml",
-            environ={},
+            # Every farm feed is on one host; real sources are spread over many, so the
+            # per-host politeness limit is lifted to the overall one (as the floor has it).
+            f'timeout = "60s"\nmax_bytes = "50MB"\nper_host = 16\n'
+            f'[output]\ndir = "{folder / "public"}"\n'
+            f"[server]\nport = {_free_port()}\n"
+            f'[digest]\nfrom = "bench@localhost"\nto = ["reader@localhost"]\n{feeds}\n{rules}'
         )
+        self.settings: Settings = load_settings(self.config, environ={})
         self.engine = create_database_engine(self.settings.database.url)
         upgrade_to_head(self.engine)
         self.repository = Repository(self.engine)
@@ -222,10 +227,18 @@ class Service:
         return time.perf_counter() - started
 
 
-def requests_per_second(app: object, path: str, seconds: float = 3.0, workers: int = 32) -> float:
-    """Conditional GETs of `path` by `workers` concurrent clients, against uvicorn."""
-    with _serving(app) as base:
-        etag = httpx.get(base + path).headers.get("etag", "")
+def requests_per_second(config: Path, path: str, seconds: float = 3.0, workers: int = 32) -> float:
+    """Conditional GETs of `path` by `workers` concurrent clients against `aggregator serve`
+    running in its own process (the load generator has the other core)."""
+    port = load_settings(config, environ={}).server.port
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        etag = _wait_for(base + path).headers.get("etag", "")
         done = 0
 
         async def client() -> None:
@@ -240,21 +253,26 @@ def requests_per_second(app: object, path: str, seconds: float = 3.0, workers: i
             await asyncio.gather(*(client() for _ in range(workers)))
 
         asyncio.run(load())
+    finally:
+        server.terminate()
+        server.wait()
     return done / seconds
 
 
-@contextmanager
-def _serving(app: object) -> Iterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join()
+def _wait_for(url: str) -> httpx.Response:
+    for _ in range(300):
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _median(measure: Callable[[], float], runs: int) -> float:
@@ -308,15 +326,16 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
             rows.append(
                 (f"digest build, {service.digest_stories:,} stories", f"{digest_seconds:.2f} s", "")
             )
-            app = create_app(service.repository, Outbox(service.engine), service.settings)
             rows.append(
                 (
                     "/feed.xml, conditional",
-                    f"{requests_per_second(app, '/feed.xml'):,.0f} req/s",
+                    f"{requests_per_second(service.config, '/feed.xml'):,.0f} req/s",
                     "",
                 )
             )
-            rows.append(("/ (the page)", f"{requests_per_second(app, '/'):,.0f} req/s", ""))
+            rows.append(
+                ("/ (the page)", f"{requests_per_second(service.config, '/'):,.0f} req/s", "")
+            )
             service.engine.dispose()
     finally:
         farm.stop()
