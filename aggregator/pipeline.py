@@ -229,14 +229,14 @@ class _FetchRun:
         if status == PAUSED:
             why = "gone (HTTP 410)" if gone else f"failing since {feed.failing_since:%Y-%m-%d}"
             log.warning("feed paused feed=%s url=%s reason=%r", feed.name, feed.url, why)
-        outcome = FetchOutcome(
-            status=status,
-            fetched_at=now,
-            next_fetch_at=self._next_fetch(feed, now, failures, retry_after, None),
-            http_status=http_status,
-            error=reason,
-        )
         try:
+            outcome = FetchOutcome(
+                status=status,
+                fetched_at=now,
+                next_fetch_at=self._next_fetch(feed, now, failures, retry_after, None),
+                http_status=http_status,
+                error=reason,
+            )
             self.repository.record_fetch(feed.feed_id, outcome)
         except OperationalError as error:  # the feed stays due, so the next run tries again
             log.warning("cannot record failure feed=%s error=%r", feed.name, str(error.orig))
