@@ -30,7 +30,7 @@ from aggregator.sources.entries import RawEntry, build_entries
 RATE = 1.0  # requests per second; the API allows about 50 a minute per address
 PAGE_SIZE = 100
 FIELDS = (
-    "NCTId,BriefTitle,OverallStatus,LastUpdatePostDate,StartDate,LeadSponsorName,Phase,"
+    "NCTId,BriefTitle,OverallStatus,LastUpdatePostDate,LeadSponsorName,Phase,"
     "Condition,InterventionName,LocationFacility"
 )
 STATUS_TITLES = {
@@ -52,8 +52,12 @@ async def download(fetcher: Fetcher, request: Download) -> FetchResult:
     pages: list[bytes] = []
     token: str | None = None
     for _ in range(MAX_PAGES):
-        extra = {"format": "json", "fields": FIELDS, "sort": "LastUpdatePostDate:desc"}
-        extra["pageSize"] = str(PAGE_SIZE)
+        extra = {
+            "format": "json",
+            "fields": FIELDS,
+            "sort": "LastUpdatePostDate:desc",
+            "pageSize": str(PAGE_SIZE),
+        }
         if token:
             extra["pageToken"] = token
         result = await fetcher.fetch(with_params(request.url, extra), rate=RATE)
