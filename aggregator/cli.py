@@ -322,17 +322,7 @@ def _digest_readers(
             "nobody to send a digest to: add addresses to digest.to or [[subscribers]] "
             "in the config"
         )
-    digest = settings.digest
-    every_topic = tuple(topic.id for topic in settings.topics)
-    return [
-        Subscriber(
-            recipient or PREVIEW_READER,
-            every_topic,
-            digest.schedule,
-            digest.timezone,
-            digest.send_empty,
-        )
-    ]
+    return [settings.reader_of_everything(recipient or PREVIEW_READER)]
 
 
 @cli.command()

@@ -418,10 +418,7 @@ class Settings(_Section):
         """Every digest reader: each `digest.to` address, then each [[subscribers]] entry."""
         digest = self.digest
         every_topic = tuple(topic.id for topic in self.topics)
-        readers = [
-            Subscriber(email, every_topic, digest.schedule, digest.timezone, digest.send_empty)
-            for email in digest.to
-        ]
+        readers = [self.reader_of_everything(email) for email in digest.to]
         for entry in self.subscribers:
             readers.append(
                 Subscriber(
@@ -433,6 +430,12 @@ class Settings(_Section):
                 )
             )
         return readers
+
+    def reader_of_everything(self, email: str) -> Subscriber:
+        """A reader of every topic on the [digest] defaults: what `digest.to` addresses are."""
+        digest = self.digest
+        every_topic = tuple(topic.id for topic in self.topics)
+        return Subscriber(email, every_topic, digest.schedule, digest.timezone, digest.send_empty)
 
     @property
     def topic_titles(self) -> dict[str, str]:

@@ -45,7 +45,7 @@ from aggregator.pipeline import apply_rule_changes, fetch_feeds, utc_now
 from aggregator.publish.export import export_all
 from aggregator.publish.mailer import Mailer
 from aggregator.schedule import cron_trigger
-from aggregator.store.database import single_service_process
+from aggregator.store.database import single_service_process, this_process
 from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository
 from aggregator.web import create_app
@@ -76,7 +76,7 @@ class Service:
             settings, self._repository, self._outbox, Mailer(settings.smtp, environ)
         )
         self.metrics = Metrics(self._repository)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = this_process()
         self.stopping = threading.Event()
         self._scheduler = (
             BackgroundScheduler(

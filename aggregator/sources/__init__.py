@@ -48,7 +48,10 @@ def pages_body(pages: Sequence[bytes]) -> bytes:
 
 def read_page(body: bytes, url: str) -> dict[str, Any]:
     """One JSON object from an API; anything else is a clear error naming the feed."""
-    return read_pages(b"[" + body + b"]", url)[0]
+    page = _json(body, url)
+    if not isinstance(page, dict):
+        raise ParseError(url, "not the JSON this API documents")
+    return page
 
 
 def with_params(url: str, extra: Mapping[str, str]) -> str:
@@ -59,13 +62,18 @@ def with_params(url: str, extra: Mapping[str, str]) -> str:
 
 
 def read_pages(body: bytes, url: str) -> list[dict[str, Any]]:
-    try:
-        pages = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(url, f"not JSON: {exc}") from None
+    """The pages `pages_body` joined, each checked like `read_page`."""
+    pages = _json(body, url)
     if not isinstance(pages, list) or not all(isinstance(page, dict) for page in pages):
         raise ParseError(url, "not the JSON this API documents")
     return pages
+
+
+def _json(body: bytes, url: str) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(url, f"not JSON: {exc}") from None
 
 
 def api_result(url: str, pages: Sequence[bytes], last: FetchResult) -> FetchResult:

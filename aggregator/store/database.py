@@ -59,6 +59,11 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> N
     cursor.close()
 
 
+def this_process() -> str:
+    """ "host:pid": who holds a lock or a lease, as other processes can check it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @contextmanager
 def single_service_process(engine: Engine) -> Iterator[None]:
     """Hold the one service slot of a SQLite database; PostgreSQL needs none.
@@ -83,7 +88,7 @@ def single_service_process(engine: Engine) -> Iterator[None]:
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{socket.gethostname()}:{os.getpid()}\n")
+        handle.write(f"{this_process()}\n")
         handle.flush()
         yield
 

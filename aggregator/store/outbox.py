@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Engine, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -199,7 +199,7 @@ class Outbox:
     def get_sent(self, digest_id: int) -> StoredDigest | None:
         with self._sessions() as session:
             row = session.scalar(
-                select(Digest).where(and_(Digest.id == digest_id, Digest.status == SENT))
+                select(Digest).where(Digest.id == digest_id, Digest.status == SENT)
             )
             return _stored(row) if row else None
 
