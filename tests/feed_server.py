@@ -9,6 +9,7 @@ when the client accepts it. A few paths imitate what goes wrong on the web:
     /gzip-bomb/<mb>           a small gzip body that inflates to <mb> MB of zeros
     /endless                  a chunked response that never ends
     /redirect/<n>/<path>      n redirects, then <path>
+    /redirect-to?url=<url>    one redirect to any URL (another host)
     /loop                     a redirect to itself, forever
     /slow/<path>              the file, one byte every 0.2 s
     /delay/<ms>/<path>        the file after a pause (to observe concurrency)
@@ -62,9 +63,9 @@ class LoggedRequest:
 
 
 class FeedServer:
-    """Serves `root` on 127.0.0.1 at a free port until `stop()`."""
+    """Serves `root` on `host` (a loopback address) at a free port until `stop()`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
         self.requests: list[LoggedRequest] = []
         self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
@@ -72,7 +73,7 @@ class FeedServer:
         self._in_flight = 0
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"server_state": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._httpd = _QuietServer((host, 0), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -80,7 +81,8 @@ class FeedServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_port}/"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/"
 
     def url(self, path: str) -> str:
         return self.base_url + path.lstrip("/")
@@ -142,6 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
             rest = "/".join(parts[2:])
             target = f"/redirect/{remaining - 1}/{rest}" if remaining > 1 else f"/{rest}"
             self._redirect(target)
+        elif parts[0] == "redirect-to":
+            self._redirect(query["url"][0])
         elif parts[0] == "loop":
             self._redirect("/loop")
         elif parts[0] == "delay":

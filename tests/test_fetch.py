@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from feed_server import FeedServer
 
+from aggregator import fetch as fetch_module
 from aggregator.config import FetchSettings
 from aggregator.errors import FetchError
 from aggregator.fetch import Fetcher, FetchResult, is_public_address, requested_wait
@@ -117,6 +119,27 @@ def test_private_addresses_are_refused_unless_allowed(feed_server: FeedServer) -
     with pytest.raises(FetchError, match=r"non-public address 127\.0\.0\.1"):
         fetch(feed_server.url("rss20.xml"), allow_private_addresses=False)
     assert feed_server.requests == []
+
+
+@pytest.mark.parametrize("target_host", ["127.0.0.1", "localhost"], ids=["address", "dns-name"])
+def test_a_redirect_from_a_public_host_to_a_private_one_is_refused(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch, target_host: str
+) -> None:
+    # No public address can be served here, so 127.0.0.2 plays the public host: the address
+    # classification is the one thing changed, and the refusal still happens where sockets open.
+    monkeypatch.setattr(fetch_module, "is_public_address", lambda address: address == "127.0.0.2")
+    public = FeedServer(feed_server.root, host="127.0.0.2")
+    try:
+        assert fetch(public.url("rss20.xml"), allow_private_addresses=False).status == 200
+        private = feed_server.url("rss20.xml").replace("127.0.0.1", target_host)
+        hop = public.url("redirect-to?" + urlencode({"url": private}))
+        with pytest.raises(FetchError, match=rf"{target_host} resolves to non-public address"):
+            fetch(hop, allow_private_addresses=False)
+        assert [request.path for request in public.requests][-1].startswith("/redirect-to?")
+        assert feed_server.requests == []  # the private server was never connected to
+        assert fetch(hop).status == 200  # allowed when the operator says so
+    finally:
+        public.stop()
 
 
 def test_localhost_name_is_refused_after_resolution(feed_server: FeedServer) -> None:
