@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
+import random
 import re
 import sqlite3
 import tracemalloc
@@ -29,7 +32,9 @@ from feed_server import FeedServer, write_feed
 from hypothesis import given
 from hypothesis import strategies as st
 from samples import TOPIC_RULES
+from small_disk import SmallDisk, SmallDiskUnavailable
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from aggregator.config import FetchSettings, load_settings
 from aggregator.errors import AggregatorError, FetchError
@@ -42,6 +47,7 @@ from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
+MB = 1024 * 1024
 ODD = sorted(path.name for path in (DATA_DIR / "feeds" / "odd").iterdir())
 # Text a reader's software must never receive: XML 1.0 forbids these, headers break on CR/LF.
 FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -300,6 +306,86 @@ def test_a_locked_database_is_reported_retried_and_loses_nothing(
         for story in json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)
     }
     assert titles == {"CAR T in MS: first", "CD19 CAR T in MS: second"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_on_small_disk(request: pytest.FixtureRequest) -> Iterator[tuple[str, SmallDisk]]:
+    """An empty database whose files live on a small disk of their own: the SQLite file, or a
+    PostgreSQL tablespace (its write-ahead log stays on the cluster's disk, as it often does)."""
+    try:
+        disk = SmallDisk(64 * MB)
+    except SmallDiskUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        if request.param == "sqlite":
+            yield f"sqlite:///{disk.path / 'aggregator.db'}", disk
+        else:
+            yield _postgres_on(disk, request.getfixturevalue("postgres_admin_url")), disk
+    finally:
+        if request.param == "postgresql":
+            _drop_postgres_on(disk, request.getfixturevalue("postgres_admin_url"))
+        disk.remove()
+
+
+def _postgres_on(disk: SmallDisk, admin_url: str) -> str:
+    folder = disk.path / "tablespace"
+    folder.mkdir()
+    postgres = pwd.getpwnam("postgres")
+    os.chown(folder, postgres.pw_uid, postgres.pw_gid)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE TABLESPACE small_disk LOCATION '{folder}'"))
+        connection.execute(text("CREATE DATABASE on_small_disk TABLESPACE small_disk"))
+    admin.dispose()
+    return make_url(admin_url).set(database="on_small_disk").render_as_string(hide_password=False)
+
+
+def _drop_postgres_on(disk: SmallDisk, admin_url: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS on_small_disk WITH (FORCE)"))
+        connection.execute(text("DROP TABLESPACE IF EXISTS small_disk"))
+    admin.dispose()
+
+
+def test_a_full_disk_is_reported_retried_and_loses_nothing(
+    database_on_small_disk: tuple[str, SmallDisk],
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    database_url, disk = database_on_small_disk
+    first = ("n1", "https://n.example/1", "CAR T in MS: first")
+    write_feed(feed_server.root, "news", [first])
+    config = make_config(database_url, [("news", feed_server.url("news.xml"))])
+    assert run_cli(config, "init").exit_code == 0
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    words = random.Random(7)
+    reports = [
+        (
+            f"r{n}",
+            f"https://n.example/r{n}",
+            f"CD19 CAR T in MS: report {n}",
+            " ".join(f"{words.getrandbits(40):x}" for _ in range(400)),
+        )
+        for n in range(800)
+    ]  # about 4 MB of text that does not compress
+    write_feed(feed_server.root, "news", [first, *reports])
+    disk.leave_free(256 * 1024)
+
+    full = run_cli(config, "fetch", "--all")
+    assert "disk is full" in full.output or "No space left on device" in full.output
+    assert "Traceback" not in full.output
+    listed = json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)
+    assert [story["title"] for story in listed] == ["CAR T in MS: first"]
+
+    disk.resize(64 * MB)  # space is freed; the next run carries on
+    retried = run_cli(config, "fetch", "--all")
+    assert retried.exit_code == 0, retried.output
+    [feed] = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
+    assert feed["items"] == 1 + len(reports)
 
 
 def test_items_that_vanish_and_return_and_feeds_that_flip_make_no_duplicates(
