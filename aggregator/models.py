@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -43,11 +44,14 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
-    """What a source turned a fetched body into."""
+    """What a source turned a fetched body into.
+
+    `entries` may be an iterator that parses as it goes (a large feed), so it is read once.
+    """
 
     title: str
     link: str | None
-    entries: tuple[Entry, ...]
+    entries: Iterable[Entry]
     ttl: timedelta | None = None  # RSS <ttl>: how long the publisher says the feed stays fresh
 
 

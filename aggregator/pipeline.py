@@ -142,7 +142,8 @@ async def check_feed(
         parsed = source.parse(result.body, result.final_url, result.content_type, clock())
     except FeedError as exc:
         return CheckReport(name, url, "error", error=exc.reason)
-    return CheckReport(name, url, f"ok (HTTP {result.status})", len(parsed.entries), parsed.title)
+    items = sum(1 for _ in parsed.entries)
+    return CheckReport(name, url, f"ok (HTTP {result.status})", items, parsed.title)
 
 
 @dataclass

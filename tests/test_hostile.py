@@ -41,7 +41,13 @@ from aggregator.errors import AggregatorError, FetchError
 from aggregator.fetch import Fetcher
 from aggregator.match import build_matcher, normalise_for_matching
 from aggregator.normalise import canonical_url, clean_text, safe_link, text_from_html
-from aggregator.sources.rss import MAX_AUTHOR_FIELD, parse_feed, require_safe_expat
+from aggregator.sources import rss
+from aggregator.sources.rss import (
+    MAX_AUTHOR_FIELD,
+    SPLIT_BYTES,
+    parse_feed,
+    require_safe_expat,
+)
 from aggregator.store.database import create_database_engine
 from aggregator.store.outbox import Outbox
 from aggregator.store.repository import Repository
@@ -350,6 +356,20 @@ def _drop_postgres_on(disk: SmallDisk, admin_url: str) -> None:
     admin.dispose()
 
 
+def incompressible_reports(count: int, words: int) -> list[tuple[str, str, str, str]]:
+    """Feed items whose text does not compress: stored, they take about as much as they say."""
+    draw = random.Random(7)
+    return [
+        (
+            f"r{n}",
+            f"https://n.example/r{n}",
+            f"CD19 CAR T in MS: report {n}",
+            " ".join(f"{draw.getrandbits(40):x}" for _ in range(words)),
+        )
+        for n in range(count)
+    ]
+
+
 def test_a_full_disk_is_reported_retried_and_loses_nothing(
     database_on_small_disk: tuple[str, SmallDisk],
     make_config: ConfigFactory,
@@ -362,16 +382,7 @@ def test_a_full_disk_is_reported_retried_and_loses_nothing(
     config = make_config(database_url, [("news", feed_server.url("news.xml"))])
     assert run_cli(config, "init").exit_code == 0
     assert run_cli(config, "fetch", "--all").exit_code == 0
-    words = random.Random(7)
-    reports = [
-        (
-            f"r{n}",
-            f"https://n.example/r{n}",
-            f"CD19 CAR T in MS: report {n}",
-            " ".join(f"{words.getrandbits(40):x}" for _ in range(400)),
-        )
-        for n in range(800)
-    ]  # about 4 MB of text that does not compress
+    reports = incompressible_reports(800, words=400)  # about 4 MB
     write_feed(feed_server.root, "news", [first, *reports])
     disk.leave_free(256 * 1024)
 
@@ -386,6 +397,30 @@ def test_a_full_disk_is_reported_retried_and_loses_nothing(
     assert retried.exit_code == 0, retried.output
     [feed] = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
     assert feed["items"] == 1 + len(reports)
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["in-parts", "whole"])
+def test_a_large_feed_is_parsed_a_part_at_a_time_in_flat_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: bool
+) -> None:
+    write_feed(tmp_path, "big", incompressible_reports(3_000, words=100))
+    body = (tmp_path / "big.xml").read_bytes()
+    assert len(body) > SPLIT_BYTES
+    if not cut:  # what it would cost without the protection
+        monkeypatch.setattr(rss, "split_feed", lambda body, items_per_part: None)
+    tracemalloc.start()
+    try:
+        parsed = parse_feed(
+            body, url="https://big.example/", content_type=None, fetched_at=datetime.now(UTC)
+        )
+        read = sum(1 for _ in parsed.entries)  # as the store reads them: a batch at a time
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read == 3_000
+    # Whole, feedparser holds about three times the document while parsing it; in parts it
+    # holds a part's worth (ITEMS_PER_PART items), however large the feed.
+    assert (peak < len(body)) is cut
 
 
 def test_items_that_vanish_and_return_and_feeds_that_flip_make_no_duplicates(

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import feedparser
 import pytest
+from feed_server import write_feed
 
 from aggregator.errors import ParseError
 from aggregator.models import Entry, ParsedFeed
 from aggregator.sources.rss import parse_feed
+from aggregator.sources.xmlparts import split_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 FETCHED_AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
-def parse(name: str, url: str | None = None) -> ParsedFeed:
-    return parse_feed(
+def parse(name: str, url: str | None = None, **split: int) -> ParsedFeed:
+    """The file parsed, with its entries read (a large feed's come as an iterator)."""
+    parsed = parse_feed(
         (FEEDS / name).read_bytes(),
         url=url or f"https://feeds.example.org/{name}",
         content_type=None,
         fetched_at=FETCHED_AT,
+        **split,
     )
+    return replace(parsed, entries=tuple(parsed.entries))
 
 
 def only(feed: ParsedFeed) -> Entry:
@@ -168,3 +175,70 @@ def test_truncated_feed_keeps_the_items_it_has() -> None:
         truncated, url="https://x.example/f", content_type=None, fetched_at=FETCHED_AT
     )
     assert [entry.identity for entry in feed.entries][:1] == ["news-example-1001"]
+
+
+XML_FILES = sorted(
+    str(path.relative_to(FEEDS)) for path in FEEDS.rglob("*") if path.suffix in (".xml", ".rdf")
+)
+
+
+def parse_outcome(name: str, **split: int) -> ParsedFeed | str:
+    try:
+        return parse(name, **split)
+    except ParseError as error:
+        return error.reason
+
+
+@pytest.mark.parametrize("name", XML_FILES)
+def test_a_feed_parsed_in_parts_gives_what_it_gives_whole(name: str) -> None:
+    assert parse_outcome(name, split_bytes=0, items_per_part=1) == parse_outcome(name)
+
+
+def test_a_feed_of_many_scan_chunks_parsed_in_parts_gives_what_it_gives_whole(
+    tmp_path: Path,
+) -> None:
+    items = [(f"g{n}", f"https://x.example/{n}", f"Item {n}", "words " * 50) for n in range(900)]
+    write_feed(tmp_path, "long", items)
+    body = (tmp_path / "long.xml").read_bytes()
+    assert len(body) > 4 * 64 * 1024
+
+    def entries(**split: int) -> tuple[Entry, ...]:
+        parsed = parse_feed(
+            body, url="https://x.example/", content_type=None, **split, fetched_at=FETCHED_AT
+        )
+        return tuple(parsed.entries)
+
+    assert entries(split_bytes=0, items_per_part=7) == entries()
+    assert [entry.guid for entry in entries(split_bytes=0)] == [f"g{n}" for n in range(900)]
+
+
+def test_a_large_feed_is_cut_into_parts_of_its_items() -> None:
+    items = "".join(
+        f"<item><guid>g{n}</guid><title>Item {n} &amp; more</title></item>" for n in range(7)
+    )
+    body = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title>{items}'
+        "<ttl>60</ttl></channel></rss>"
+    )
+    parts = split_feed(body.encode(), 3)
+    assert parts is not None
+    parsed = [feedparser.parse(part) for part in parts]
+    assert [[entry.title for entry in part.entries] for part in parsed] == [
+        ["Item 0 & more", "Item 1 & more", "Item 2 & more"],
+        ["Item 3 & more", "Item 4 & more", "Item 5 & more"],
+        ["Item 6 & more"],
+    ]
+    assert not any(part.bozo for part in parsed)  # each part is a well-formed feed of its own
+    assert {part.feed.title for part in parsed} == {"Big"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"<rss><channel><item><title>x</item></channel></rss>", id="malformed"),
+        pytest.param("<rss><channel><item/><item/></channel></rss>".encode("utf-16"), id="utf-16"),
+        pytest.param(b"<rss><channel><item/></channel></rss>", id="one-part-only"),
+    ],
+)
+def test_what_cannot_or_need_not_be_cut_is_parsed_whole(body: bytes) -> None:
+    assert split_feed(body, 1) is None

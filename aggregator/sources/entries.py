@@ -45,7 +45,12 @@ def build_entries(
     raws: Iterable[RawEntry], feed_url: str, fetched_at: datetime
 ) -> tuple[Entry, ...]:
     """Clean entries in feed order; a repeated identity keeps its first (usually newest) entry."""
-    return tuple(_unique(build_entry(raw, feed_url, fetched_at) for raw in raws))
+    return tuple(iter_entries(raws, feed_url, fetched_at))
+
+
+def iter_entries(raws: Iterable[RawEntry], feed_url: str, fetched_at: datetime) -> Iterator[Entry]:
+    """`build_entries`, one at a time as `raws` arrive: a large feed streams through."""
+    return _unique(build_entry(raw, feed_url, fetched_at) for raw in raws)
 
 
 def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:

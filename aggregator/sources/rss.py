@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from calendar import timegm
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from time import struct_time
 from typing import Any
 from xml.parsers import expat as pyexpat
@@ -21,8 +22,12 @@ from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.normalise import safe_link, text_from_html
 from aggregator.sources import Download, jsonfeed
-from aggregator.sources.entries import MAX_TITLE, RawEntry, build_entries
+from aggregator.sources.entries import MAX_TITLE, RawEntry, iter_entries
+from aggregator.sources.xmlparts import split_feed
 
+# Bodies larger than this are parsed ITEMS_PER_PART items at a time (see xmlparts.py).
+SPLIT_BYTES = 2_000_000
+ITEMS_PER_PART = 200
 # Expat 2.4.0 added protection against entity amplification ("billion laughs").
 SAFE_EXPAT = (2, 4, 0)
 # Longest author/e-mail field handed to feedparser: its e-mail regular expression is quadratic
@@ -67,29 +72,44 @@ def parse(body: bytes, url: str, content_type: str | None, fetched_at: datetime)
 
 
 def parse_feed(
-    body: bytes, *, url: str, content_type: str | None, fetched_at: datetime
+    body: bytes,
+    *,
+    url: str,
+    content_type: str | None,
+    fetched_at: datetime,
+    split_bytes: int = SPLIT_BYTES,
+    items_per_part: int = ITEMS_PER_PART,
 ) -> ParsedFeed:
     """Parse a feed body fetched from `url`; raise ParseError if it is not a feed at all.
 
     A feed that is malformed but still yields entries (truncated XML, a wrong charset) is kept:
     readers are better served by the items than by a strict refusal. Malformed and empty is an
-    error; well-formed and empty is just a quiet feed.
+    error; well-formed and empty is just a quiet feed. A body over `split_bytes` is parsed
+    `items_per_part` items at a time as its entries are read, so memory does not grow with it.
     """
     if jsonfeed.looks_like_json(body):
         return jsonfeed.parse_json_feed(body, url=url, fetched_at=fetched_at)
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    result = feedparser.parse(
-        trim_author_fields(body), response_headers=headers, sanitize_html=False
-    )
+    body = trim_author_fields(body)
+    parts = split_feed(body, items_per_part) if len(body) > split_bytes else None
+    documents = parts or iter([body])
+    result = feedparser.parse(next(documents), response_headers=headers, sanitize_html=False)
     if not result.entries and (result.get("bozo") or not result.get("version")):
         raise ParseError(url, _why_not_a_feed(body, result))
+    later = (
+        raw
+        for document in documents
+        for raw in feedparser.parse(document, response_headers=headers, sanitize_html=False).entries
+    )
     channel = result.feed
     return ParsedFeed(
         title=text_from_html(channel.get("title", ""), MAX_TITLE),
         link=safe_link(channel.get("link"), url),
-        entries=build_entries((_raw_entry(raw) for raw in result.entries), url, fetched_at),
+        entries=iter_entries(
+            (_raw_entry(raw) for raw in chain(result.entries, later)), url, fetched_at
+        ),
         ttl=_ttl(channel.get("ttl")),
     )
 

@@ -7,9 +7,10 @@ inside this module, so each method is one transaction that either happens whole 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -298,11 +299,14 @@ class Repository:
         self,
         feed_id: int,
         outcome: FetchOutcome,
-        entries: Sequence[Entry] = (),
+        entries: Iterable[Entry] = (),
         match_entry: EntryMatcher | None = None,
     ) -> tuple[int, int]:
         """Store a fetch's entries (new and changed ones with their topic matches, grouped into
         stories) and the feed's new state, in one transaction.
+
+        `entries` is read once, BATCH_SIZE at a time, so a feed parsed as it is read is stored
+        in flat memory.
 
         Returns (new, updated) item counts. A failed fetch changes only the feed's state: what was
         stored before stays.
@@ -319,7 +323,7 @@ class Repository:
         self,
         session: Session,
         feed_id: int,
-        entries: Sequence[Entry],
+        entries: Iterable[Entry],
         match_entry: EntryMatcher,
         now: datetime,
     ) -> tuple[int, int]:
@@ -686,6 +690,7 @@ def _item_values(entry: Entry) -> dict[str, Any]:
     }
 
 
-def _batches(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def _batches(values: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    remaining = iter(values)
+    while batch := list(islice(remaining, size)):
+        yield batch
