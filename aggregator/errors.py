@@ -30,7 +30,10 @@ class FeedError(AggregatorError):
     def __init__(self, url: str, message: str) -> None:
         self.url = url
         self.reason = message
-        super().__init__(f"{url}: {message}")
+        super().__init__(url, message)  # the arguments as given, so it pickles across processes
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.reason}"
 
 
 class FetchError(FeedError):

@@ -1,8 +1,9 @@
 """One fetch pass: fetch feeds concurrently, parse what changed, store each feed in one transaction.
 
 A failing feed is a result, not a crash: its error is recorded and logged and every other feed
-carries on. Parsing and storing run on one worker thread, so the event loop keeps downloading
-while a feed is being stored and writes to the database never compete with each other.
+carries on. Bodies are parsed in worker processes (`parse_pool.py`) and stored on one thread, so
+the event loop keeps downloading, both cores work, and writes to the database never compete
+with each other.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
-from aggregator.models import Entry, TopicMatch
+from aggregator.models import Entry, ParsedFeed, TopicMatch
+from aggregator.parse_pool import ParsePool
 from aggregator.schedule import adaptive_interval, next_fetch_time
 from aggregator.sources import Download
 from aggregator.sources.registry import SOURCE_TYPES
@@ -104,10 +106,13 @@ async def fetch_feeds(
     Once `stop` is set no further feed is started (those are reported "skipped", unrecorded);
     feeds already under way finish and are stored whole.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread,
+        ParsePool() as parsers,
+    ):
         async with Fetcher(settings.fetch) as fetcher:
             run = _FetchRun(
-                settings, repository, matcher, fetcher, store_thread, clock, stop, jitter
+                settings, repository, matcher, fetcher, parsers, store_thread, clock, stop, jitter
             )
             reports = []
             for next_done in asyncio.as_completed([run.fetch_one(feed) for feed in feeds]):
@@ -152,6 +157,7 @@ class _FetchRun:
     repository: Repository
     matcher: Matcher
     fetcher: Fetcher
+    parsers: ParsePool
     store_thread: ThreadPoolExecutor
     clock: Clock
     stop: threading.Event | None
@@ -167,7 +173,10 @@ class _FetchRun:
         )
         try:
             result = await SOURCE_TYPES[feed.type].download(self.fetcher, request)
-            report = await store(self._store, feed, result)
+            now = self.clock()
+            body_hash = None if result.body is None else hashlib.sha256(result.body).hexdigest()
+            parsed = await self._parse_if_new(feed, result, body_hash, now)
+            report = await store(self._store, feed, result, now, body_hash, parsed)
         except FeedError as exc:
             report = await store(self._record_failure, feed, exc.reason, exc)
         except OperationalError as exc:  # locked, unreachable or full: this feed is retried
@@ -181,8 +190,27 @@ class _FetchRun:
         _log_report(report)
         return report
 
-    def _store(self, feed: FeedState, result: FetchResult) -> FeedReport:
-        now = self.clock()
+    async def _parse_if_new(
+        self, feed: FeedState, result: FetchResult, body_hash: str | None, now: datetime
+    ) -> ParsedFeed | None:
+        """A body not seen last time, parsed in a worker process; None for a 304, the same
+        body again, or a body the pool leaves to the store."""
+        if result.body is None or body_hash == feed.body_hash:
+            return None
+        return await self.parsers.parse(
+            feed.type, result.body, result.final_url, result.content_type, now
+        )
+
+    def _store(
+        self,
+        feed: FeedState,
+        result: FetchResult,
+        now: datetime,
+        body_hash: str | None,
+        parsed: ParsedFeed | None,
+    ) -> FeedReport:
+        """Record the fetch, and store the entries of a new body: `parsed`, or parsed here as
+        they are stored when the pool handed it back (a large body streams)."""
         outcome = partial(
             FetchOutcome,
             fetched_at=now,
@@ -196,15 +224,15 @@ class _FetchRun:
                 feed.feed_id, outcome(status="not modified", next_fetch_at=next_at)
             )
             return FeedReport(feed.name, feed.url, "not modified")
-        body_hash = hashlib.sha256(result.body).hexdigest()
         if body_hash == feed.body_hash:
             next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
             self.repository.record_fetch(
                 feed.feed_id, outcome(status="unchanged", next_fetch_at=next_at)
             )
             return FeedReport(feed.name, feed.url, "unchanged")
-        parse = SOURCE_TYPES[feed.type].parse
-        parsed = parse(result.body, result.final_url, result.content_type, now)
+        if parsed is None:
+            parse = SOURCE_TYPES[feed.type].parse
+            parsed = parse(result.body, result.final_url, result.content_type, now)
         new, updated = self.repository.record_fetch(
             feed.feed_id,
             outcome(
