@@ -13,7 +13,7 @@ import feedparser
 import httpx
 import pytest
 from conftest import CliRunnerFunction, ConfigFactory, serving
-from feed_server import FeedServer
+from feed_server import FeedServer, write_feed
 from ports import free_port
 from samples import TOPIC_RULES
 from selenium.webdriver.common.by import By
@@ -180,6 +180,45 @@ def test_the_page_lists_filters_and_searches_stories(site: str) -> None:
     assert "Supermarket cart hygiene study" not in found.text  # matches no topic: not a story
     assert "No stories match" in found.text
     assert "Stories matching" in httpx.get(site + "/", params={"q": "intrathecal"}).text
+
+
+def test_the_page_answers_304_until_its_stories_change(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    first_story = ("n1", "https://n.example/1", "CAR T-cell therapy in MS: first results")
+    write_feed(feed_server.root, "news", [first_story])
+    config = make_config(database_url, [("news", feed_server.url("news.xml"))], extra=RULES)
+    assert run_cli(config, "init").exit_code == 0
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    settings = load_settings(config, environ={})
+    engine = create_database_engine(settings.database.url)
+    try:
+        with serving(create_app(Repository(engine), Outbox(engine), settings)) as url:
+            first = httpx.get(url + "/")
+            etag = first.headers["etag"]
+            assert first.status_code == 200
+            assert "first results" in first.text
+            again = httpx.get(url + "/", headers={"If-None-Match": etag})
+            assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+            searched = httpx.get(url + "/?q=first", headers={"If-None-Match": etag})
+            assert searched.status_code == 200  # another view of the stories, its own validator
+
+            second_story = ("n2", "https://n.example/2", "CD19 CAR T in MS: second patient")
+            write_feed(feed_server.root, "news", [second_story, first_story])
+            assert run_cli(config, "fetch", "--all").exit_code == 0
+            changed = httpx.get(url + "/", headers={"If-None-Match": etag})
+            assert changed.status_code == 200
+            assert "second patient" in changed.text
+            assert changed.headers["etag"] != etag
+
+            assert run_cli(config, "fetch", "--all").exit_code == 0  # nothing new this time
+            unchanged = httpx.get(url + "/", headers={"If-None-Match": changed.headers["etag"]})
+            assert unchanged.status_code == 304
+    finally:
+        engine.dispose()
 
 
 def test_the_page_escapes_what_readers_type(site: str) -> None:

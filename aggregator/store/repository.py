@@ -7,6 +7,7 @@ inside this module, so each method is one transaction that either happens whole 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ from aggregator.store.stories import assign_stories, assign_unassigned
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
 BATCH_SIZE = 500
 RULES_KEY = "rules_fingerprint"
+# Changes whenever what readers see of stories may have changed: the page's validator.
+CONTENT_VERSION_KEY = "content_version"
 PAUSED = "paused"  # a feed failing for too long, or gone (410): not fetched until resumed
 _T = TypeVar("_T")
 
@@ -163,6 +166,7 @@ class Repository:
     """Storage for feeds and items on one engine (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
 
@@ -189,6 +193,8 @@ class Repository:
             for name, row in rows.items():
                 if name not in by_name:
                     row.active = False
+            if session.new or any(map(session.is_modified, session.dirty)):
+                _new_content_version(session)  # names and kinds show on the page
 
     def feeds_to_fetch(
         self, now: datetime, *, names: Collection[str] | None = None, include_not_due: bool = False
@@ -317,6 +323,8 @@ class Repository:
                 session, feed_id, entries, match_entry or _no_matches, outcome.fetched_at
             )
             _apply_outcome(feed, outcome)
+            if any(counts):
+                _new_content_version(session)
             return counts
 
     def _upsert_items(
@@ -385,7 +393,10 @@ class Repository:
     def group_unassigned_items(self, now: datetime) -> int:
         """Put items stored before stories existed into stories; returns how many."""
         with self._sessions.begin() as session:
-            return assign_unassigned(session, now)
+            assigned = assign_unassigned(session, now)
+            if assigned:
+                _new_content_version(session)
+            return assigned
 
     def list_feeds(self) -> list[FeedRow]:
         """Every active feed with its fetch state and item count, by name."""
@@ -468,6 +479,15 @@ class Repository:
             )
             return row, [MergeReason(x.item_id, x.other_item_id, x.reason) for x in links]
 
+    def content_version(self) -> str:
+        """A token that changes in every transaction that changes stories, their items or
+        their matches (a random one, so writers in several processes can never repeat one).
+
+        Read on every page request, so through a plain connection: an ORM session costs three
+        times as much here."""
+        with self._engine.connect() as connection:
+            return connection.scalar(_CONTENT_VERSION) or ""
+
     def rules_fingerprint(self) -> str | None:
         """The fingerprint of the matching rules the stored matches follow, if any."""
         with self._sessions() as session:
@@ -485,6 +505,8 @@ class Repository:
                 changes += _changes(session, batch)
                 _replace_matches(session, {text.item_id: found for text, found in batch})
             session.merge(Meta(key=RULES_KEY, value=fingerprint))
+            if changes:
+                _new_content_version(session)
             return changes
 
     def preview_rematch(self, match_item: ItemMatcher) -> list[MatchChange]:
@@ -513,6 +535,13 @@ class Repository:
                 batch = []
         if batch:
             yield batch
+
+
+_CONTENT_VERSION = select(Meta.value).where(Meta.key == CONTENT_VERSION_KEY)
+
+
+def _new_content_version(session: Session) -> None:
+    session.merge(Meta(key=CONTENT_VERSION_KEY, value=uuid.uuid4().hex))
 
 
 def _text_search(words: str, dialect: str) -> ColumnElement[bool]:
