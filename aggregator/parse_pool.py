@@ -38,7 +38,8 @@ class ParsePool:
     none) and stopped on exit. Use as `with ParsePool() as pool`."""
 
     def __init__(self, workers: int | None = None) -> None:
-        self._workers = workers or os.cpu_count() or 1
+        # The main process needs a core of its own: storing costs more than parsing.
+        self._workers = workers or max(1, (os.cpu_count() or 1) - 1)
         self._executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ParsePool:

@@ -289,7 +289,7 @@ class _FetchRun:
             interval = fetch.interval
             if fetch.adaptive:
                 interval = adaptive_interval(
-                    self.repository.recent_publish_times(feed.feed_id),
+                    feed.publish_gap,
                     default=fetch.interval,
                     minimum=fetch.min_interval,
                     maximum=fetch.max_interval,

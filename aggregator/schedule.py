@@ -36,21 +36,26 @@ def next_fetch_time(
     return now + wait
 
 
+def typical_gap(published: Sequence[datetime]) -> timedelta | None:
+    """The median time between a feed's publication dates; None until there are enough dates
+    to tell (a single long silence does not count for much)."""
+    times = sorted(set(published))
+    if len(times) < ADAPTIVE_SAMPLE:
+        return None
+    gaps = sorted(later - earlier for earlier, later in itertools.pairwise(times))
+    return gaps[len(gaps) // 2]
+
+
 def adaptive_interval(
-    published: Sequence[datetime], *, default: timedelta, minimum: timedelta, maximum: timedelta
+    gap: timedelta | None, *, default: timedelta, minimum: timedelta, maximum: timedelta
 ) -> timedelta:
     """An interval from how often a feed really publishes: half its typical gap between items,
-    within [minimum, maximum]; `default` until there are enough dates to tell.
+    within [minimum, maximum]; `default` while the gap is unknown.
 
     Half the gap catches a new item within half a publishing cycle on average, without polling
     a weekly newsletter every hour or an hourly wire every day.
     """
-    times = sorted(set(published))
-    if len(times) < ADAPTIVE_SAMPLE:
-        return min(max(default, minimum), maximum)
-    gaps = sorted(later - earlier for earlier, later in itertools.pairwise(times))
-    typical = gaps[len(gaps) // 2]
-    return min(max(typical / 2, minimum), maximum)
+    return min(max(default if gap is None else gap / 2, minimum), maximum)
 
 
 _CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -103,5 +103,48 @@ def test_items_stored_before_stories_existed_are_grouped_after_upgrade(database_
         stories = repository.list_stories(10, matched_only=False)
         assert sorted(len(story.sources) for story in stories) == [1, 2]
         assert repository.group_unassigned_items(now) == 0
+    finally:
+        engine.dispose()
+
+
+def test_feeds_fetched_before_the_upgrade_keep_their_publishing_rhythm(database_url: str) -> None:
+    engine = create_database_engine(database_url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "83bf65f8d92a")  # before feeds kept their publishing gap
+        noon = datetime(2026, 11, 1, 12, tzinfo=UTC)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO feeds (id, name, url, type, active, status, consecutive_failures)"
+                    " VALUES (1, 'six-hourly', 'https://a.example/f', 'rss', true, 'ok', 0),"
+                    " (2, 'quiet', 'https://b.example/f', 'rss', true, 'ok', 0)"
+                )
+            )
+            for item_id, feed_id, hours_ago in ((1, 1, 0), (2, 1, 6), (3, 1, 12), (4, 2, 0)):
+                published = noon - timedelta(hours=hours_ago)
+                connection.execute(
+                    text(
+                        "INSERT INTO items (id, feed_id, identity, title, summary, content_html,"
+                        " authors, categories, published_at, date_estimated, content_hash,"
+                        " first_seen_at, last_seen_at) VALUES (:id, :feed, :identity, 't', '',"
+                        " '', '[]', '[]', :published, false, 'h', :published, :published)"
+                    ),
+                    {
+                        "id": item_id,
+                        "feed": feed_id,
+                        "identity": f"g{item_id}",
+                        "published": published,
+                    },
+                )
+        upgrade_to_head(engine)
+        feeds = Repository(engine).feeds_to_fetch(noon, include_not_due=True)
+        assert {feed.name: feed.publish_gap for feed in feeds} == {
+            "six-hourly": timedelta(hours=6),
+            "quiet": None,  # too few dates to tell: the default interval
+        }
     finally:
         engine.dispose()

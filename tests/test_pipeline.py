@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -87,6 +89,39 @@ def test_identical_body_without_validators_is_not_parsed_again(
     result = run_cli(config, "fetch", "--all")
     assert "stubborn  unchanged" in result.stdout
     assert len(stories(run_cli, config)) == 2
+
+
+def test_a_feed_is_polled_at_half_its_publishing_gap_after_a_304_too(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    items = "".join(
+        f"<item><guid>g{n}</guid><title>Item {n}</title>"
+        f"<pubDate>{format_datetime(datetime(2026, 11, 1, tzinfo=UTC) - timedelta(hours=6 * n))}"
+        "</pubDate></item>"
+        for n in range(4)
+    )
+    (feed_server.root / "six-hourly.xml").write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    )
+    config = make_config(database_url, [("six-hourly", feed_server.url("six-hourly.xml"))])
+    assert run_cli(config, "init").exit_code == 0
+
+    def next_wait() -> timedelta:
+        assert run_cli(config, "fetch", "--all").exit_code == 0
+        [feed] = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
+        fetched, due = (
+            datetime.fromisoformat(feed[key]) for key in ("last_fetched_at", "next_fetch_at")
+        )
+        return due - fetched
+
+    first = next_wait()  # nothing was known of the feed yet: the [fetch] interval
+    assert timedelta(hours=1) <= first <= timedelta(hours=1.1)  # plus up to 10% jitter
+    not_modified = next_wait()  # half the six hours it was seen to publish at
+    assert feed_server.requests_for("six-hourly.xml")[-1].headers.get("If-None-Match")
+    assert timedelta(hours=3) <= not_modified <= timedelta(hours=3.3)
 
 
 def test_only_due_feeds_are_fetched_without_all(

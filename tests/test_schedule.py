@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.schedule import adaptive_interval, cron_trigger, last_run_time, next_fetch_time
+from aggregator.schedule import (
+    adaptive_interval,
+    cron_trigger,
+    last_run_time,
+    next_fetch_time,
+    typical_gap,
+)
 
 SUNDAY_NOON = datetime(2026, 11, 22, 12, 3, tzinfo=UTC)
 
@@ -114,7 +120,7 @@ def test_adaptive_intervals_follow_how_often_a_feed_publishes(
     for gap in gaps_in_hours:
         times.append(times[-1] - timedelta(hours=gap))
     interval = adaptive_interval(
-        times if gaps_in_hours else [],
+        typical_gap(times if gaps_in_hours else []),
         default=HOUR,
         minimum=timedelta(minutes=15),
         maximum=timedelta(days=1),

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.config import FeedSettings
 from aggregator.models import Entry, TermHit, TopicMatch
+from aggregator.schedule import typical_gap
 from aggregator.store.schema import Feed, Item, Match, Meta, Story, StoryLink
 from aggregator.store.stories import assign_stories, assign_unassigned
 
@@ -60,6 +61,7 @@ class FeedState:
     ttl: timedelta | None = None
     type: str = "rss"
     last_success_at: datetime | None = None
+    publish_gap: timedelta | None = None  # how often it publishes, once that is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,18 +270,6 @@ class Repository:
             )
             return len(released.all())
 
-    def recent_publish_times(self, feed_id: int, limit: int = 20) -> list[datetime]:
-        """When the feed's latest items were published (estimated dates left out)."""
-        with self._sessions() as session:
-            return list(
-                session.scalars(
-                    select(Item.published_at)
-                    .where(Item.feed_id == feed_id, Item.date_estimated.is_(False))
-                    .order_by(Item.published_at.desc())
-                    .limit(limit)
-                )
-            )
-
     def resume_feed(self, name: str) -> bool:
         """Make a paused feed due again with a clean slate; false if it is not paused."""
         with self._sessions.begin() as session:
@@ -324,6 +314,8 @@ class Repository:
             )
             _apply_outcome(feed, outcome)
             if any(counts):
+                gap = typical_gap(_recent_publish_times(session, feed_id))
+                feed.publish_gap_seconds = int(gap.total_seconds()) if gap else None
                 _new_content_version(session)
             return counts
 
@@ -537,6 +529,18 @@ class Repository:
             yield batch
 
 
+def _recent_publish_times(session: Session, feed_id: int, limit: int = 20) -> list[datetime]:
+    """When the feed's latest items were published (estimated dates left out)."""
+    return list(
+        session.scalars(
+            select(Item.published_at)
+            .where(Item.feed_id == feed_id, Item.date_estimated.is_(False))
+            .order_by(Item.published_at.desc())
+            .limit(limit)
+        )
+    )
+
+
 _CONTENT_VERSION = select(Meta.value).where(Meta.key == CONTENT_VERSION_KEY)
 
 
@@ -674,6 +678,9 @@ def _feed_state(row: Feed) -> FeedState:
         ttl=timedelta(seconds=row.ttl_seconds) if row.ttl_seconds else None,
         type=row.type,
         last_success_at=row.last_success_at,
+        publish_gap=timedelta(seconds=row.publish_gap_seconds)
+        if row.publish_gap_seconds is not None
+        else None,
     )
 
 

@@ -96,6 +96,9 @@ class Feed(Base):
     last_success_at: Mapped[datetime | None]
     failing_since: Mapped[datetime | None]  # the first failure of the current run of failures
     ttl_seconds: Mapped[int | None]  # the feed's own <ttl>, kept for fetches that do not parse
+    # The median time between its items' publication dates, kept up to date as items arrive so
+    # that a fetch which stores nothing (a 304) can schedule the next without reading items.
+    publish_gap_seconds: Mapped[int | None]
     # While a process fetches the feed, next_fetch_at is its lease and lease_owner says whose
     # ("host:pid"); both are replaced when the fetch is recorded.
     next_fetch_at: Mapped[datetime | None] = mapped_column(index=True)
