@@ -3,6 +3,10 @@
 feedparser is pure Python and holds the GIL, so parsing on a thread beside the store would take
 turns with it on one core. Worker processes parse ordinary feeds and send back plain entries;
 a body large enough to be parsed a part at a time stays with the store, which streams it.
+
+Starting a worker costs about a second of CPU (a fresh interpreter imports the aggregator), so
+a pass parses its first few megabytes on the store thread and starts workers only when there
+is more to parse than that: a poll that finds a handful of changed feeds never starts one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from aggregator.sources.registry import SOURCE_TYPES
 from aggregator.sources.rss import SPLIT_BYTES
 
 log = logging.getLogger(__name__)
+# About a second of feedparser's work: what a pass parses on the store thread before workers,
+# which cost as much to start, pay off.
+POOL_AFTER_BYTES = 2_000_000
 
 
 def parse_body(
@@ -34,13 +41,14 @@ def parse_body(
 
 
 class ParsePool:
-    """Worker processes, started when the first body needs parsing (a pass of 304s starts
-    none) and stopped on exit. Use as `with ParsePool() as pool`."""
+    """Worker processes, started once a pass has more to parse than POOL_AFTER_BYTES and
+    stopped on exit. Use as `with ParsePool() as pool`."""
 
     def __init__(self, workers: int | None = None) -> None:
         # The main process needs a core of its own: storing costs more than parsing.
         self._workers = workers or max(1, (os.cpu_count() or 1) - 1)
         self._executor: ProcessPoolExecutor | None = None
+        self._left_to_store = 0  # bytes handed back to be parsed on the store thread
 
     def __enter__(self) -> ParsePool:
         return self
@@ -57,9 +65,13 @@ class ParsePool:
     async def parse(
         self, feed_type: str, body: bytes, url: str, content_type: str | None, now: datetime
     ) -> ParsedFeed | None:
-        """The parsed feed, or None when the caller should parse it itself: a body big enough
-        to stream, or a worker that died (the pool is replaced for the next feed)."""
+        """The parsed feed, or None when the caller should parse it itself: one of a pass's
+        first few megabytes, a body big enough to stream, or one whose worker died (the pool
+        is replaced for the next feed)."""
         if len(body) > SPLIT_BYTES:
+            return None
+        if self._executor is None and self._left_to_store < POOL_AFTER_BYTES:
+            self._left_to_store += len(body)
             return None
         loop = asyncio.get_running_loop()
         try:
@@ -81,6 +93,7 @@ class ParsePool:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_exit_with_parent,
             )
+            log.info("parse workers started workers=%d", self._workers)
         return self._executor
 
 

@@ -1,15 +1,19 @@
-"""Parsing in worker processes: the same entries as parsing here, and no feed lost to a worker
-that dies."""
+"""Parsing in worker processes: the same entries as parsing here, workers only when a pass has
+enough to parse, and no feed lost to a worker that dies."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from conftest import FEEDS_DIR
+import pytest
+from conftest import FEEDS_DIR, CliRunnerFunction, ConfigFactory
+from feed_server import FeedServer
 
+from aggregator import parse_pool
 from aggregator.models import ParsedFeed
 from aggregator.parse_pool import ParsePool
 from aggregator.sources.rss import parse_feed
@@ -19,6 +23,13 @@ URL = "https://news.example.org/feed.xml"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 
+@pytest.fixture
+def workers_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start workers with the first body, as a pass with megabytes to parse would."""
+    monkeypatch.setattr(parse_pool, "POOL_AFTER_BYTES", 0)
+
+
+@pytest.mark.usefixtures("workers_at_once")
 def test_a_worker_parses_what_this_process_would() -> None:
     async def go() -> ParsedFeed | None:
         with ParsePool(workers=1) as pool:
@@ -28,6 +39,17 @@ def test_a_worker_parses_what_this_process_would() -> None:
     assert asyncio.run(go()) == replace(here, entries=tuple(here.entries))
 
 
+def test_a_pass_with_little_to_parse_starts_no_worker() -> None:
+    async def go() -> list[ParsedFeed | None]:
+        with ParsePool(workers=1) as pool:
+            handed_back = [await pool.parse("rss", BODY, URL, None, NOW) for _ in range(10)]
+            assert multiprocessing.active_children() == []
+            return handed_back
+
+    assert asyncio.run(go()) == [None] * 10  # each parsed by the store thread instead
+
+
+@pytest.mark.usefixtures("workers_at_once")
 def test_a_worker_that_dies_costs_no_feed_and_is_replaced() -> None:
     async def go() -> list[ParsedFeed | None]:
         with ParsePool(workers=1) as pool:
@@ -43,3 +65,28 @@ def test_a_worker_that_dies_costs_no_feed_and_is_replaced() -> None:
     assert first is not None
     assert handed_back is None  # the caller parses this one itself: the feed is not lost
     assert replaced == first  # a new worker took over
+
+
+@pytest.mark.usefixtures("workers_at_once")
+def test_a_pass_parsed_by_workers_stores_every_format_and_reports_errors(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    feeds = [("rss20", "rss20.xml"), ("atom10", "atom10.xml"), ("jsonfeed", "feed.json")]
+    feeds += [("malformed", "malformed.xml")]
+    config = make_config(database_url, [(name, feed_server.url(path)) for name, path in feeds])
+    assert run_cli(config, "init").exit_code == 0
+    result = run_cli(config, "fetch", "--all")
+    assert result.exit_code == 0, result.output
+    assert "parse workers started workers=" in result.output
+    listed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
+    by_name = {feed["name"]: feed for feed in listed}
+    assert {name: by_name[name]["items"] for name, _ in feeds} == {
+        "rss20": 2,
+        "atom10": 1,
+        "jsonfeed": 1,
+        "malformed": 0,
+    }
+    assert by_name["malformed"]["last_error"].startswith("not a feed")  # raised in a worker
