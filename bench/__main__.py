@@ -32,4 +32,5 @@ def main() -> None:
         print("\n".join(dedupe.run(runs=min(args.runs, 3))), flush=True)
 
 
-main()
+if __name__ == "__main__":
+    main()
