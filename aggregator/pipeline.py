@@ -1,4 +1,5 @@
-"""One fetch pass: fetch feeds concurrently, parse what changed, store each feed in one transaction.
+"""One fetch pass: fetch feeds concurrently, parse what changed, store each feed in one transaction
+(and the fetches that brought nothing, 304s and identical bodies, many to a transaction).
 
 A failing feed is a result, not a crash: its error is recorded and logged and every other feed
 carries on. Bodies are parsed in worker processes (`parse_pool.py`) and stored on one thread, so
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from http import HTTPStatus
@@ -45,6 +46,8 @@ from aggregator.store.repository import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Fetches that bring nothing to store (304s, identical bodies) are recorded this many at a time.
+QUIET_BATCH = 100
 
 
 def utc_now() -> datetime:
@@ -120,6 +123,7 @@ async def fetch_feeds(
                 reports.append(report)
                 if on_feed_done is not None:
                     on_feed_done(report)
+            await asyncio.get_running_loop().run_in_executor(store_thread, run.record_quiet)
     return sorted(reports, key=lambda report: report.name)
 
 
@@ -162,6 +166,7 @@ class _FetchRun:
     clock: Clock
     stop: threading.Event | None
     jitter: Callable[[], float]
+    quiet: list[tuple[int, FetchOutcome]] = field(default_factory=list)  # not yet recorded
 
     async def fetch_one(self, feed: FeedState) -> FeedReport:
         if self.stop is not None and self.stop.is_set():
@@ -218,18 +223,13 @@ class _FetchRun:
             etag=result.etag,
             last_modified=result.last_modified,
         )
-        if result.body is None:  # 304 Not Modified
+        if result.body is None or body_hash == feed.body_hash:  # 304, or the same bytes again
+            status = "not modified" if result.body is None else "unchanged"
             next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
-            self.repository.record_fetch(
-                feed.feed_id, outcome(status="not modified", next_fetch_at=next_at)
-            )
-            return FeedReport(feed.name, feed.url, "not modified")
-        if body_hash == feed.body_hash:
-            next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
-            self.repository.record_fetch(
-                feed.feed_id, outcome(status="unchanged", next_fetch_at=next_at)
-            )
-            return FeedReport(feed.name, feed.url, "unchanged")
+            self.quiet.append((feed.feed_id, outcome(status=status, next_fetch_at=next_at)))
+            if len(self.quiet) >= QUIET_BATCH:
+                self.record_quiet()
+            return FeedReport(feed.name, feed.url, status)
         if parsed is None:
             parse = SOURCE_TYPES[feed.type].parse
             parsed = parse(result.body, result.final_url, result.content_type, now)
@@ -246,6 +246,17 @@ class _FetchRun:
             partial(match_entry, self.matcher, feed.name),
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
+
+    def record_quiet(self) -> None:
+        """Record the quiet fetches collected so far, in one transaction. If the database
+        refuses, they stay unrecorded and their feeds are simply fetched again."""
+        if not self.quiet:
+            return
+        batch, self.quiet = self.quiet, []
+        try:
+            self.repository.record_quiet_fetches(batch)
+        except OperationalError as error:
+            log.warning("quiet fetches not recorded feeds=%d error=%r", len(batch), str(error.orig))
 
     def _record_failure(self, feed: FeedState, reason: str, exc: Exception) -> FeedReport:
         now = self.clock()

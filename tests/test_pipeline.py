@@ -11,6 +11,8 @@ import pytest
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 
+from aggregator import pipeline
+
 FORMATS = [
     ("rss091", "rss091.xml"),
     ("rss10", "rss10.rdf"),
@@ -79,6 +81,24 @@ def test_second_fetch_is_conditional_and_stores_nothing_new(
         assert "If-None-Match" in second_request
         assert "If-Modified-Since" in second_request
     assert stories(run_cli, config) == before
+
+
+def test_quiet_fetches_are_recorded_in_batches_and_none_is_left_out(
+    feed_server: FeedServer,
+    fetch_setup: Any,
+    run_cli: CliRunnerFunction,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "QUIET_BATCH", 2)  # five feeds: two full batches and a rest
+    config = fetch_setup(feed_server, FORMATS)
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    first = feeds_json(run_cli, config)
+    result = run_cli(config, "fetch", "--all")
+    assert result.exit_code == 0, result.output
+    for name, feed in feeds_json(run_cli, config).items():
+        assert feed["status"] == "not modified", name
+        assert feed["last_fetched_at"] > first[name]["last_fetched_at"]
+        assert feed["next_fetch_at"] > feed["last_fetched_at"]
 
 
 def test_identical_body_without_validators_is_not_parsed_again(

@@ -319,6 +319,22 @@ class Repository:
                 _new_content_version(session)
             return counts
 
+    def record_quiet_fetches(self, outcomes: Sequence[tuple[int, FetchOutcome]]) -> None:
+        """Record fetches that brought nothing to store (a 304, the same body again), many in
+        one transaction: a refresh of a thousand quiet feeds is a few commits, not a thousand.
+
+        They carry no data, so losing them to a crash costs only a fetch made again.
+        """
+        with self._sessions.begin() as session:
+            feeds: dict[int, Feed] = {}
+            for batch in _batches([feed_id for feed_id, _ in outcomes], BATCH_SIZE):
+                feeds |= {
+                    feed.id: feed
+                    for feed in session.scalars(select(Feed).where(Feed.id.in_(batch)))
+                }
+            for feed_id, outcome in outcomes:
+                _apply_outcome(feeds[feed_id], outcome)
+
     def _upsert_items(
         self,
         session: Session,
