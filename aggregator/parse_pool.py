@@ -73,14 +73,16 @@ class ParsePool:
         if self._executor is None and self._left_to_store < POOL_AFTER_BYTES:
             self._left_to_store += len(body)
             return None
-        loop = asyncio.get_running_loop()
+        executor = self._pool()
         try:
-            return await loop.run_in_executor(
-                self._pool(), parse_body, feed_type, body, url, content_type, now
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, parse_body, feed_type, body, url, content_type, now
             )
         except BrokenProcessPool:
-            log.warning("parser process died; parsing in the main process url=%s", url)
-            self._executor = None
+            if self._executor is executor:  # not one a later call has started since
+                log.warning("parse worker died; parsing in the main process url=%s", url)
+                self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
             return None
 
     def _pool(self) -> ProcessPoolExecutor:

@@ -2,9 +2,9 @@
 (and the fetches that brought nothing, 304s and identical bodies, many to a transaction).
 
 A failing feed is a result, not a crash: its error is recorded and logged and every other feed
-carries on. Bodies are parsed in worker processes (`parse_pool.py`) and stored on one thread, so
-the event loop keeps downloading, both cores work, and writes to the database never compete
-with each other.
+carries on. Bodies are stored on one thread and, once a pass has megabytes of them, parsed in
+worker processes (`parse_pool.py`), so the event loop keeps downloading, both cores work, and
+writes to the database never compete with each other.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape
 
 import feedparser
 import httpx
+from sqlalchemy import text
 
 from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
@@ -185,6 +186,9 @@ class Service:
         )
         self.settings: Settings = load_settings(self.config, environ={})
         self.engine = create_database_engine(self.settings.database.url)
+        if database_url:  # each cold ingest starts from an empty database, as SQLite's do
+            with self.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade_to_head(self.engine)
         self.repository = Repository(self.engine)
         self.repository.sync_feeds(self.settings.feeds)

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from aggregator.store.database import create_database_engine, migrations_dir, upgrade_to_head
 from aggregator.store.repository import Repository
@@ -20,6 +20,15 @@ def head_revision() -> str | None:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     return ScriptDirectory.from_config(config).get_current_head()
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Bring an empty database to an older revision, as a past release would have left it."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def test_empty_database_upgrades_to_head(database_url: str) -> None:
@@ -64,11 +73,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
 def test_items_stored_before_stories_existed_are_grouped_after_upgrade(database_url: str) -> None:
     engine = create_database_engine(database_url)
     try:
-        config = Config()
-        config.set_main_option("script_location", str(migrations_dir()))
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "fefaec887c1b")  # matches and meta, before stories
+        upgrade_to(engine, "fefaec887c1b")  # matches and meta, before stories
         now = datetime(2026, 11, 1, tzinfo=UTC)
         with engine.begin() as connection:
             connection.execute(
@@ -110,11 +115,7 @@ def test_items_stored_before_stories_existed_are_grouped_after_upgrade(database_
 def test_feeds_fetched_before_the_upgrade_keep_their_publishing_rhythm(database_url: str) -> None:
     engine = create_database_engine(database_url)
     try:
-        config = Config()
-        config.set_main_option("script_location", str(migrations_dir()))
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "83bf65f8d92a")  # before feeds kept their publishing gap
+        upgrade_to(engine, "83bf65f8d92a")  # before feeds kept their publishing gap
         noon = datetime(2026, 11, 1, 12, tzinfo=UTC)
         with engine.begin() as connection:
             connection.execute(
