@@ -108,7 +108,8 @@ def create_app(
         SOURCE_KIND_LABELS[kind] for kind in source_kinds(story)
     ]
 
-    rendering = (__version__, settings.output.title, settings.output.max_items, topic_titles)
+    # What else shapes the page, fixed while the server runs: rendered to text once.
+    rendering = repr((__version__, settings.output.title, settings.output.max_items, topic_titles))
 
     async def page(request: Request) -> Response:
         topic_id = request.query_params.get("topic") or None
