@@ -25,7 +25,7 @@ import zlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from aggregator.normalise import canonical_url, mentioned_identifiers, own_identifiers
@@ -98,6 +98,16 @@ def fingerprint(
         packed_shingles=array("I", sorted(shingles)).tobytes(),
         index_keys=_index_keys(url, own, _minhash(shingles)),
     )
+
+
+def with_shared_link(fp: Fingerprint) -> Fingerprint:
+    """`fp` as `fingerprint(..., link_is_shared=True)` would have made it: whether other items
+    of the feed use the same link is known only where items are stored, after the rest of the
+    fingerprint was computed (in a parse worker)."""
+    if fp.url is None:
+        return fp
+    url_key = f"url:{fp.url}"
+    return replace(fp, url=None, index_keys=tuple(k for k in fp.index_keys if k != url_key))
 
 
 def is_home_page(canonical: str) -> bool:

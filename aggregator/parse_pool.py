@@ -1,8 +1,9 @@
 """Parsing in worker processes, so that one core stores while the others parse.
 
 feedparser is pure Python and holds the GIL, so parsing on a thread beside the store would take
-turns with it on one core. Worker processes parse ordinary feeds and send back plain entries;
-a body large enough to be parsed a part at a time stays with the store, which streams it.
+turns with it on one core. Worker processes parse ordinary feeds and send back their entries
+analysed (topics matched, fingerprints made: `analyse.py`); a body large enough to be parsed a
+part at a time stays with the store, which streams it.
 
 Starting a worker costs about a second of CPU (a fresh interpreter imports the aggregator), so
 a pass parses its first few megabytes on the store thread and starts workers only when there
@@ -22,6 +23,8 @@ from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 
+from aggregator.analyse import AnalysedEntry, analyse
+from aggregator.match import Matcher
 from aggregator.models import ParsedFeed
 from aggregator.sources.registry import SOURCE_TYPES
 from aggregator.sources.rss import SPLIT_BYTES
@@ -30,21 +33,27 @@ log = logging.getLogger(__name__)
 # About a second of feedparser's work: what a pass parses on the store thread before workers,
 # which cost as much to start, pay off.
 POOL_AFTER_BYTES = 2_000_000
+# A parsed feed (its entries left out) and its entries, analysed.
+Parsed = tuple[ParsedFeed, tuple[AnalysedEntry, ...]]
+_matcher: Matcher | None = None  # a worker's, given once when it starts
 
 
 def parse_body(
-    feed_type: str, body: bytes, url: str, content_type: str | None, fetched_at: datetime
-) -> ParsedFeed:
-    """Parse in a worker: every entry read, since an iterator cannot cross processes."""
-    parsed = SOURCE_TYPES[feed_type].parse(body, url, content_type, fetched_at)
-    return replace(parsed, entries=tuple(parsed.entries))
+    feed_type: str, feed: str, body: bytes, url: str, content_type: str | None, now: datetime
+) -> Parsed:
+    """Parse and analyse in a worker: every entry read, since an iterator cannot cross
+    processes."""
+    assert _matcher is not None, "parse_body runs in a worker started by ParsePool"
+    parsed = SOURCE_TYPES[feed_type].parse(body, url, content_type, now)
+    return replace(parsed, entries=()), tuple(analyse(parsed.entries, feed, _matcher))
 
 
 class ParsePool:
     """Worker processes, started once a pass has more to parse than POOL_AFTER_BYTES and
-    stopped on exit. Use as `with ParsePool() as pool`."""
+    stopped on exit. Use as `with ParsePool(matcher) as pool`."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, matcher: Matcher, workers: int | None = None) -> None:
+        self._matcher = matcher
         # The main process needs a core of its own: storing costs more than parsing.
         self._workers = workers or max(1, (os.cpu_count() or 1) - 1)
         self._executor: ProcessPoolExecutor | None = None
@@ -63,11 +72,17 @@ class ParsePool:
             self._executor.shutdown(cancel_futures=True)
 
     async def parse(
-        self, feed_type: str, body: bytes, url: str, content_type: str | None, now: datetime
-    ) -> ParsedFeed | None:
-        """The parsed feed, or None when the caller should parse it itself: one of a pass's
-        first few megabytes, a body big enough to stream, or one whose worker died (the pool
-        is replaced for the next feed)."""
+        self,
+        feed_type: str,
+        feed: str,
+        body: bytes,
+        url: str,
+        content_type: str | None,
+        now: datetime,
+    ) -> Parsed | None:
+        """`feed`'s body parsed and analysed, or None when the caller should do it: one of a
+        pass's first few megabytes, a body big enough to stream, or one whose worker died (the
+        pool is replaced for the next feed)."""
         if len(body) > SPLIT_BYTES:
             return None
         if self._executor is None and self._left_to_store < POOL_AFTER_BYTES:
@@ -76,7 +91,7 @@ class ParsePool:
         executor = self._pool()
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                executor, parse_body, feed_type, body, url, content_type, now
+                executor, parse_body, feed_type, feed, body, url, content_type, now
             )
         except BrokenProcessPool:
             if self._executor is executor:  # not one a later call has started since
@@ -93,10 +108,17 @@ class ParsePool:
             self._executor = ProcessPoolExecutor(
                 self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=_start_worker,
+                initargs=(self._matcher,),
             )
             log.info("parse workers started workers=%d", self._workers)
         return self._executor
+
+
+def _start_worker(matcher: Matcher) -> None:
+    global _matcher
+    _matcher = matcher
+    _exit_with_parent()
 
 
 def _exit_with_parent() -> None:

@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -25,12 +25,13 @@ from http import HTTPStatus
 
 from sqlalchemy.exc import OperationalError
 
+from aggregator.analyse import AnalysedEntry, analyse
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
-from aggregator.models import Entry, ParsedFeed, TopicMatch
-from aggregator.parse_pool import ParsePool
+from aggregator.models import TopicMatch
+from aggregator.parse_pool import Parsed, ParsePool
 from aggregator.schedule import adaptive_interval, next_fetch_time
 from aggregator.sources import Download
 from aggregator.sources.registry import SOURCE_TYPES
@@ -73,11 +74,6 @@ def match_item(matcher: Matcher, item: ItemText) -> tuple[TopicMatch, ...]:
     return matcher.match(fields, feed=item.feed)
 
 
-def match_entry(matcher: Matcher, feed: str, entry: Entry) -> tuple[TopicMatch, ...]:
-    """The topics a fetched entry of `feed` is about."""
-    return matcher.match(item_fields(entry.title, entry.summary, entry.content_html), feed=feed)
-
-
 def apply_rule_changes(repository: Repository, matcher: Matcher) -> list[MatchChange] | None:
     """Re-match every stored item if the matching rules changed since they were matched.
 
@@ -111,7 +107,7 @@ async def fetch_feeds(
     """
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread,
-        ParsePool() as parsers,
+        ParsePool(matcher) as parsers,
     ):
         async with Fetcher(settings.fetch) as fetcher:
             run = _FetchRun(
@@ -197,13 +193,13 @@ class _FetchRun:
 
     async def _parse_if_new(
         self, feed: FeedState, result: FetchResult, body_hash: str | None, now: datetime
-    ) -> ParsedFeed | None:
-        """A body not seen last time, parsed in a worker process; None for a 304, the same
-        body again, or a body the pool leaves to the store."""
+    ) -> Parsed | None:
+        """A body not seen last time, parsed and analysed in a worker process; None for a 304,
+        the same body again, or a body the pool leaves to the store."""
         if result.body is None or body_hash == feed.body_hash:
             return None
         return await self.parsers.parse(
-            feed.type, result.body, result.final_url, result.content_type, now
+            feed.type, feed.name, result.body, result.final_url, result.content_type, now
         )
 
     def _store(
@@ -212,10 +208,10 @@ class _FetchRun:
         result: FetchResult,
         now: datetime,
         body_hash: str | None,
-        parsed: ParsedFeed | None,
+        parsed: Parsed | None,
     ) -> FeedReport:
-        """Record the fetch, and store the entries of a new body: `parsed`, or parsed here as
-        they are stored when the pool handed it back (a large body streams)."""
+        """Record the fetch, and store the entries of a new body: `parsed`, or parsed and
+        analysed here as they are stored when the pool handed it back (a large body streams)."""
         outcome = partial(
             FetchOutcome,
             fetched_at=now,
@@ -232,18 +228,20 @@ class _FetchRun:
             return FeedReport(feed.name, feed.url, status)
         if parsed is None:
             parse = SOURCE_TYPES[feed.type].parse
-            parsed = parse(result.body, result.final_url, result.content_type, now)
+            head = parse(result.body, result.final_url, result.content_type, now)
+            entries: Iterable[AnalysedEntry] = analyse(head.entries, feed.name, self.matcher)
+        else:
+            head, entries = parsed
         new, updated = self.repository.record_fetch(
             feed.feed_id,
             outcome(
                 status="ok",
-                next_fetch_at=self._next_fetch(feed, now, 0, result.server_wait, parsed.ttl),
+                next_fetch_at=self._next_fetch(feed, now, 0, result.server_wait, head.ttl),
                 body_hash=body_hash,
-                title=parsed.title or None,
-                ttl=parsed.ttl,
+                title=head.title or None,
+                ttl=head.ttl,
             ),
-            parsed.entries,
-            partial(match_entry, self.matcher, feed.name),
+            entries,
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 

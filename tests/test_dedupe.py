@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from samples import PRESS_RELEASE, TEMPLATE
 
-from aggregator.dedupe import Fingerprint, StoryGraph, fingerprint, same_story
+from aggregator.dedupe import (
+    Fingerprint,
+    StoryGraph,
+    fingerprint,
+    same_story,
+    with_shared_link,
+)
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,12 @@ def test_a_link_shared_by_a_feeds_items_proves_nothing() -> None:
     b = Raw("aggregator", "https://society.example/news", "x1", "Research strategy published")
     assert same_story(fp(a, shared=True), fp(b)) is None
     assert same_story(fp(a), fp(b)) is not None
+
+
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_a_link_found_shared_later_changes_the_fingerprint_as_if_known_at_once(index: int) -> None:
+    for raw in CASES[index].values[:2]:
+        assert with_shared_link(fp(raw)) == fp(raw, shared=True)
 
 
 # Items drawn from a small world with every kind of overlap, so that random subsets and orders

@@ -1,7 +1,8 @@
 """The storage operations the pipeline and commands need, one unit of work per method.
 
-Callers get and give plain values (`FeedState`, `FetchOutcome`, `Entry`); sessions and rows stay
-inside this module, so each method is one transaction that either happens whole or not at all.
+Callers get and give plain values (`FeedState`, `FetchOutcome`, `AnalysedEntry`); sessions and
+rows stay inside this module, so each method is one transaction that either happens whole or
+not at all.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
@@ -31,8 +32,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from aggregator.analyse import AnalysedEntry
 from aggregator.config import FeedSettings
-from aggregator.models import Entry, TermHit, TopicMatch
+from aggregator.models import TermHit, TopicMatch
 from aggregator.schedule import typical_gap
 from aggregator.store.schema import Feed, Item, Match, Meta, Story, StoryLink
 from aggregator.store.stories import assign_stories, assign_unassigned
@@ -161,7 +163,6 @@ class MatchChange:
 
 
 ItemMatcher = Callable[[ItemText], Sequence[TopicMatch]]
-EntryMatcher = Callable[[Entry], Sequence[TopicMatch]]
 
 
 class Repository:
@@ -292,11 +293,7 @@ class Repository:
             return session.scalar(select(func.count()).select_from(Story)) or 0
 
     def record_fetch(
-        self,
-        feed_id: int,
-        outcome: FetchOutcome,
-        entries: Iterable[Entry] = (),
-        match_entry: EntryMatcher | None = None,
+        self, feed_id: int, outcome: FetchOutcome, entries: Iterable[AnalysedEntry] = ()
     ) -> tuple[int, int]:
         """Store a fetch's entries (new and changed ones with their topic matches, grouped into
         stories) and the feed's new state, in one transaction.
@@ -309,9 +306,7 @@ class Repository:
         """
         with self._sessions.begin() as session:
             feed = session.get_one(Feed, feed_id)
-            counts = self._upsert_items(
-                session, feed_id, entries, match_entry or _no_matches, outcome.fetched_at
-            )
+            counts = self._upsert_items(session, feed_id, entries, outcome.fetched_at)
             _apply_outcome(feed, outcome)
             if any(counts):
                 gap = typical_gap(_recent_publish_times(session, feed_id))
@@ -336,12 +331,7 @@ class Repository:
                 _apply_outcome(feeds[feed_id], outcome)
 
     def _upsert_items(
-        self,
-        session: Session,
-        feed_id: int,
-        entries: Iterable[Entry],
-        match_entry: EntryMatcher,
-        now: datetime,
+        self, session: Session, feed_id: int, entries: Iterable[AnalysedEntry], now: datetime
     ) -> tuple[int, int]:
         new = updated = 0
         for batch in _batches(entries, BATCH_SIZE):
@@ -350,46 +340,46 @@ class Repository:
                 for identity, item_id, content_hash in session.execute(
                     select(Item.identity, Item.id, Item.content_hash).where(
                         Item.feed_id == feed_id,
-                        Item.identity.in_([entry.identity for entry in batch]),
+                        Item.identity.in_([analysed.entry.identity for analysed in batch]),
                     )
                 )
             }
-            fresh = [entry for entry in batch if entry.identity not in known]
-            changed = [
-                e for e in batch if e.identity in known and known[e.identity][1] != e.content_hash
-            ]
-            unchanged_ids = [
-                known[e.identity][0]
-                for e in batch
-                if e.identity in known and known[e.identity][1] == e.content_hash
-            ]
-            new_ids: dict[str, int] = {}
+            fresh: dict[str, AnalysedEntry] = {}
+            changed: dict[int, AnalysedEntry] = {}
+            unchanged_ids: list[int] = []
+            for analysed in batch:
+                item_id, content_hash = known.get(analysed.entry.identity, (None, None))
+                if item_id is None:
+                    fresh[analysed.entry.identity] = analysed
+                elif content_hash != analysed.entry.content_hash:
+                    changed[item_id] = analysed
+                else:
+                    unchanged_ids.append(item_id)
+            added: dict[int, AnalysedEntry] = {}
             if fresh:
                 inserted = session.execute(
                     insert(Item).returning(Item.identity, Item.id),
                     [
-                        _item_values(entry)
+                        _item_values(a)
                         | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now}
-                        for entry in fresh
+                        for a in fresh.values()
                     ],
                 )
-                new_ids = dict(inserted.all())
-            changed_ids = {entry.identity: known[entry.identity][0] for entry in changed}
+                added = {item_id: fresh[identity] for identity, item_id in inserted}
             if changed:
                 session.execute(
                     update(Item),
                     [
-                        _item_values(entry)
-                        | {"id": changed_ids[entry.identity], "last_seen_at": now}
-                        for entry in changed
+                        _item_values(a) | {"id": item_id, "last_seen_at": now}
+                        for item_id, a in changed.items()
                     ],
                 )
-            touched = new_ids | changed_ids
-            _replace_matches(
-                session,
-                {touched[entry.identity]: match_entry(entry) for entry in (*fresh, *changed)},
-            )
-            assign_stories(session, list(new_ids.values()), list(changed_ids.values()), now)
+            touched = added | changed
+            _replace_matches(session, {item_id: a.matches for item_id, a in touched.items()})
+            fingerprints = {
+                item_id: replace(a.fingerprint, item=str(item_id)) for item_id, a in touched.items()
+            }
+            assign_stories(session, list(added), list(changed), now, fingerprints)
             if unchanged_ids:
                 session.execute(
                     update(Item).where(Item.id.in_(unchanged_ids)).values(last_seen_at=now)
@@ -584,10 +574,6 @@ def _text_search(words: str, dialect: str) -> ColumnElement[bool]:
     return document.op("@@")(func.websearch_to_tsquery("english", " ".join(terms)))
 
 
-def _no_matches(_entry: Entry) -> Sequence[TopicMatch]:
-    return ()
-
-
 def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch]]) -> None:
     if not matches:
         return
@@ -724,7 +710,8 @@ def _apply_outcome(feed: Feed, outcome: FetchOutcome) -> None:
     feed.title = outcome.title or feed.title
 
 
-def _item_values(entry: Entry) -> dict[str, Any]:
+def _item_values(analysed: AnalysedEntry) -> dict[str, Any]:
+    entry = analysed.entry
     return {
         "identity": entry.identity,
         "guid": entry.guid,
@@ -739,6 +726,7 @@ def _item_values(entry: Entry) -> dict[str, Any]:
         "date_estimated": entry.date_estimated,
         "content_hash": entry.content_hash,
         "kind": entry.kind,
+        "canonical_url": analysed.canonical_url,
     }
 
 

@@ -9,7 +9,7 @@ best source.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -23,6 +23,7 @@ from aggregator.dedupe import (
     UnionFind,
     find_links,
     fingerprint,
+    with_shared_link,
 )
 from aggregator.normalise import canonical_url, own_identifiers
 from aggregator.store.schema import DedupeKey, DigestStory, Feed, Item, Story, StoryLink
@@ -61,26 +62,31 @@ class _Row:
 
 
 def assign_stories(
-    session: Session, new_ids: Sequence[int], changed_ids: Sequence[int], now: datetime
+    session: Session,
+    new_ids: Sequence[int],
+    changed_ids: Sequence[int],
+    now: datetime,
+    made: Mapping[int, Fingerprint] | None = None,
 ) -> None:
     """Put new items into stories (joining or merging existing ones) and refresh changed ones.
 
-    A changed item keeps its story (its content changed, not its identity) but may join more
-    items; a changed registry record makes its story news again.
+    `made` holds fingerprints `analyse` made as the items were fetched; the others are made
+    here from the stored rows. A changed item keeps its story (its content changed, not its
+    identity) but may join more items; a changed registry record makes its story news again.
     """
     if not new_ids and not changed_ids:
         return
     ids = [*new_ids, *changed_ids]
     if changed_ids:  # their text changed, so their keys are recomputed below
         session.execute(delete(DedupeKey).where(DedupeKey.item_id.in_(changed_ids)))
-    rows = _with_canonical_urls(_load(session, ids))
-    _store_canonical_urls(session, rows)
+    rows = _with_canonical_urls(session, _load(session, ids))
     shared = _shared_links(session, {(row.feed_id, row.canonical_url) for row in rows})
-    fingerprints = {row.item_id: _fingerprint(row, shared) for row in rows}
+    made = made or {}
+    fingerprints = {row.item_id: _fingerprint(row, shared, made.get(row.item_id)) for row in rows}
     candidates = _candidates(session, fingerprints.values(), exclude=set(ids))
-    known_rows = _with_canonical_urls(_load(session, candidates))
+    known_rows = _with_canonical_urls(session, _load(session, candidates))
     shared |= _shared_links(session, {(row.feed_id, row.canonical_url) for row in known_rows})
-    known = [_fingerprint(row, shared) for row in known_rows]
+    known = [_fingerprint(row, shared, None) for row in known_rows]
     links = find_links([fingerprints[item_id] for item_id in ids], known)
     _store_keys(session, fingerprints.values())
     _store_links(session, links)
@@ -142,19 +148,19 @@ def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
     return rows
 
 
-def _with_canonical_urls(rows: Sequence[_Row]) -> list[_Row]:
-    """Rows whose canonical URL is computed from their link, once, for every step that needs it
-    (the stored column is empty for items older than it)."""
-    return [
-        replace(row, canonical_url=canonical_url(row.link) if row.link else None) for row in rows
-    ]
-
-
-def _store_canonical_urls(session: Session, rows: Sequence[_Row]) -> None:
-    """Store the canonical URLs of freshly loaded rows, so later batches can find shared links."""
-    changes = [{"id": row.item_id, "canonical_url": row.canonical_url} for row in rows]
-    if changes:
-        session.execute(update(Item), changes)
+def _with_canonical_urls(session: Session, rows: Sequence[_Row]) -> list[_Row]:
+    """Rows with the canonical URL of their link, which every step after this needs: items
+    stored before the column existed get it computed now, and stored for later batches' shared
+    link lookups."""
+    missing = {
+        row.item_id: canonical_url(row.link)
+        for row in rows
+        if row.canonical_url is None and row.link
+    }
+    if not missing:
+        return list(rows)
+    session.execute(update(Item), [{"id": i, "canonical_url": url} for i, url in missing.items()])
+    return [replace(row, canonical_url=missing.get(row.item_id, row.canonical_url)) for row in rows]
 
 
 def _shared_links(session: Session, pairs: set[tuple[int, str | None]]) -> set[tuple[int, str]]:
@@ -172,7 +178,12 @@ def _shared_links(session: Session, pairs: set[tuple[int, str | None]]) -> set[t
     return shared
 
 
-def _fingerprint(row: _Row, shared: set[tuple[int, str]]) -> Fingerprint:
+def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | None) -> Fingerprint:
+    """The row's fingerprint: `given` (made from the same text when it was fetched), else
+    made from the row; either way knowing whether its feed shares its link."""
+    link_is_shared = (row.feed_id, row.canonical_url or "") in shared
+    if given is not None:
+        return with_shared_link(given) if link_is_shared else given
     return fingerprint(
         str(row.item_id),
         row.feed,
@@ -180,7 +191,7 @@ def _fingerprint(row: _Row, shared: set[tuple[int, str]]) -> Fingerprint:
         guid=row.guid,
         title=row.title,
         summary=row.summary,
-        link_is_shared=(row.feed_id, row.canonical_url or "") in shared,
+        link_is_shared=link_is_shared,
     )
 
 

@@ -1,0 +1,52 @@
+"""What a fetched entry is about and what it is like, worked out where the feed is parsed.
+
+Matching topics and fingerprinting for dedupe are pure and cost as much as a third of parsing,
+so they run with it, in a parse worker when a pass has one: the store thread, which every
+entry of every feed passes through, is left with writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from aggregator.dedupe import Fingerprint, fingerprint
+from aggregator.match import Matcher, item_fields
+from aggregator.models import Entry, TopicMatch
+from aggregator.normalise import canonical_url
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysedEntry:
+    """An entry with its topic matches and its dedupe fingerprint.
+
+    The fingerprint's `item` is the entry's identity until it is stored, and it takes the
+    entry's link as the entry's own (see `dedupe.with_shared_link`).
+    """
+
+    entry: Entry
+    matches: tuple[TopicMatch, ...]
+    fingerprint: Fingerprint
+    canonical_url: str | None  # of the link, even a generic one (the fingerprint drops those)
+
+
+def match_entry(matcher: Matcher, feed: str, entry: Entry) -> tuple[TopicMatch, ...]:
+    """The topics a fetched entry of `feed` is about."""
+    return matcher.match(item_fields(entry.title, entry.summary, entry.content_html), feed=feed)
+
+
+def analyse(entries: Iterable[Entry], feed: str, matcher: Matcher) -> Iterator[AnalysedEntry]:
+    """Each entry of `feed` analysed, one at a time as `entries` arrive."""
+    for entry in entries:
+        found = fingerprint(
+            entry.identity,
+            feed,
+            link=entry.link,
+            guid=entry.guid,
+            title=entry.title,
+            summary=entry.summary,
+        )
+        # The fingerprint's URL is the canonical one unless the link is generic: only then
+        # is it worked out again.
+        url = found.url or (canonical_url(entry.link) if entry.link else None)
+        yield AnalysedEntry(entry, match_entry(matcher, feed, entry), found, url)
