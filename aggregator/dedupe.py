@@ -20,6 +20,7 @@ linked items) do not depend on the order items arrive in.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from array import array
@@ -36,6 +37,7 @@ BANDS, ROWS = 6, 3  # 18 one-permutation MinHash bins (few stay empty in a 40-wo
 # A band shared by more items than this is boilerplate ("Read more on our website"), not a sign
 # of a duplicate; following it would compare each new item with all of them (quadratic time).
 MAX_BAND_ITEMS = 20
+MAX_KEY_VALUE = 200  # the keys' column holds 300 characters
 MIN_SHINGLES = 8  # about ten words: a headline alone is too little to call two items alike
 _SIGNATURE_SIZE = BANDS * ROWS
 _EMPTY_BIN = 1 << 32  # larger than any crc32
@@ -106,7 +108,7 @@ def with_shared_link(fp: Fingerprint) -> Fingerprint:
     fingerprint was computed (in a parse worker)."""
     if fp.url is None:
         return fp
-    url_key = f"url:{fp.url}"
+    url_key = _key("url", fp.url)
     return replace(fp, url=None, index_keys=tuple(k for k in fp.index_keys if k != url_key))
 
 
@@ -242,13 +244,21 @@ def _conflicting_records(a: Fingerprint, b: Fingerprint) -> bool:
 
 
 def _index_keys(url: str | None, own: frozenset[str], signature: Sequence[int]) -> tuple[str, ...]:
-    keys = [f"url:{url}"] if url else []
-    keys += [f"id:{identifier}" for identifier in sorted(own)]
+    keys = [_key("url", url)] if url else []
+    keys += [_key("id", identifier) for identifier in sorted(own)]
     for band in range(BANDS if signature else 0):
         rows = signature[band * ROWS : (band + 1) * ROWS]
         if _EMPTY_BIN not in rows:
             keys.append(f"band:{band}:" + ".".join(f"{value:x}" for value in rows))
     return tuple(keys)
+
+
+def _key(kind: str, value: str) -> str:
+    """An index key, short enough for any database's index (links run to thousands of
+    characters): a long value stands in by its hash, which is equal exactly when it is."""
+    if len(value) <= MAX_KEY_VALUE:
+        return f"{kind}:{value}"
+    return f"{kind}#sha256:{hashlib.sha256(value.encode()).hexdigest()}"
 
 
 def _details(title: str) -> frozenset[str]:

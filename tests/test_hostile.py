@@ -458,3 +458,29 @@ def test_clean_text_keeps_exactly_the_printable_characters(text: str) -> None:
         if char in "\t\n\r " or unicodedata.category(char) not in ("Cc", "Cs", "Co", "Cn")
     )
     assert clean_text(text) == " ".join(printable.split())
+
+
+def test_items_with_very_long_links_are_stored_and_grouped_on_every_database(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    """News aggregators' links run to hundreds of characters (Google News' are ~500); an index
+    key or a database index entry must not make such an item, or its feed, unstorable."""
+    path = "/".join(["articles", "CBMi" + "x" * 4_000])
+    title = "CAR T in MS: a long link"
+    write_feed(feed_server.root, "wire", [("w1", f"https://news.example/{path}", title)])
+    write_feed(
+        feed_server.root, "copy", [("c1", f"https://news.example/{path}?utm_source=x", title)]
+    )
+    config = make_config(
+        database_url, [(name, feed_server.url(f"{name}.xml")) for name in ("wire", "copy")]
+    )
+    assert run_cli(config, "init").exit_code == 0
+    result = run_cli(config, "fetch", "--all")
+    assert result.exit_code == 0, result.output
+    feeds = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
+    assert [(feed["items"], feed["last_error"]) for feed in feeds] == [(1, None), (1, None)]
+    [story] = json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)
+    assert story["title"] == title  # one story: the same page, however long its address
