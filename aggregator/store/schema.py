@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -111,7 +112,12 @@ class Item(Base):
     """One entry of one feed, as last seen. Identity is per feed: GUID, else link, else hash."""
 
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("feed_id", "identity"),)
+    __table_args__ = (
+        UniqueConstraint("feed_id", "identity"),
+        # Finding the links several items of a feed share (dedupe) looks items up by canonical
+        # URL. A hash index on PostgreSQL: a btree entry cannot hold the longest links.
+        Index("ix_items_canonical_url", "canonical_url", postgresql_using="hash"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, load_only
 
 from aggregator.dedupe import (
@@ -164,18 +164,22 @@ def _with_canonical_urls(session: Session, rows: Sequence[_Row]) -> list[_Row]:
 
 
 def _shared_links(session: Session, pairs: set[tuple[int, str | None]]) -> set[tuple[int, str]]:
-    """(feed, canonical URL) pairs that several items of that feed link to."""
-    wanted = [(feed_id, url) for feed_id, url in pairs if url]
+    """(feed, canonical URL) pairs that several items of that feed link to.
+
+    Looked up by URL alone (indexed), then kept for the feeds asked about: a row-value IN
+    over (feed, URL) pairs makes SQLite scan every item."""
+    wanted = {(feed_id, url) for feed_id, url in pairs if url}
+    urls = sorted({url for _, url in wanted})
     shared: set[tuple[int, str]] = set()
-    for start in range(0, len(wanted), BATCH_SIZE):
+    for start in range(0, len(urls), BATCH_SIZE):
         query = (
             select(Item.feed_id, Item.canonical_url)
-            .where(tuple_(Item.feed_id, Item.canonical_url).in_(wanted[start : start + BATCH_SIZE]))
+            .where(Item.canonical_url.in_(urls[start : start + BATCH_SIZE]))
             .group_by(Item.feed_id, Item.canonical_url)
             .having(func.count() > 1)
         )
         shared.update((feed_id, url) for feed_id, url in session.execute(query) if url)
-    return shared
+    return shared & wanted
 
 
 def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | None) -> Fingerprint:
@@ -230,14 +234,14 @@ def _store_links(session: Session, links: Sequence[Link]) -> None:
         pairs.setdefault((min(a, b), max(a, b)), link.reason)
     if not pairs:
         return
-    existing = {
-        (a, b)
-        for a, b in session.execute(
-            select(StoryLink.item_id, StoryLink.other_item_id).where(
-                tuple_(StoryLink.item_id, StoryLink.other_item_id).in_(list(pairs))
-            )
+    # Looked up by the first item (the key's prefix): a row-value IN makes SQLite scan them all.
+    firsts = sorted({a for a, _ in pairs})
+    existing: set[tuple[int, int]] = set()
+    for start in range(0, len(firsts), BATCH_SIZE):
+        query = select(StoryLink.item_id, StoryLink.other_item_id).where(
+            StoryLink.item_id.in_(firsts[start : start + BATCH_SIZE])
         )
-    }
+        existing.update((a, b) for a, b in session.execute(query))
     rows = [
         {"item_id": a, "other_item_id": b, "reason": reason}
         for (a, b), reason in pairs.items()
