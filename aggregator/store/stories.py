@@ -12,9 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from aggregator.dedupe import (
     MAX_BAND_ITEMS,
@@ -30,17 +31,24 @@ from aggregator.store.schema import DedupeKey, DigestStory, Feed, Item, Story, S
 
 BATCH_SIZE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RANKING_COLUMNS = (
-    Item.story_id,
-    Item.link,
-    Item.guid,
-    Item.identity,
-    Item.title,
-    Item.published_at,
-    Item.date_estimated,
-    Item.canonical_url,
-    Item.first_seen_at,
-)
+
+
+class _Member(NamedTuple):
+    """What ranking a story's items needs of each (a plain tuple: every member of every
+    touched story passes through, and ORM objects cost several times as much to load)."""
+
+    story_id: int
+    link: str | None
+    guid: str | None
+    identity: str
+    title: str
+    published_at: datetime
+    date_estimated: bool
+    canonical_url: str | None
+    first_seen_at: datetime
+
+
+_MEMBER_COLUMNS = [getattr(Item, name) for name in _Member._fields]
 _REGISTRY_KINDS = ("nct:", "euct:")
 _LITERATURE_KINDS = ("doi:", "pmid:", "pmcid:")
 
@@ -349,10 +357,10 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
     """Title and link from the best source; first seen from the earliest item."""
     if not story_ids:
         return
-    members: defaultdict[int, list[Item]] = defaultdict(list)
-    query = select(Item).options(load_only(*_RANKING_COLUMNS)).where(Item.story_id.in_(story_ids))
-    for item in session.scalars(query):
-        members[item.story_id or 0].append(item)
+    members: defaultdict[int, list[_Member]] = defaultdict(list)
+    for row in session.execute(select(*_MEMBER_COLUMNS).where(Item.story_id.in_(story_ids))):
+        member = _Member._make(row)
+        members[member.story_id].append(member)
     refreshed = []
     for story_id, items in members.items():
         best = min(items, key=_source_rank)
@@ -371,7 +379,7 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
         session.execute(update(Story).where(Story.id.in_(renewed)).values(news_at=now))
 
 
-def _source_rank(item: Item) -> tuple[int, bool, datetime, str, str, str]:
+def _source_rank(item: _Member) -> tuple[int, bool, datetime, str, str, str]:
     """Registry before journal before anything else; then the earliest real publication date
     (an estimated date is only when we happened to fetch it); then a stable tie-break. Nothing
     here depends on arrival order, so neither does a story's title."""
