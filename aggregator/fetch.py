@@ -115,7 +115,8 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         deadline = self._settings.timeout.total_seconds()
         host = urlsplit(url).hostname or ""
-        async with self._overall, self._per_host[host]:
+        # The host's turn first: a request waiting for its host holds no overall place.
+        async with self._per_host[host], self._overall:
             try:
                 async with asyncio.timeout(deadline):
                     return await self._get(url, headers)

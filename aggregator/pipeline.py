@@ -16,12 +16,15 @@ import os
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from http import HTTPStatus
+from itertools import zip_longest
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import OperationalError
 
@@ -49,6 +52,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # Fetches that bring nothing to store (304s, identical bodies) are recorded this many at a time.
 QUIET_BATCH = 100
+# Feeds between the start of their download and the end of their store, per connection the
+# fetcher may open: enough to keep the parse workers and the store busy, few enough that the
+# bodies and parsed entries waiting for the store stay the same however many feeds a pass has.
+IN_FLIGHT_PER_CONNECTION = 4
 
 
 def utc_now() -> datetime:
@@ -110,17 +117,37 @@ async def fetch_feeds(
         ParsePool(matcher) as parsers,
     ):
         async with Fetcher(settings.fetch) as fetcher:
+            in_flight = asyncio.Semaphore(IN_FLIGHT_PER_CONNECTION * settings.fetch.concurrency)
             run = _FetchRun(
-                settings, repository, matcher, fetcher, parsers, store_thread, clock, stop, jitter
+                settings,
+                repository,
+                matcher,
+                fetcher,
+                parsers,
+                store_thread,
+                in_flight,
+                clock,
+                stop,
+                jitter,
             )
+            pending = [run.fetch_one(feed) for feed in interleaved_by_host(feeds)]
             reports = []
-            for next_done in asyncio.as_completed([run.fetch_one(feed) for feed in feeds]):
+            for next_done in asyncio.as_completed(pending):
                 report = await next_done
                 reports.append(report)
                 if on_feed_done is not None:
                     on_feed_done(report)
             await asyncio.get_running_loop().run_in_executor(store_thread, run.record_quiet)
     return sorted(reports, key=lambda report: report.name)
+
+
+def interleaved_by_host(feeds: Sequence[FeedState]) -> list[FeedState]:
+    """`feeds` taking turns by host: a host with many feeds, which its per-host limit fetches
+    a few at a time, must not fill every in-flight place while other hosts' feeds wait."""
+    by_host: defaultdict[str, list[FeedState]] = defaultdict(list)
+    for feed in feeds:
+        by_host[urlsplit(feed.url).hostname or ""].append(feed)
+    return [feed for turn in zip_longest(*by_host.values()) for feed in turn if feed is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +186,19 @@ class _FetchRun:
     fetcher: Fetcher
     parsers: ParsePool
     store_thread: ThreadPoolExecutor
+    in_flight: asyncio.Semaphore
     clock: Clock
     stop: threading.Event | None
     jitter: Callable[[], float]
     quiet: list[tuple[int, FetchOutcome]] = field(default_factory=list)  # not yet recorded
 
     async def fetch_one(self, feed: FeedState) -> FeedReport:
-        if self.stop is not None and self.stop.is_set():
-            return FeedReport(feed.name, feed.url, "skipped")
+        async with self.in_flight:
+            if self.stop is not None and self.stop.is_set():
+                return FeedReport(feed.name, feed.url, "skipped")
+            return await self._fetch_and_store(feed)
+
+    async def _fetch_and_store(self, feed: FeedState) -> FeedReport:
         started = time.monotonic()
         store = partial(asyncio.get_running_loop().run_in_executor, self.store_thread)
         request = _download(

@@ -12,6 +12,7 @@ from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 
 from aggregator import pipeline
+from aggregator.store.repository import FeedState
 
 FORMATS = [
     ("rss091", "rss091.xml"),
@@ -303,3 +304,19 @@ def test_a_first_fetch_says_nothing_about_matching_rules(
 ) -> None:
     config = fetch_setup(feed_server, [("rss20", "rss20.xml")])
     assert "matching rules" not in run_cli(config, "fetch", "--all").stdout
+
+
+def test_feeds_of_one_busy_host_take_turns_with_other_hosts() -> None:
+    """A pass holds a bounded number of feeds in flight; a host with many feeds (fetched a few
+    at a time) must not fill them all while other hosts' feeds wait."""
+    urls = [
+        "https://eutils.ncbi.example/1",
+        "https://eutils.ncbi.example/2",
+        "https://eutils.ncbi.example/3",
+        "https://society.example/feed",
+        "https://journal.example/a.xml",
+        "https://journal.example/b.xml",
+    ]
+    feeds = [FeedState(n, f"feed-{n}", url, None, None, None, 0) for n, url in enumerate(urls)]
+    order = [feed.url for feed in pipeline.interleaved_by_host(feeds)]
+    assert order == [urls[0], urls[3], urls[4], urls[1], urls[5], urls[2]]
