@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import os
 import re
 import resource
 import shutil
@@ -288,15 +289,35 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _children_peak_mb() -> float:
-    """The largest peak of any child process that has ended: parse workers end with each pass
-    (a helper some dependency runs at import time counts too, hence the comparison below)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+class ChildPeaks:
+    """The largest peak resident memory of any child of this process while in use: the parse
+    workers. Read from /proc (VmHWM), which counts from the child's exec; the kernel's
+    RUSAGE_CHILDREN also counts a child's moments as a fork of this process before its exec,
+    when it holds a copy of the farm's bodies, and so grew with the farm, not the worker."""
 
+    def __init__(self, interval: float = 0.5) -> None:
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(interval,), daemon=True)
 
-def _worker_peak(children_before_mb: float) -> str:
-    peak = _children_peak_mb()
-    return f"{peak:.0f} MB" if peak > children_before_mb else f"<= {children_before_mb:.0f} MB"
+    def __enter__(self) -> ChildPeaks:
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._watcher.join()
+
+    def _watch(self, interval: float) -> None:
+        parent = str(os.getpid())
+        while not self._done.wait(interval):
+            for status in Path("/proc").glob("[0-9]*/status"):
+                try:
+                    fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+                except (OSError, ValueError):
+                    continue  # gone meanwhile
+                if fields.get("PPid") == parent and "VmHWM" in fields:
+                    self.peak_mb = max(self.peak_mb, int(fields["VmHWM"].split()[0]) / 1024)
 
 
 def _resident_mb() -> float:
@@ -309,18 +330,18 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
     """Every scenario at `feeds` x `items`; the table as lines."""
     farm = Farm(feeds, items)
     farm_mb = _resident_mb()  # the bodies it serves, and this process: not the service's
-    children_mb = _children_peak_mb()
     rows: list[tuple[str, str, str]] = []
     try:
         floor_seconds = _median(lambda: floor(farm), runs)
         rows.append(("floor: httpx + feedparser only", f"{floor_seconds:.1f} s", "1.00x"))
         cold: list[float] = []
         with tempfile.TemporaryDirectory() as folder:
-            for attempt in range(runs):
-                service = Service(farm, database_url, Path(folder) / str(attempt))
-                cold.append(service.fetch_all())
-                if attempt < runs - 1:
-                    service.engine.dispose()
+            with ChildPeaks() as workers:
+                for attempt in range(runs):
+                    service = Service(farm, database_url, Path(folder) / str(attempt))
+                    cold.append(service.fetch_all())
+                    if attempt < runs - 1:
+                        service.engine.dispose()
             cold_seconds = statistics.median(cold)
             total = feeds * items
             rows.append(
@@ -333,7 +354,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
             rows.append(
                 (
                     "peak memory: service (worker)",
-                    f"{_peak_mb() - farm_mb:.0f} MB ({_worker_peak(children_mb)})",
+                    f"{_peak_mb() - farm_mb:.0f} MB ({workers.peak_mb:.0f} MB)",
                     "",
                 )
             )
