@@ -2,9 +2,10 @@
 (and the fetches that brought nothing, 304s and identical bodies, many to a transaction).
 
 A failing feed is a result, not a crash: its error is recorded and logged and every other feed
-carries on. Bodies are stored on one thread and, once a pass has megabytes of them, parsed in
-worker processes (`parse_pool.py`), so the event loop keeps downloading, both cores work, and
-writes to the database never compete with each other.
+carries on. Bodies are stored on one thread and, once a pass has megabytes of them, parsed and
+analysed in worker processes (`parse_pool.py`), so the event loop keeps downloading, both cores
+work, and writes to the database never compete with each other. A bounded number of feeds is
+between download and store at any time, so a pass's memory does not grow with its feeds.
 """
 
 from __future__ import annotations
