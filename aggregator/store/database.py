@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,13 +22,17 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 import aggregator
 from aggregator.errors import AggregatorError, DatabaseNotReadyError
 
 DEFAULT_BUSY_TIMEOUT = timedelta(seconds=30)
+# A PostgreSQL connection used less than this long ago is taken to be alive, and not pinged.
+PING_AFTER_IDLE_SECONDS = 1.0
+_LAST_USED = "last_used"
 
 
 def create_database_engine(url: str, busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT) -> Engine:
@@ -45,9 +50,33 @@ def create_database_engine(url: str, busy_timeout: timedelta = DEFAULT_BUSY_TIME
         engine = create_engine(url, connect_args={"timeout": busy_timeout.total_seconds()})
         event.listen(engine, "connect", partial(_configure_sqlite, busy_ms=milliseconds))
         return engine
-    return create_engine(
-        url, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={milliseconds}"}
-    )
+    engine = create_engine(url, connect_args={"options": f"-c lock_timeout={milliseconds}"})
+    event.listen(engine, "checkout", partial(_ping_if_idle, dialect=engine.dialect))
+    event.listen(engine, "connect", _mark_used)
+    event.listen(engine, "checkin", _mark_used)
+    return engine
+
+
+def _ping_if_idle(
+    dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any, *, dialect: Dialect
+) -> None:
+    """Check a pooled connection that sat idle before handing it out, so a restarted server
+    costs nothing but a reconnect (the pool then drops every connection made before).
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a third of the page's time on a busy
+    server. A connection in steady use is proven alive by its last use; one that has been
+    idle, as after a restart in a quiet spell, is pinged.
+    """
+    if time.monotonic() - record.info.get(_LAST_USED, 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as error:
+        raise InvalidatePoolError(f"connection lost while idle: {error}") from error
+
+
+def _mark_used(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_LAST_USED] = time.monotonic()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
