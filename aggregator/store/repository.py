@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -84,6 +85,15 @@ class FetchOutcome:
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFetch:
+    """One feed's fetch to record: how it ended and the entries its body brought."""
+
+    feed_id: int
+    outcome: FetchOutcome
+    entries: Iterable[AnalysedEntry] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,15 +317,32 @@ class Repository:
         Returns (new, updated) item counts. A failed fetch changes only the feed's state: what was
         stored before stays.
         """
+        return self.record_fetches([FeedFetch(feed_id, outcome, entries)])[0]
+
+    def record_fetches(self, fetches: Sequence[FeedFetch]) -> list[tuple[int, int]]:
+        """`record_fetch` for several feeds in one transaction: their items are looked up,
+        inserted and grouped into stories together, a few statements for them all, where
+        each feed on its own paid its own (a third of the store's time at 50 items a feed).
+
+        All or nothing: if one feed cannot be stored, none is. Items' first and last seen
+        times are the latest fetch time of the batch. Returns counts in the order given.
+        """
+        if not fetches:
+            return []
+        feed_ids = [fetch.feed_id for fetch in fetches]
         with self._sessions.begin() as session:
-            feed = session.get_one(Feed, feed_id)
-            counts = self._upsert_items(session, feed_id, entries, outcome.fetched_at)
-            _apply_outcome(feed, outcome)
-            if any(counts):
-                gap = typical_gap(_recent_publish_times(session, feed_id))
-                feed.publish_gap_seconds = int(gap.total_seconds()) if gap else None
+            feeds = {f.id: f for f in session.scalars(select(Feed).where(Feed.id.in_(feed_ids)))}
+            now = max(fetch.outcome.fetched_at for fetch in fetches)
+            counts = self._upsert_items(session, fetches, now)
+            for fetch in fetches:
+                feed = feeds[fetch.feed_id]
+                _apply_outcome(feed, fetch.outcome)
+                if any(counts[fetch.feed_id]):
+                    gap = typical_gap(_recent_publish_times(session, fetch.feed_id))
+                    feed.publish_gap_seconds = int(gap.total_seconds()) if gap else None
+            if any(any(feed_counts) for feed_counts in counts.values()):
                 _new_content_version(session)
-            return counts
+            return [counts[feed_id] for feed_id in feed_ids]
 
     def record_quiet_fetches(self, outcomes: Sequence[tuple[int, FetchOutcome]]) -> None:
         """Record fetches that brought nothing to store (a 304, the same body again), many in
@@ -334,41 +361,48 @@ class Repository:
                 _apply_outcome(feeds[feed_id], outcome)
 
     def _upsert_items(
-        self, session: Session, feed_id: int, entries: Iterable[AnalysedEntry], now: datetime
-    ) -> tuple[int, int]:
-        new = updated = 0
-        for batch in _batches(entries, BATCH_SIZE):
+        self, session: Session, fetches: Sequence[FeedFetch], now: datetime
+    ) -> dict[int, tuple[int, int]]:
+        new: Counter[int] = Counter()
+        updated: Counter[int] = Counter()
+        stream = ((fetch.feed_id, analysed) for fetch in fetches for analysed in fetch.entries)
+        for batch in _batches(stream, BATCH_SIZE):
             known = {
-                identity: (item_id, content_hash)
-                for identity, item_id, content_hash in session.execute(
-                    select(Item.identity, Item.id, Item.content_hash).where(
-                        Item.feed_id == feed_id,
-                        Item.identity.in_([analysed.entry.identity for analysed in batch]),
+                (feed_id, identity): (item_id, content_hash)
+                for feed_id, identity, item_id, content_hash in session.execute(
+                    select(Item.feed_id, Item.identity, Item.id, Item.content_hash).where(
+                        Item.feed_id.in_({feed_id for feed_id, _ in batch}),
+                        Item.identity.in_({analysed.entry.identity for _, analysed in batch}),
                     )
                 )
             }
-            fresh: dict[str, AnalysedEntry] = {}
+            fresh: dict[tuple[int, str], AnalysedEntry] = {}
             changed: dict[int, AnalysedEntry] = {}
             unchanged_ids: list[int] = []
-            for analysed in batch:
-                item_id, content_hash = known.get(analysed.entry.identity, (None, None))
+            for feed_id, analysed in batch:
+                key = (feed_id, analysed.entry.identity)
+                item_id, content_hash = known.get(key, (None, None))
                 if item_id is None:
-                    fresh[analysed.entry.identity] = analysed
+                    fresh[key] = analysed
+                    new[feed_id] += 1
                 elif content_hash != analysed.entry.content_hash:
                     changed[item_id] = analysed
+                    updated[feed_id] += 1
                 else:
                     unchanged_ids.append(item_id)
             added: dict[int, AnalysedEntry] = {}
             if fresh:
                 inserted = session.execute(
-                    insert(Item).returning(Item.identity, Item.id),
+                    insert(Item).returning(Item.feed_id, Item.identity, Item.id),
                     [
                         _item_values(a)
                         | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now}
-                        for a in fresh.values()
+                        for (feed_id, _), a in fresh.items()
                     ],
                 )
-                added = {item_id: fresh[identity] for identity, item_id in inserted}
+                added = {
+                    item_id: fresh[feed_id, identity] for feed_id, identity, item_id in inserted
+                }
             if changed:
                 session.execute(
                     update(Item),
@@ -387,9 +421,7 @@ class Repository:
                 session.execute(
                     update(Item).where(Item.id.in_(unchanged_ids)).values(last_seen_at=now)
                 )
-            new += len(fresh)
-            updated += len(changed)
-        return new, updated
+        return {fetch.feed_id: (new[fetch.feed_id], updated[fetch.feed_id]) for fetch in fetches}
 
     def group_unassigned_items(self, now: datetime) -> int:
         """Put items stored before stories existed into stories; returns how many."""
