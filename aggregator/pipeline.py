@@ -1,5 +1,6 @@
-"""One fetch pass: fetch feeds concurrently, parse what changed, store each feed in one transaction
-(and the fetches that brought nothing, 304s and identical bodies, many to a transaction).
+"""One fetch pass: fetch feeds concurrently, parse what changed, and store it (the feeds waiting
+for the store several to a transaction, `store_batches.py`; the fetches that brought nothing,
+304s and identical bodies, many to a transaction). A feed is stored whole or not at all.
 
 A failing feed is a result, not a crash: its error is recorded and logged and every other feed
 carries on. Bodies are stored on one thread and, once a pass has megabytes of them, parsed and
@@ -18,7 +19,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -29,12 +30,12 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.exc import OperationalError
 
-from aggregator.analyse import AnalysedEntry, analyse
+from aggregator.analyse import analyse
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
-from aggregator.models import TopicMatch
+from aggregator.models import ParsedFeed, TopicMatch
 from aggregator.parse_pool import Parsed, ParsePool
 from aggregator.schedule import adaptive_interval, next_fetch_time
 from aggregator.sources import Download
@@ -47,6 +48,7 @@ from aggregator.store.repository import (
     MatchChange,
     Repository,
 )
+from aggregator.store_batches import StoreBatches
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ async def fetch_feeds(
                 parsers,
                 store_thread,
                 in_flight,
+                StoreBatches(repository, store_thread),
                 clock,
                 stop,
                 jitter,
@@ -188,6 +191,7 @@ class _FetchRun:
     parsers: ParsePool
     store_thread: ThreadPoolExecutor
     in_flight: asyncio.Semaphore
+    batches: StoreBatches
     clock: Clock
     stop: threading.Event | None
     jitter: Callable[[], float]
@@ -210,7 +214,10 @@ class _FetchRun:
             now = self.clock()
             body_hash = None if result.body is None else hashlib.sha256(result.body).hexdigest()
             parsed = await self._parse_if_new(feed, result, body_hash, now)
-            report = await store(self._store, feed, result, now, body_hash, parsed)
+            if parsed is None:
+                report = await store(self._store, feed, result, now, body_hash)
+            else:
+                report = await self._store_parsed(feed, result, now, body_hash, parsed)
         except FeedError as exc:
             report = await store(self._record_failure, feed, exc.reason, exc)
         except OperationalError as exc:  # locked, unreachable or full: this feed is retried
@@ -235,48 +242,57 @@ class _FetchRun:
             feed.type, feed.name, result.body, result.final_url, result.content_type, now
         )
 
-    def _store(
+    async def _store_parsed(
         self,
         feed: FeedState,
         result: FetchResult,
         now: datetime,
         body_hash: str | None,
-        parsed: Parsed | None,
+        parsed: Parsed,
     ) -> FeedReport:
-        """Record the fetch, and store the entries of a new body: `parsed`, or parsed and
-        analysed here as they are stored when the pool handed it back (a large body streams)."""
-        outcome = partial(
-            FetchOutcome,
-            fetched_at=now,
-            http_status=result.status,
-            etag=result.etag,
-            last_modified=result.last_modified,
-        )
+        """Store a body the pool parsed, in a transaction with whichever feeds are waiting."""
+        head, entries = parsed
+        outcome = self._stored_outcome(feed, result, now, body_hash, head)
+        new, updated = await self.batches.record(feed.feed_id, outcome, entries)
+        return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
+
+    def _store(
+        self, feed: FeedState, result: FetchResult, now: datetime, body_hash: str | None
+    ) -> FeedReport:
+        """Record a fetch that brought nothing new, or parse, analyse and store a body the pool
+        handed back (a large body streams: its entries are stored as they are read)."""
         if result.body is None or body_hash == feed.body_hash:  # 304, or the same bytes again
             status = "not modified" if result.body is None else "unchanged"
             next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
-            self.quiet.append((feed.feed_id, outcome(status=status, next_fetch_at=next_at)))
+            self.quiet.append((feed.feed_id, _outcome(result, now, status, next_at)))
             if len(self.quiet) >= QUIET_BATCH:
                 self.record_quiet()
             return FeedReport(feed.name, feed.url, status)
-        if parsed is None:
-            parse = SOURCE_TYPES[feed.type].parse
-            head = parse(result.body, result.final_url, result.content_type, now)
-            entries: Iterable[AnalysedEntry] = analyse(head.entries, feed.name, self.matcher)
-        else:
-            head, entries = parsed
+        head = SOURCE_TYPES[feed.type].parse(
+            result.body, result.final_url, result.content_type, now
+        )
         new, updated = self.repository.record_fetch(
             feed.feed_id,
-            outcome(
-                status="ok",
-                next_fetch_at=self._next_fetch(feed, now, 0, result.server_wait, head.ttl),
-                body_hash=body_hash,
-                title=head.title or None,
-                ttl=head.ttl,
-            ),
-            entries,
+            self._stored_outcome(feed, result, now, body_hash, head),
+            analyse(head.entries, feed.name, self.matcher),
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
+
+    def _stored_outcome(
+        self,
+        feed: FeedState,
+        result: FetchResult,
+        now: datetime,
+        body_hash: str | None,
+        head: ParsedFeed,
+    ) -> FetchOutcome:
+        next_at = self._next_fetch(feed, now, 0, result.server_wait, head.ttl)
+        return replace(
+            _outcome(result, now, "ok", next_at),
+            body_hash=body_hash,
+            title=head.title or None,
+            ttl=head.ttl,
+        )
 
     def record_quiet(self) -> None:
         """Record the quiet fetches collected so far, in one transaction. If the database
@@ -340,6 +356,19 @@ class _FetchRun:
         if asked is not None:
             asked = min(asked, fetch.max_interval)  # a year-long max-age is not a reason to stop
         return next_fetch_time(now, interval, failures, server_wait=asked, jitter=self.jitter())
+
+
+def _outcome(
+    result: FetchResult, fetched_at: datetime, status: str, next_fetch_at: datetime
+) -> FetchOutcome:
+    return FetchOutcome(
+        status=status,
+        fetched_at=fetched_at,
+        next_fetch_at=next_fetch_at,
+        http_status=result.status,
+        etag=result.etag,
+        last_modified=result.last_modified,
+    )
 
 
 def _download(

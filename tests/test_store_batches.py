@@ -1,0 +1,134 @@
+"""Feeds waiting for the store are written together, and still succeed or fail one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from aggregator.analyse import AnalysedEntry, analyse
+from aggregator.config import FeedSettings, load_settings
+from aggregator.match import build_matcher
+from aggregator.sources.entries import RawEntry, build_entries
+from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.repository import FetchOutcome, Repository
+from aggregator.store_batches import StoreBatches
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+MATCHER = build_matcher(load_settings(Path(__file__).parent.parent / "config.toml", environ={}))
+FEEDS = ("centre", "society", "journal")
+
+# A database-side refusal of one item, as a constraint or a full disk would refuse it.
+REFUSE_POISON = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON items WHEN NEW.title LIKE '%poison%' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned item refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.title LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned item refused'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON items FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_poison()",
+    ],
+}
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(database_url)
+    upgrade_to_head(engine)
+    with engine.begin() as connection:
+        for statement in REFUSE_POISON[engine.dialect.name]:
+            connection.execute(text(statement))
+    yield engine
+    engine.dispose()
+
+
+def _entries(feed: str, items: list[tuple[str, str]]) -> tuple[AnalysedEntry, ...]:
+    raws = [RawEntry(guid=f"{feed}-{link}", link=link, title=title) for link, title in items]
+    return tuple(analyse(build_entries(raws, f"https://{feed}.example/feed", NOW), feed, MATCHER))
+
+
+def _outcome() -> FetchOutcome:
+    return FetchOutcome(status="ok", fetched_at=NOW, next_fetch_at=NOW + timedelta(hours=1))
+
+
+async def _store_together(
+    repository: Repository, feeds: dict[int, tuple[AnalysedEntry, ...]]
+) -> list[tuple[int, int] | BaseException]:
+    """Record every feed while the store thread is busy, so they all wait and go as one batch."""
+    with ThreadPoolExecutor(max_workers=1) as store_thread:
+        busy = threading.Event()
+        loop = asyncio.get_running_loop()
+        blocker = loop.run_in_executor(store_thread, busy.wait)
+        batches = StoreBatches(repository, store_thread)
+        records = [
+            asyncio.ensure_future(batches.record(feed_id, _outcome(), entries))
+            for feed_id, entries in feeds.items()
+        ]
+        await asyncio.sleep(0.1)  # every record is now queued behind the blocker
+        busy.set()
+        await blocker
+        return await asyncio.gather(*records, return_exceptions=True)
+
+
+def _repository_with_feeds(engine: Engine) -> tuple[Repository, dict[str, int]]:
+    repository = Repository(engine)
+    repository.sync_feeds(
+        [FeedSettings(name=name, url=f"https://{name}.example/feed") for name in FEEDS]
+    )
+    ids = {feed.name: feed.feed_id for feed in repository.feeds_to_fetch(NOW, include_not_due=True)}
+    return repository, ids
+
+
+def test_feeds_stored_together_keep_their_own_counts_and_share_stories(engine: Engine) -> None:
+    repository, ids = _repository_with_feeds(engine)
+    trial = ("https://trials.example/NCT0001", "CD19 CAR T-cell therapy in MS: phase 1 opens")
+    results = asyncio.run(
+        _store_together(
+            repository,
+            {
+                ids["centre"]: _entries("centre", [trial]),
+                ids["society"]: _entries(
+                    "society", [trial, ("https://ms.example/2", "CAR T in MS: a reader's guide")]
+                ),
+                ids["journal"]: (),
+            },
+        )
+    )
+
+    assert results == [(1, 0), (2, 0), (0, 0)]
+    stories = repository.list_stories(10, matched_only=False)
+    assert sorted(len(story.sources) for story in stories) == [1, 2]  # the trial is one story
+
+
+def test_a_feed_the_database_refuses_fails_alone(engine: Engine) -> None:
+    repository, ids = _repository_with_feeds(engine)
+    results = asyncio.run(
+        _store_together(
+            repository,
+            {
+                ids["centre"]: _entries("centre", [("https://c.example/1", "CAR T in MS")]),
+                ids["society"]: _entries("society", [("https://s.example/1", "poison")]),
+                ids["journal"]: _entries("journal", [("https://j.example/1", "CD19 in MS")]),
+            },
+        )
+    )
+
+    assert results[0] == (1, 0)
+    assert results[2] == (1, 0)
+    assert isinstance(results[1], DBAPIError)
+    assert "poisoned item refused" in str(results[1])
+    titles = {story.title for story in repository.list_stories(10, matched_only=False)}
+    assert titles == {"CAR T in MS", "CD19 in MS"}
+    fetched = {feed.name: feed.last_fetched_at for feed in repository.list_feeds()}
+    assert fetched["society"] is None
+    assert fetched["centre"] is not None
