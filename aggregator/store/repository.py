@@ -37,7 +37,7 @@ from aggregator.analyse import AnalysedEntry
 from aggregator.config import FeedSettings
 from aggregator.models import TermHit, TopicMatch
 from aggregator.schedule import typical_gap
-from aggregator.store.schema import Feed, Item, Match, Meta, Story, StoryLink
+from aggregator.store.schema import Feed, Item, Match, Meta, Story, StoryLink, table_of
 from aggregator.store.stories import assign_stories, assign_unassigned
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
@@ -624,7 +624,7 @@ def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch
         for match in found
     ]
     if rows:
-        session.execute(insert(Match), rows)
+        session.execute(insert(table_of(Match)), rows)
 
 
 def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:

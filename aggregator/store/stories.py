@@ -27,7 +27,15 @@ from aggregator.dedupe import (
     with_shared_link,
 )
 from aggregator.normalise import canonical_url, own_identifiers
-from aggregator.store.schema import DedupeKey, DigestStory, Feed, Item, Story, StoryLink
+from aggregator.store.schema import (
+    DedupeKey,
+    DigestStory,
+    Feed,
+    Item,
+    Story,
+    StoryLink,
+    table_of,
+)
 
 BATCH_SIZE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -232,7 +240,7 @@ def _store_keys(session: Session, fps: Iterable[Fingerprint]) -> None:
         {"key": key, "item_id": int(fp.item)} for fp in fps for key in dict.fromkeys(fp.index_keys)
     ]
     if rows:
-        session.execute(insert(DedupeKey), rows)
+        session.execute(insert(table_of(DedupeKey)), rows)
 
 
 def _store_links(session: Session, links: Sequence[Link]) -> None:
@@ -256,7 +264,7 @@ def _store_links(session: Session, links: Sequence[Link]) -> None:
         if (a, b) not in existing
     ]
     if rows:
-        session.execute(insert(StoryLink), rows)
+        session.execute(insert(table_of(StoryLink)), rows)
 
 
 def _node(item_id: int, story_of: dict[int, int | None]) -> str:
