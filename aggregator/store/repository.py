@@ -37,7 +37,16 @@ from aggregator.analyse import AnalysedEntry
 from aggregator.config import FeedSettings
 from aggregator.models import TermHit, TopicMatch
 from aggregator.schedule import typical_gap
-from aggregator.store.schema import Feed, Item, Match, Meta, Story, StoryLink, table_of
+from aggregator.store.schema import (
+    Feed,
+    Item,
+    Match,
+    Meta,
+    Story,
+    StoryLink,
+    table_of,
+    update_by_id,
+)
 from aggregator.store.stories import assign_stories, assign_unassigned
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
@@ -393,7 +402,7 @@ class Repository:
             added: dict[int, AnalysedEntry] = {}
             if fresh:
                 inserted = session.execute(
-                    insert(Item).returning(Item.feed_id, Item.identity, Item.id),
+                    insert(table_of(Item)).returning(Item.feed_id, Item.identity, Item.id),
                     [
                         _item_values(a)
                         | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now}
@@ -405,9 +414,9 @@ class Repository:
                 }
             if changed:
                 session.execute(
-                    update(Item),
+                    update_by_id(Item),
                     [
-                        _item_values(a) | {"id": item_id, "last_seen_at": now}
+                        _item_values(a) | {"row_id": item_id, "last_seen_at": now}
                         for item_id, a in changed.items()
                     ],
                 )

@@ -22,6 +22,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    Update,
+    bindparam,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -76,6 +79,13 @@ def table_of(model: type[Base]) -> Table:
     """The model's table, for bulk inserts of plain rows: through the table they skip the
     ORM's per-row bookkeeping, which costs as much again as SQLite inserting the row."""
     return Base.metadata.tables[model.__tablename__]
+
+
+def update_by_id(model: type[Base]) -> Update:
+    """An UPDATE of rows by id, executed with parameter rows {"row_id": id, column: value}:
+    through the table, half the cost a row of the ORM's bulk update by primary key."""
+    table = table_of(model)
+    return update(table).where(table.c.id == bindparam("row_id"))
 
 
 class Feed(Base):

@@ -35,6 +35,7 @@ from aggregator.store.schema import (
     Story,
     StoryLink,
     table_of,
+    update_by_id,
 )
 
 BATCH_SIZE = 500
@@ -175,7 +176,9 @@ def _with_canonical_urls(session: Session, rows: Sequence[_Row]) -> list[_Row]:
     }
     if not missing:
         return list(rows)
-    session.execute(update(Item), [{"id": i, "canonical_url": url} for i, url in missing.items()])
+    session.execute(
+        update_by_id(Item), [{"row_id": i, "canonical_url": url} for i, url in missing.items()]
+    )
     return [replace(row, canonical_url=missing.get(row.item_id, row.canonical_url)) for row in rows]
 
 
@@ -326,7 +329,8 @@ def _apply_groups(
         touched.update(created)
     if assignments:
         session.execute(
-            update(Item), [{"id": item, "story_id": story} for item, story in assignments.items()]
+            update_by_id(Item),
+            [{"row_id": item, "story_id": story} for item, story in assignments.items()],
         )
     story_of |= assignments
     return touched
@@ -374,7 +378,7 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
         best = min(items, key=_source_rank)
         refreshed.append(
             {
-                "id": story_id,
+                "row_id": story_id,
                 "title": best.title,
                 "link": best.link,
                 "first_seen_at": min(item.first_seen_at for item in items),
@@ -382,7 +386,7 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
             }
         )
     if refreshed:
-        session.execute(update(Story), refreshed)
+        session.execute(update_by_id(Story), refreshed)
     if renewed:
         session.execute(update(Story).where(Story.id.in_(renewed)).values(news_at=now))
 
