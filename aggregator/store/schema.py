@@ -26,7 +26,13 @@ from sqlalchemy import (
     bindparam,
     update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    orm_insert_sentinel,
+    relationship,
+)
 
 # Stable constraint names, so migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -180,6 +186,9 @@ class Story(Base):
     first_seen_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     news_at: Mapped[datetime] = mapped_column(index=True)  # first seen, or a record changed since
+    # Numbers a batch's rows so an INSERT .. RETURNING of many stories can hand their ids back
+    # in order on SQLite too, one statement for them all instead of one each.
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
 
 
 class StoryLink(Base):
