@@ -52,8 +52,19 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _entries(feed: str, items: list[tuple[str, str]]) -> tuple[AnalysedEntry, ...]:
-    raws = [RawEntry(guid=f"{feed}-{link}", link=link, title=title) for link, title in items]
+def _entries(
+    feed: str, items: list[tuple[str, str]], every: timedelta | None = None
+) -> tuple[AnalysedEntry, ...]:
+    """Entries of `feed`, published `every` so long apart (newest first) if given."""
+    raws = [
+        RawEntry(
+            guid=f"{feed}-{link}",
+            link=link,
+            title=title,
+            published=None if every is None else NOW - n * every,
+        )
+        for n, (link, title) in enumerate(items)
+    ]
     return tuple(analyse(build_entries(raws, f"https://{feed}.example/feed", NOW), feed, MATCHER))
 
 
@@ -132,3 +143,24 @@ def test_a_feed_the_database_refuses_fails_alone(engine: Engine) -> None:
     fetched = {feed.name: feed.last_fetched_at for feed in repository.list_feeds()}
     assert fetched["society"] is None
     assert fetched["centre"] is not None
+
+
+def test_feeds_stored_together_each_keep_their_own_publishing_rhythm(engine: Engine) -> None:
+    repository, ids = _repository_with_feeds(engine)
+    news = [(f"https://n.example/{n}", f"CAR T in MS, part {n}") for n in range(4)]
+    results = asyncio.run(
+        _store_together(
+            repository,
+            {
+                ids["centre"]: _entries("centre", news, every=timedelta(hours=6)),
+                ids["society"]: _entries("society", news, every=timedelta(days=7)),
+                ids["journal"]: _entries("journal", news[:1], every=timedelta(days=1)),
+            },
+        )
+    )
+
+    assert results == [(4, 0), (4, 0), (1, 0)]
+    gaps = {
+        feed.name: feed.publish_gap for feed in repository.feeds_to_fetch(NOW, include_not_due=True)
+    }
+    assert gaps == {"centre": timedelta(hours=6), "society": timedelta(days=7), "journal": None}

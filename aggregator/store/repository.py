@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -343,13 +343,16 @@ class Repository:
             feeds = {f.id: f for f in session.scalars(select(Feed).where(Feed.id.in_(feed_ids)))}
             now = max(fetch.outcome.fetched_at for fetch in fetches)
             counts = self._upsert_items(session, fetches, now)
+            grown = {feed_id for feed_id in feed_ids if any(counts[feed_id])}
+            # Read before any feed changes, so the feeds' rows are written in one flush.
+            published = _recent_publish_times(session, grown) if grown else {}
             for fetch in fetches:
                 feed = feeds[fetch.feed_id]
                 _apply_outcome(feed, fetch.outcome)
-                if any(counts[fetch.feed_id]):
-                    gap = typical_gap(_recent_publish_times(session, fetch.feed_id))
+                if fetch.feed_id in grown:
+                    gap = typical_gap(published.get(fetch.feed_id, []))
                     feed.publish_gap_seconds = int(gap.total_seconds()) if gap else None
-            if any(any(feed_counts) for feed_counts in counts.values()):
+            if grown:
                 _new_content_version(session)
             return [counts[feed_id] for feed_id in feed_ids]
 
@@ -579,16 +582,24 @@ class Repository:
             yield batch
 
 
-def _recent_publish_times(session: Session, feed_id: int, limit: int = 20) -> list[datetime]:
-    """When the feed's latest items were published (estimated dates left out)."""
-    return list(
-        session.scalars(
-            select(Item.published_at)
-            .where(Item.feed_id == feed_id, Item.date_estimated.is_(False))
-            .order_by(Item.published_at.desc())
-            .limit(limit)
-        )
+def _recent_publish_times(
+    session: Session, feed_ids: Collection[int], limit: int = 20
+) -> dict[int, list[datetime]]:
+    """When each feed's latest `limit` items were published (estimated dates left out), for
+    all the feeds in one query."""
+    newest_first = func.row_number().over(
+        partition_by=Item.feed_id, order_by=Item.published_at.desc()
     )
+    ranked = (
+        select(Item.feed_id, Item.published_at, newest_first.label("rank"))
+        .where(Item.feed_id.in_(feed_ids), Item.date_estimated.is_(False))
+        .subquery()
+    )
+    published: defaultdict[int, list[datetime]] = defaultdict(list)
+    query = select(ranked.c.feed_id, ranked.c.published_at).where(ranked.c.rank <= limit)
+    for feed_id, published_at in session.execute(query):
+        published[feed_id].append(published_at)
+    return published
 
 
 _CONTENT_VERSION = select(Meta.value).where(Meta.key == CONTENT_VERSION_KEY)
