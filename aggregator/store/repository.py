@@ -189,11 +189,16 @@ class Repository:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        # One-statement reads need no transaction: on PostgreSQL, BEGIN and ROLLBACK around
-        # the page's version check were two of its three round trips.
-        self._single_reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
+        # One-statement reads need no transaction: on PostgreSQL, BEGIN and ROLLBACK around
+        # the page's version check were two of its three round trips. On SQLite, where they
+        # cost no round trip, switching a connection's mode and back costs more than it saves.
+        self._single_reads = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._dialect == "postgresql"
+            else engine
+        )
 
     def sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
         """Make feed rows follow the config: add new names, follow new URLs, deactivate gone ones.
