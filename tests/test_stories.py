@@ -140,6 +140,26 @@ def test_doi_only_overlap_and_the_journal_gives_the_title(world: Any) -> None:
     assert "same record doi:10.1177/13524585261001" in w.show(story["id"])
 
 
+def test_a_story_arriving_whole_is_titled_from_its_best_source(world: Any) -> None:
+    """Five copies of one paper in one fetch: the story is new and all of it arrives at once.
+    None ranks above the others by kind or date, so the tie-break (the canonical URL) decides:
+    whatever order the items are handled in, the doi.org copy gives the title."""
+    doi = "10.1177/13524585261001"
+    hosts = ["journals.sagepub.com/doi", "doi.org", "nejm.org/doi", "wiley.com/doi", "tf.com/doi"]
+    w = world(
+        {
+            "alerts": [
+                (f"a{n}", f"https://{host}/{doi}", f"{host}: CAR T in MS")
+                for n, host in enumerate(hosts)
+            ]
+        }
+    )
+    w.fetch()
+    [story] = w.stories()
+    assert len(story["sources"]) == 5
+    assert (story["title"], story["link"]) == ("doi.org: CAR T in MS", f"https://doi.org/{doi}")
+
+
 def test_pubmed_tracking_parameters_change_on_every_fetch(world: Any) -> None:
     link = "https://pubmed.ncbi.nlm.nih.gov/41000001/?fc=20261101&ff=20261102&v=2.18"
     w = world(

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -40,6 +40,25 @@ from aggregator.store.schema import (
 
 BATCH_SIZE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Ranked(Protocol):
+    """What choosing a story's best source reads of an item."""
+
+    @property
+    def link(self) -> str | None: ...
+    @property
+    def guid(self) -> str | None: ...
+    @property
+    def identity(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def published_at(self) -> datetime: ...
+    @property
+    def date_estimated(self) -> bool: ...
+    @property
+    def canonical_url(self) -> str | None: ...
 
 
 class _Member(NamedTuple):
@@ -73,6 +92,7 @@ class _Row:
     title: str
     summary: str
     published_at: datetime
+    date_estimated: bool
     first_seen_at: datetime
     canonical_url: str | None
     story_id: int | None
@@ -115,7 +135,8 @@ def assign_stories(
         groups.add(_node(item_id, story_of))
     for link in links:
         groups.union(_node(int(link.item), story_of), _node(int(link.other), story_of))
-    touched = _apply_groups(session, groups.groups(), story_of, all_rows, now)
+    own_ids = {int(fp.item): fp.own_ids for fp in [*fingerprints.values(), *known]}
+    touched = _apply_groups(session, groups.groups(), story_of, all_rows, own_ids, now)
     renewed = {
         story
         for item_id in changed_ids
@@ -153,6 +174,7 @@ def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
                 Item.title,
                 Item.summary,
                 Item.published_at,
+                Item.date_estimated,
                 Item.first_seen_at,
                 Item.canonical_url,
                 Item.story_id,
@@ -280,12 +302,15 @@ def _apply_groups(
     groups: Iterable[frozenset[str]],
     story_of: dict[int, int | None],
     rows: Sequence[_Row],
+    own_ids: Mapping[int, frozenset[str]],
     now: datetime,
 ) -> set[int]:
-    """Write each group as one story (its oldest existing one, else a new one); return them.
+    """Write each group as one story (its oldest existing one, else a new one); return the
+    existing ones, which gained items and need `_refresh`.
 
-    New stories are inserted and items assigned in one statement each per batch; only merging
-    stories (rare) costs a statement per merge.
+    New stories are inserted and items assigned in one statement each per batch, already
+    titled from their best source: all their items are at hand, so they need no refresh (which
+    would read them back). Only merging stories (rare) costs a statement per merge.
     """
     row_of = {row.item_id: row for row in rows}
     assignments: dict[int, int] = {}
@@ -308,25 +333,12 @@ def _apply_groups(
                     story_of[item] = target
         assignments |= dict.fromkeys(items, target)
     if new_groups:
-        firsts = [
-            min((row_of[i] for i in items), key=lambda r: r.first_seen_at) for items in new_groups
-        ]
         created = session.scalars(
             insert(Story).returning(Story.id, sort_by_parameter_order=True),
-            [
-                {
-                    "title": first.title,
-                    "link": first.link,
-                    "first_seen_at": first.first_seen_at,
-                    "updated_at": now,
-                    "news_at": first.first_seen_at,
-                }
-                for first in firsts
-            ],
+            [_new_story([row_of[i] for i in items], own_ids, now) for items in new_groups],
         ).all()
         for items, story_id in zip(new_groups, created, strict=True):
             assignments |= dict.fromkeys(items, story_id)
-        touched.update(created)
     if assignments:
         session.execute(
             update_by_id(Item),
@@ -334,6 +346,21 @@ def _apply_groups(
         )
     story_of |= assignments
     return touched
+
+
+def _new_story(
+    items: Sequence[_Row], own_ids: Mapping[int, frozenset[str]], now: datetime
+) -> dict[str, object]:
+    """A new story's row, as `_refresh` would make it from these items."""
+    best = min(items, key=lambda row: _source_rank(row, own_ids[row.item_id]))
+    first_seen = min(row.first_seen_at for row in items)
+    return {
+        "title": best.title,
+        "link": best.link,
+        "first_seen_at": first_seen,
+        "updated_at": now,
+        "news_at": first_seen,
+    }
 
 
 def _carry_digest_history(session: Session, merged: Sequence[int], target: int) -> None:
@@ -375,7 +402,9 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
         members[member.story_id].append(member)
     refreshed = []
     for story_id, items in members.items():
-        best = min(items, key=_source_rank)
+        best = min(
+            items, key=lambda item: _source_rank(item, own_identifiers(item.link, item.guid))
+        )
         refreshed.append(
             {
                 "row_id": story_id,
@@ -391,11 +420,11 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
         session.execute(update(Story).where(Story.id.in_(renewed)).values(news_at=now))
 
 
-def _source_rank(item: _Member) -> tuple[int, bool, datetime, str, str, str]:
-    """Registry before journal before anything else; then the earliest real publication date
-    (an estimated date is only when we happened to fetch it); then a stable tie-break. Nothing
-    here depends on arrival order, so neither does a story's title."""
-    own = own_identifiers(item.link, item.guid)
+def _source_rank(item: _Ranked, own: frozenset[str]) -> tuple[int, bool, datetime, str, str, str]:
+    """Registry before journal before anything else (by `own`, the item's own identifiers);
+    then the earliest real publication date (an estimated date is only when we happened to
+    fetch it); then a stable tie-break. Nothing here depends on arrival order, so neither does
+    a story's title."""
     if any(i.startswith(_REGISTRY_KINDS) for i in own):
         kind = 0
     elif any(i.startswith(_LITERATURE_KINDS) for i in own):
