@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.dedupe import (
@@ -241,22 +241,30 @@ def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | N
 
 
 def _candidates(session: Session, fps: Iterable[Fingerprint], exclude: set[int]) -> set[int]:
-    """Stored items sharing an index key with `fps`, leaving out boilerplate bands."""
+    """Stored items sharing an index key with `fps`, leaving out boilerplate bands: one query
+    a batch of keys, counting each key's items as it reads them."""
     keys = sorted({key for fp in fps for key in fp.index_keys})
     found: set[int] = set()
     for start in range(0, len(keys), BATCH_SIZE):
-        batch = keys[start : start + BATCH_SIZE]
-        common = {
-            key
-            for key, count in session.execute(
-                select(DedupeKey.key, func.count())
-                .where(DedupeKey.key.in_(batch), DedupeKey.key.startswith("band:"))
-                .group_by(DedupeKey.key)
-                .having(func.count() > MAX_BAND_ITEMS)
+        sharing = (
+            select(
+                DedupeKey.key,
+                DedupeKey.item_id,
+                func.count().over(partition_by=DedupeKey.key).label("items_sharing"),
             )
-        }
-        wanted = [key for key in batch if key not in common]
-        found.update(session.scalars(select(DedupeKey.item_id).where(DedupeKey.key.in_(wanted))))
+            .where(DedupeKey.key.in_(keys[start : start + BATCH_SIZE]))
+            .subquery()
+        )
+        found.update(
+            session.scalars(
+                select(sharing.c.item_id).where(
+                    or_(
+                        sharing.c.items_sharing <= MAX_BAND_ITEMS,
+                        ~sharing.c.key.startswith("band:"),
+                    )
+                )
+            )
+        )
     return found - exclude
 
 
