@@ -47,6 +47,7 @@ from aggregator.store.schema import (
     table_of,
     update_by_id,
 )
+from aggregator.store.statistics import analyse_outgrown_tables
 from aggregator.store.stories import assign_stories, assign_unassigned
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
@@ -359,7 +360,10 @@ class Repository:
                     feed.publish_gap_seconds = int(gap.total_seconds()) if gap else None
             if grown:
                 _new_content_version(session)
-            return [counts[feed_id] for feed_id in feed_ids]
+        if grown and self._dialect == "postgresql":
+            with self._engine.connect() as connection:
+                analyse_outgrown_tables(connection)
+        return [counts[feed_id] for feed_id in feed_ids]
 
     def record_quiet_fetches(self, outcomes: Sequence[tuple[int, FetchOutcome]]) -> None:
         """Record fetches that brought nothing to store (a 304, the same body again), many in

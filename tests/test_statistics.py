@@ -1,0 +1,74 @@
+"""A first load on PostgreSQL leaves the store's lookups on their indexes.
+
+PostgreSQL only: its planner reads whole tables it has no statistics for, and autovacuum makes
+them a minute late; SQLite's planner trusts its indexes when it knows nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from aggregator.analyse import analyse
+from aggregator.config import FeedSettings, load_settings
+from aggregator.match import build_matcher
+from aggregator.sources.entries import RawEntry, build_entries
+from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
+from aggregator.store.statistics import MIN_ROWS
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+MATCHER = build_matcher(load_settings(Path(__file__).parent.parent / "config.toml", environ={}))
+WORDS = (
+    "patients cells therapy trial relapsing progressive lesions dose remission antibody "
+    "infusion cohort neurologist safety fatigue mobility biomarker lymphocyte myelin brain"
+).split()
+
+
+def _summary(n: int) -> str:
+    """Thirty words of their own, so no two items share a near-duplicate key."""
+    return " ".join(random.Random(n).choices(WORDS, k=30))
+
+
+def test_a_first_load_gives_the_planner_statistics_for_key_lookups(
+    postgres_database_url: str,
+) -> None:
+    engine = create_database_engine(postgres_database_url)
+    upgrade_to_head(engine)
+    repository = Repository(engine)
+    repository.sync_feeds([FeedSettings(name="journal", url="https://journal.example/feed")])
+    [feed] = repository.feeds_to_fetch(NOW, include_not_due=True)
+    raws = [
+        RawEntry(
+            guid=f"article-{n}",
+            link=f"https://journal.example/articles/{n}",
+            title=f"CD19 CAR T-cell therapy in multiple sclerosis: case report {n}",
+            summary=_summary(n),
+        )
+        for n in range(MIN_ROWS + 200)
+    ]
+    entries = analyse(build_entries(raws, "https://journal.example/feed", NOW), "journal", MATCHER)
+    outcome = FetchOutcome(status="ok", fetched_at=NOW, next_fetch_at=NOW + timedelta(hours=1))
+
+    [counts] = repository.record_fetches([FeedFetch(feed.feed_id, outcome, entries)])
+
+    assert counts == (MIN_ROWS + 200, 0)
+    lookup = "SELECT item_id FROM dedupe_keys WHERE key = ANY(:keys)"
+    with engine.connect() as connection:
+        keys = {"keys": list(connection.scalars(text("SELECT key FROM dedupe_keys LIMIT 50")))}
+        [plan] = connection.scalar(text(f"EXPLAIN (FORMAT JSON) {lookup}"), keys)
+        found = len(connection.execute(text(lookup), keys).all())
+        analysed = set(
+            connection.scalars(
+                text("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
+            )
+        )
+    engine.dispose()
+    assert {"items", "dedupe_keys"} <= analysed
+    # What decides between the index and a scan. Without statistics the planner guesses a
+    # share of the table for each key (here forty times too many rows), and at scale reads the
+    # whole table for every lookup.
+    assert found / 2 <= plan["Plan"]["Plan Rows"] <= found * 2, (plan, found)
