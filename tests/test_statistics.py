@@ -10,12 +10,14 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, text
 
 from aggregator.analyse import analyse
 from aggregator.config import FeedSettings, load_settings
 from aggregator.match import build_matcher
 from aggregator.sources.entries import RawEntry, build_entries
+from aggregator.store import statistics
 from aggregator.store.database import create_database_engine, upgrade_to_head
 from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
 from aggregator.store.statistics import MIN_ROWS
@@ -33,10 +35,9 @@ def _summary(n: int) -> str:
     return " ".join(random.Random(n).choices(WORDS, k=30))
 
 
-def test_a_first_load_gives_the_planner_statistics_for_key_lookups(
-    postgres_database_url: str,
-) -> None:
-    engine = create_database_engine(postgres_database_url)
+def _first_load(database_url: str) -> tuple[Engine, tuple[int, int]]:
+    """A fresh database given MIN_ROWS + 200 items in one stored batch; the counts stored."""
+    engine = create_database_engine(database_url)
     upgrade_to_head(engine)
     repository = Repository(engine)
     repository.sync_feeds([FeedSettings(name="journal", url="https://journal.example/feed")])
@@ -52,8 +53,14 @@ def test_a_first_load_gives_the_planner_statistics_for_key_lookups(
     ]
     entries = analyse(build_entries(raws, "https://journal.example/feed", NOW), "journal", MATCHER)
     outcome = FetchOutcome(status="ok", fetched_at=NOW, next_fetch_at=NOW + timedelta(hours=1))
-
     [counts] = repository.record_fetches([FeedFetch(feed.feed_id, outcome, entries)])
+    return engine, counts
+
+
+def test_a_first_load_gives_the_planner_statistics_for_key_lookups(
+    postgres_database_url: str,
+) -> None:
+    engine, counts = _first_load(postgres_database_url)
 
     assert counts == (MIN_ROWS + 200, 0)
     lookup = "SELECT item_id FROM dedupe_keys WHERE key = ANY(:keys)"
@@ -72,3 +79,18 @@ def test_a_first_load_gives_the_planner_statistics_for_key_lookups(
     # share of the table for each key (here forty times too many rows), and at scale reads the
     # whole table for every lookup.
     assert found / 2 <= plan["Plan"]["Plan Rows"] <= found * 2, (plan, found)
+
+
+def test_a_refused_analysis_does_not_fail_the_stored_batch(
+    postgres_database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As a server's statement_timeout or a missing privilege would refuse it.
+    monkeypatch.setattr(statistics, "_OUTGROWN", text("SELECT relname FROM no_such_view"))
+
+    engine, counts = _first_load(postgres_database_url)
+
+    assert counts == (MIN_ROWS + 200, 0)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM items")) == MIN_ROWS + 200
+    engine.dispose()
+    assert "could not analyse the store's tables" in caplog.text

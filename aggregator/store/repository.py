@@ -361,8 +361,7 @@ class Repository:
             if grown:
                 _new_content_version(session)
         if grown and self._dialect == "postgresql":
-            with self._engine.connect() as connection:
-                analyse_outgrown_tables(connection)
+            analyse_outgrown_tables(self._engine)
         return [counts[feed_id] for feed_id in feed_ids]
 
     def record_quiet_fetches(self, outcomes: Sequence[tuple[int, FetchOutcome]]) -> None:

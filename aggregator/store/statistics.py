@@ -12,7 +12,12 @@ assumes indexes are selective when it knows nothing, so it needs none of this.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, text
+import logging
+
+from sqlalchemy import Engine, bindparam, text
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 # The tables a fetch grows, row for row with its items.
 GROWING_TABLES = ("items", "dedupe_keys", "story_links", "stories", "matches")
@@ -30,19 +35,31 @@ _OUTGROWN = text(
 ).bindparams(bindparam("tables", expanding=True))
 
 
-def analyse_outgrown_tables(connection: Connection) -> list[str]:
+def analyse_outgrown_tables(engine: Engine) -> list[str]:
     """ANALYZE the growing tables that have no statistics yet or have doubled since theirs
-    were made, and commit; returns their names."""
-    outgrown = list(
-        connection.scalars(_OUTGROWN, {"tables": list(GROWING_TABLES), "min_rows": MIN_ROWS})
-    )
-    if not outgrown:
+    were made; returns their names.
+
+    Never raises for the database: the batch that grew them is already committed, and without
+    fresh statistics its successors are only slower (a server's `statement_timeout` could
+    refuse an ANALYZE every time, and must not make every feed look failed).
+    """
+    try:
+        with engine.connect() as connection:
+            outgrown = list(
+                connection.scalars(
+                    _OUTGROWN, {"tables": list(GROWING_TABLES), "min_rows": MIN_ROWS}
+                )
+            )
+            if not outgrown:
+                return []
+            # A sample of 300 rows, a hundredth of the default, tells an index from a scan
+            # well enough, and costs the waiting store far less; autovacuum refines it later.
+            connection.execute(text("SET LOCAL default_statistics_target = 1"))
+            for table in outgrown:
+                # SKIP_LOCKED: another process analysing it now is as good; never wait for it.
+                connection.execute(text(f"ANALYZE (SKIP_LOCKED) {table}"))  # ours, not input
+            connection.commit()
+            return outgrown
+    except DBAPIError as error:
+        log.warning("could not analyse the store's tables (lookups may be slow): %s", error)
         return []
-    # A sample of 300 rows, a hundredth of the default, tells an index from a scan well
-    # enough, and costs the waiting store far less; autovacuum refines it later.
-    connection.execute(text("SET LOCAL default_statistics_target = 1"))
-    for table in outgrown:
-        # SKIP_LOCKED: another process analysing it now is as good; never wait for it.
-        connection.execute(text(f"ANALYZE (SKIP_LOCKED) {table}"))  # a name of ours, not input
-    connection.commit()
-    return outgrown
