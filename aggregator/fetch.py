@@ -153,6 +153,10 @@ class Fetcher:
                 "server_wait": requested_wait(response.headers),
             }
             if response.status_code == httpx.codes.NOT_MODIFIED:
+                # A 304 has no body, but until it is read the connection does not know the
+                # response is over and is closed, not reused: a new connection (and TLS
+                # handshake) for every unchanged feed of a host.
+                await response.aread()
                 return FetchResult(
                     url, str(response.url), 304, None, content_type=None, **validators
                 )

@@ -60,6 +60,7 @@ class LoggedRequest:
     path: str  # with the query string
     headers: dict[str, str]
     at: float = 0.0  # time.monotonic() when it arrived
+    connection: int = 0  # the client's port: requests on one kept-alive connection share it
 
 
 class FeedServer:
@@ -120,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server_state.requests.append(
-            LoggedRequest(self.path, dict(self.headers.items()), time.monotonic())
+            LoggedRequest(
+                self.path, dict(self.headers.items()), time.monotonic(), self.client_address[1]
+            )
         )
         self.server_state.enter()
         try:

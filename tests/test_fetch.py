@@ -51,6 +51,20 @@ def test_conditional_request_gets_304_without_body(feed_server: FeedServer) -> N
     assert sent["If-Modified-Since"] == first.last_modified
 
 
+def test_unchanged_feeds_of_a_host_share_one_connection(feed_server: FeedServer) -> None:
+    url = feed_server.url("rss20.xml")
+    settings = FetchSettings.model_validate({"allow_private_addresses": True, "timeout": "5s"})
+
+    async def fetch_four_times() -> list[FetchResult]:
+        async with Fetcher(settings) as fetcher:
+            first = await fetcher.fetch(url)
+            return [first] + [await fetcher.fetch(url, etag=first.etag) for _ in range(3)]
+
+    results = asyncio.run(fetch_four_times())
+    assert [result.status for result in results] == [200, 304, 304, 304]
+    assert len({request.connection for request in feed_server.requests_for("rss20.xml")}) == 1
+
+
 def test_gzip_is_requested_and_decoded(feed_server: FeedServer) -> None:
     result = fetch(feed_server.url("rss20.xml"))
     assert "gzip" in feed_server.requests_for("rss20.xml")[0].headers["Accept-Encoding"]
