@@ -51,7 +51,7 @@ def test_conditional_request_gets_304_without_body(feed_server: FeedServer) -> N
     assert sent["If-Modified-Since"] == first.last_modified
 
 
-def test_unchanged_feeds_of_a_host_share_one_connection(feed_server: FeedServer) -> None:
+def test_a_304_leaves_its_connection_for_the_next_request(feed_server: FeedServer) -> None:
     url = feed_server.url("rss20.xml")
     settings = FetchSettings.model_validate({"allow_private_addresses": True, "timeout": "5s"})
 
