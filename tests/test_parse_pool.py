@@ -8,23 +8,20 @@ import json
 import multiprocessing
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from conftest import FEEDS_DIR, CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
+from samples import SHIPPED_MATCHER
 
 from aggregator import parse_pool
 from aggregator.analyse import analyse
-from aggregator.config import load_settings
-from aggregator.match import build_matcher
 from aggregator.parse_pool import Parsed, ParsePool
 from aggregator.sources.rss import parse_feed
 
 BODY = (FEEDS_DIR / "rss20.xml").read_bytes()
 URL = "https://news.example.org/feed.xml"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
-MATCHER = build_matcher(load_settings(Path(__file__).parent.parent / "config.toml", environ={}))
 
 
 @pytest.fixture
@@ -36,18 +33,18 @@ def workers_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("workers_at_once")
 def test_a_worker_parses_and_analyses_what_this_process_would() -> None:
     async def go() -> Parsed | None:
-        with ParsePool(MATCHER, workers=1) as pool:
+        with ParsePool(SHIPPED_MATCHER, workers=1) as pool:
             return await pool.parse("rss", "news", BODY, URL, None, NOW)
 
     here = parse_feed(BODY, url=URL, content_type=None, fetched_at=NOW)
-    analysed = tuple(analyse(here.entries, "news", MATCHER))
+    analysed = tuple(analyse(here.entries, "news", SHIPPED_MATCHER))
     assert any(entry.matches for entry in analysed)  # topics matched in the worker too
     assert asyncio.run(go()) == (replace(here, entries=()), analysed)
 
 
 def test_a_pass_with_little_to_parse_starts_no_worker() -> None:
     async def go() -> list[Parsed | None]:
-        with ParsePool(MATCHER, workers=1) as pool:
+        with ParsePool(SHIPPED_MATCHER, workers=1) as pool:
             handed_back = [await pool.parse("rss", "news", BODY, URL, None, NOW) for _ in range(10)]
             assert multiprocessing.active_children() == []
             return handed_back
@@ -58,7 +55,7 @@ def test_a_pass_with_little_to_parse_starts_no_worker() -> None:
 @pytest.mark.usefixtures("workers_at_once")
 def test_a_worker_that_dies_costs_no_feed_and_is_replaced() -> None:
     async def go() -> list[Parsed | None]:
-        with ParsePool(MATCHER, workers=1) as pool:
+        with ParsePool(SHIPPED_MATCHER, workers=1) as pool:
             first = await pool.parse("rss", "news", BODY, URL, None, NOW)
             [worker] = multiprocessing.active_children()
             worker.kill()  # as the kernel's OOM killer would

@@ -9,22 +9,19 @@ from __future__ import annotations
 import random
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from samples import analysed_entries
 from sqlalchemy import Engine, text
 
-from aggregator.analyse import analyse
-from aggregator.config import FeedSettings, load_settings
-from aggregator.match import build_matcher
-from aggregator.sources.entries import RawEntry, build_entries
+from aggregator.config import FeedSettings
+from aggregator.sources.entries import RawEntry
 from aggregator.store import statistics
 from aggregator.store.database import create_database_engine, upgrade_to_head
 from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
 from aggregator.store.statistics import MIN_ROWS
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
-MATCHER = build_matcher(load_settings(Path(__file__).parent.parent / "config.toml", environ={}))
 WORDS = (
     "patients cells therapy trial relapsing progressive lesions dose remission antibody "
     "infusion cohort neurologist safety fatigue mobility biomarker lymphocyte myelin brain"
@@ -54,8 +51,7 @@ def _first_load(database_url: str) -> tuple[Engine, int]:
         )
         for n in range(MIN_ROWS + 200)
     ]
-    built = build_entries(raws, "https://journal.example/feed", NOW)
-    entries = tuple(analyse(built, "journal", MATCHER))
+    entries = analysed_entries("journal", raws, NOW)
     outcome = FetchOutcome(status="ok", fetched_at=NOW, next_fetch_at=NOW + timedelta(hours=1))
     [(first, _)] = repository.record_fetches([FeedFetch(feed.feed_id, outcome, entries[:-1])])
     _wait_until_counted(engine, first)

@@ -7,22 +7,20 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from samples import analysed_entries
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from aggregator.analyse import AnalysedEntry, analyse
-from aggregator.config import FeedSettings, load_settings
-from aggregator.match import build_matcher
-from aggregator.sources.entries import RawEntry, build_entries
+from aggregator.analyse import AnalysedEntry
+from aggregator.config import FeedSettings
+from aggregator.sources.entries import RawEntry
 from aggregator.store.database import create_database_engine, upgrade_to_head
 from aggregator.store.repository import FetchOutcome, Repository
 from aggregator.store_batches import StoreBatches
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
-MATCHER = build_matcher(load_settings(Path(__file__).parent.parent / "config.toml", environ={}))
 FEEDS = ("centre", "society", "journal")
 
 # A database-side refusal of one item, as a constraint or a full disk would refuse it.
@@ -65,7 +63,7 @@ def _entries(
         )
         for n, (link, title) in enumerate(items)
     ]
-    return tuple(analyse(build_entries(raws, f"https://{feed}.example/feed", NOW), feed, MATCHER))
+    return analysed_entries(feed, raws, NOW)
 
 
 def _outcome() -> FetchOutcome:

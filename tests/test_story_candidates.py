@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from samples import analysed_entries
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from aggregator.analyse import analyse
-from aggregator.config import FeedSettings, load_settings
+from aggregator.config import FeedSettings
 from aggregator.dedupe import MAX_BAND_ITEMS, fingerprint
-from aggregator.match import build_matcher
-from aggregator.sources.entries import RawEntry, build_entries
+from aggregator.sources.entries import RawEntry
 from aggregator.store.database import create_database_engine, upgrade_to_head
 from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
 from aggregator.store.schema import DedupeKey, Item
 from aggregator.store.stories import _candidates
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
-MATCHER = build_matcher(load_settings(Path(__file__).parent.parent / "config.toml", environ={}))
 
 
 def test_a_band_shared_by_too_many_items_finds_none_of_them(database_url: str) -> None:
@@ -33,7 +30,7 @@ def test_a_band_shared_by_too_many_items_finds_none_of_them(database_url: str) -
     repository.sync_feeds([FeedSettings(name="society", url="https://society.example/feed")])
     [feed] = repository.feeds_to_fetch(NOW, include_not_due=True)
     raws = [RawEntry(guid=f"s{n}", link=None, title=f"Update {n}") for n in range(50)]
-    entries = analyse(build_entries(raws, "https://society.example/feed", NOW), "society", MATCHER)
+    entries = analysed_entries("society", raws, NOW)
     outcome = FetchOutcome(status="ok", fetched_at=NOW, next_fetch_at=NOW + timedelta(hours=1))
     repository.record_fetches([FeedFetch(feed.feed_id, outcome, entries)])
     boiler, rare, common = "band:0:boilerplate", "band:1:rare", "doi:10.1177/common"
