@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -236,10 +236,30 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "") 
 
 
 def stop(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=20)
+    """SIGTERM, and the process's output once it exits. One that has not exited after the
+    service's shutdown_timeout (30 s) and a margin is killed, failing the test with its log."""
+    [output] = stop_all([process])
     return output
+
+
+def stop_all(processes: Sequence[subprocess.Popen[str]]) -> list[str]:
+    """`stop` for several processes at once, as a machine shutting down stops them."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 40
+    outputs = []
+    for process in processes:
+        try:
+            output, _ = process.communicate(timeout=max(0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for each in processes:
+                each.kill()
+            logs = {each.pid: each.communicate()[0] for each in processes}
+            stuck = f"pid {process.pid} ignored SIGTERM for 40 s:\n{logs[process.pid]}"
+            raise AssertionError(stuck) from None
+        outputs.append(output)
+    return outputs
 
 
 def test_aggregator_run_fetches_publishes_serves_and_stops_on_sigterm(
@@ -392,13 +412,14 @@ def test_three_processes_share_fifty_feeds_and_send_one_digest(
         feed_server.requests.clear()
         processes = [start(config, "--no-server") for _ in range(3)]
         time.sleep(30)
-        outputs = [stop(process) for process in processes]
+        outputs = stop_all(processes)
         fetched = Counter(
             r.path.removeprefix("/").removesuffix(".xml") for r in feed_server.requests
         )
     finally:
         smtp.stop()
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
+    assert all("event=stopped owner=" in output for output in outputs), outputs
     assert set(fetched) == set(names)
     # Each feed is due every 10-11 s: two or three fetches in 30 s, not three times that.
     assert max(fetched.values()) <= 4, fetched
