@@ -48,7 +48,7 @@ from aggregator.store.schema import (
     update_by_id,
 )
 from aggregator.store.statistics import analyse_outgrown_tables
-from aggregator.store.stories import assign_stories, assign_unassigned
+from aggregator.store.stories import NewItem, assign_stories, assign_unassigned
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
 BATCH_SIZE = 500
@@ -410,19 +410,6 @@ class Repository:
                     updated[feed_id] += 1
                 else:
                     unchanged_ids.append(item_id)
-            added: dict[int, AnalysedEntry] = {}
-            if fresh:
-                inserted = session.execute(
-                    insert(table_of(Item)).returning(Item.feed_id, Item.identity, Item.id),
-                    [
-                        _item_values(a)
-                        | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now}
-                        for (feed_id, _), a in fresh.items()
-                    ],
-                )
-                added = {
-                    item_id: fresh[feed_id, identity] for feed_id, identity, item_id in inserted
-                }
             if changed:
                 session.execute(
                     update_by_id(Item),
@@ -431,12 +418,20 @@ class Repository:
                         for item_id, a in changed.items()
                     ],
                 )
-            touched = added | changed
-            _replace_matches(session, {item_id: a.matches for item_id, a in touched.items()})
+            new_items = [
+                NewItem(
+                    _item_values(a)
+                    | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now},
+                    a.fingerprint,
+                )
+                for (feed_id, _), a in fresh.items()
+            ]
             fingerprints = {
-                item_id: replace(a.fingerprint, item=str(item_id)) for item_id, a in touched.items()
+                item_id: replace(a.fingerprint, item=str(item_id)) for item_id, a in changed.items()
             }
-            assign_stories(session, list(added), list(changed), now, fingerprints)
+            added_ids = assign_stories(session, new_items, list(changed), now, fingerprints)
+            touched = dict(zip(added_ids, fresh.values(), strict=True)) | changed
+            _replace_matches(session, {item_id: a.matches for item_id, a in touched.items()})
             if unchanged_ids:
                 session.execute(
                     update(Item).where(Item.id.in_(unchanged_ids)).values(last_seen_at=now)

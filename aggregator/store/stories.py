@@ -1,18 +1,18 @@
-"""Grouping stored items into stories, inside the caller's transaction.
+"""Grouping items into stories, inside the caller's transaction.
 
 The decision is `dedupe.py`'s; this module does the I/O around it in a few set-based queries
 per batch: find the stored items that share an index key with the new ones, link them, merge
-the stories the links join, and refresh each touched story's title, link and dates from its
-best source.
+the stories the links join, insert the new items already in their stories, and refresh each
+touched story's title, link and dates from its best source.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -98,52 +98,72 @@ class _Row:
     story_id: int | None
 
 
+class NewItem(NamedTuple):
+    """A fetched item not stored yet: `values` is its row but for its story, and `fingerprint`
+    the one `analyse` made of it."""
+
+    values: Mapping[str, Any]
+    fingerprint: Fingerprint
+
+
 def assign_stories(
     session: Session,
-    new_ids: Sequence[int],
-    changed_ids: Sequence[int],
+    new: Sequence[NewItem],
+    stored_ids: Sequence[int],
     now: datetime,
     made: Mapping[int, Fingerprint] | None = None,
-) -> None:
-    """Put new items into stories (joining or merging existing ones) and refresh changed ones.
+) -> list[int]:
+    """Insert `new` items into stories (joining or merging existing ones), and place again the
+    stored items of `stored_ids` (changed, or stored before stories existed). Returns the new
+    items' ids, in order.
 
-    `made` holds fingerprints `analyse` made as the items were fetched; the others are made
-    here from the stored rows. A changed item keeps its story (its content changed, not its
-    identity) but may join more items; a changed registry record makes its story news again.
+    A new item is inserted once its story is known, with it: inserting first and then setting
+    the story would write each row, and on PostgreSQL every one of its indexes, twice. Until
+    then it goes by a provisional id below zero, which no stored item has.
+
+    `made` holds fingerprints of stored items made from the same text as it was fetched; the
+    others are made here from the stored rows. A changed item keeps its story (its content
+    changed, not its identity) but may join more items; a changed registry record makes its
+    story news again.
     """
-    if not new_ids and not changed_ids:
-        return
-    ids = [*new_ids, *changed_ids]
-    if changed_ids:  # their text changed, so their keys are recomputed below
-        session.execute(delete(DedupeKey).where(DedupeKey.item_id.in_(changed_ids)))
-    rows = _with_canonical_urls(session, _load(session, ids))
-    shared = _shared_links(session, {(row.feed_id, row.canonical_url) for row in rows})
-    made = made or {}
-    fingerprints = {row.item_id: _fingerprint(row, shared, made.get(row.item_id)) for row in rows}
-    candidates = _candidates(session, fingerprints.values(), exclude=set(ids))
+    if not new and not stored_ids:
+        return []
+    if stored_ids:  # their text changed, so their keys are recomputed below
+        session.execute(delete(DedupeKey).where(DedupeKey.item_id.in_(stored_ids)))
+    unstored = {-number: item for number, item in enumerate(new, 1)}
+    unstored_rows = [_unstored_row(item_id, item) for item_id, item in unstored.items()]
+    rows = [*unstored_rows, *_with_canonical_urls(session, _load(session, stored_ids))]
+    shared = _shared_links(session, rows, unstored_rows)
+    given = dict(made or {})
+    for item_id, item in unstored.items():
+        given[item_id] = replace(item.fingerprint, item=str(item_id))
+    fingerprints = {row.item_id: _fingerprint(row, shared, given.get(row.item_id)) for row in rows}
+    candidates = _candidates(session, fingerprints.values(), exclude=set(stored_ids))
     known_rows = _with_canonical_urls(session, _load(session, candidates))
-    shared |= _shared_links(session, {(row.feed_id, row.canonical_url) for row in known_rows})
+    shared |= _shared_links(session, known_rows, unstored_rows)
     known = [_fingerprint(row, shared, None) for row in known_rows]
-    links = find_links([fingerprints[item_id] for item_id in ids], known)
-    _store_keys(session, fingerprints.values())
-    _store_links(session, links)
+    links = find_links(list(fingerprints.values()), known)
 
     all_rows = [*rows, *known_rows]
     story_of = {row.item_id: row.story_id for row in all_rows}
     groups = UnionFind()
-    for item_id in ids:
+    for item_id in fingerprints:
         groups.add(_node(item_id, story_of))
     for link in links:
         groups.union(_node(int(link.item), story_of), _node(int(link.other), story_of))
     own_ids = {int(fp.item): fp.own_ids for fp in [*fingerprints.values(), *known]}
     touched = _apply_groups(session, groups.groups(), story_of, all_rows, own_ids, now)
+    stored_as = _insert(session, unstored, story_of)
+    _store_keys(session, fingerprints.values(), stored_as)
+    _store_links(session, links, stored_as)
     renewed = {
         story
-        for item_id in changed_ids
+        for item_id in stored_ids
         if any(i.startswith(_REGISTRY_KINDS) for i in fingerprints[item_id].own_ids)
         and (story := story_of.get(item_id)) is not None
     }
     _refresh(session, touched, now, renewed)
+    return list(stored_as.values())
 
 
 def assign_unassigned(session: Session, now: datetime) -> int:
@@ -154,9 +174,45 @@ def assign_unassigned(session: Session, now: datetime) -> int:
             select(Item.id).where(Item.story_id.is_(None)).order_by(Item.id).limit(BATCH_SIZE)
         )
     ):
-        assign_stories(session, ids, (), now)
+        assign_stories(session, (), ids, now)
         total += len(ids)
     return total
+
+
+def _unstored_row(item_id: int, item: NewItem) -> _Row:
+    values = item.values
+    return _Row(
+        item_id=item_id,
+        feed_id=values["feed_id"],
+        feed=item.fingerprint.feed,
+        link=values["link"],
+        guid=values["guid"],
+        identity=values["identity"],
+        title=values["title"],
+        summary=values["summary"],
+        published_at=values["published_at"],
+        date_estimated=values["date_estimated"],
+        first_seen_at=values["first_seen_at"],
+        canonical_url=values["canonical_url"],
+        story_id=None,
+    )
+
+
+def _insert(
+    session: Session, unstored: Mapping[int, NewItem], story_of: Mapping[int, int | None]
+) -> dict[int, int]:
+    """Insert the new items with their stories; returns each one's id by its provisional id."""
+    if not unstored:
+        return {}
+    inserted = session.execute(
+        insert(table_of(Item)).returning(Item.feed_id, Item.identity, Item.id),
+        [{**item.values, "story_id": story_of[item_id]} for item_id, item in unstored.items()],
+    )
+    id_of = {(feed_id, identity): item_id for feed_id, identity, item_id in inserted}
+    return {
+        provisional: id_of[item.values["feed_id"], item.values["identity"]]
+        for provisional, item in unstored.items()
+    }
 
 
 def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
@@ -204,23 +260,29 @@ def _with_canonical_urls(session: Session, rows: Sequence[_Row]) -> list[_Row]:
     return [replace(row, canonical_url=missing.get(row.item_id, row.canonical_url)) for row in rows]
 
 
-def _shared_links(session: Session, pairs: set[tuple[int, str | None]]) -> set[tuple[int, str]]:
-    """(feed, canonical URL) pairs that several items of that feed link to.
+def _shared_links(
+    session: Session, rows: Iterable[_Row], unstored: Iterable[_Row]
+) -> set[tuple[int, str]]:
+    """The (feed, canonical URL) pairs of `rows` that several items of that feed link to,
+    counting the `unstored` items with those stored.
 
     Looked up by URL alone (indexed), then kept for the feeds asked about: a row-value IN
     over (feed, URL) pairs makes SQLite scan every item."""
-    wanted = {(feed_id, url) for feed_id, url in pairs if url}
+    wanted = {(row.feed_id, row.canonical_url) for row in rows if row.canonical_url}
+    items = Counter(
+        pair for row in unstored if (pair := (row.feed_id, row.canonical_url)) in wanted
+    )
     urls = sorted({url for _, url in wanted})
-    shared: set[tuple[int, str]] = set()
     for start in range(0, len(urls), BATCH_SIZE):
         query = (
-            select(Item.feed_id, Item.canonical_url)
+            select(Item.feed_id, Item.canonical_url, func.count())
             .where(Item.canonical_url.in_(urls[start : start + BATCH_SIZE]))
             .group_by(Item.feed_id, Item.canonical_url)
-            .having(func.count() > 1)
         )
-        shared.update((feed_id, url) for feed_id, url in session.execute(query) if url)
-    return shared & wanted
+        for feed_id, url, count in session.execute(query):
+            if url is not None and (feed_id, url) in wanted:
+                items[feed_id, url] += count
+    return {pair for pair, count in items.items() if count > 1}
 
 
 def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | None) -> Fingerprint:
@@ -268,18 +330,20 @@ def _candidates(session: Session, fps: Iterable[Fingerprint], exclude: set[int])
     return found - exclude
 
 
-def _store_keys(session: Session, fps: Iterable[Fingerprint]) -> None:
+def _store_keys(session: Session, fps: Iterable[Fingerprint], stored_as: Mapping[int, int]) -> None:
     rows = [
-        {"key": key, "item_id": int(fp.item)} for fp in fps for key in dict.fromkeys(fp.index_keys)
+        {"key": key, "item_id": _stored_id(fp.item, stored_as)}
+        for fp in fps
+        for key in dict.fromkeys(fp.index_keys)
     ]
     if rows:
         session.execute(insert(table_of(DedupeKey)), rows)
 
 
-def _store_links(session: Session, links: Sequence[Link]) -> None:
+def _store_links(session: Session, links: Sequence[Link], stored_as: Mapping[int, int]) -> None:
     pairs: dict[tuple[int, int], str] = {}
     for link in links:
-        a, b = int(link.item), int(link.other)
+        a, b = _stored_id(link.item, stored_as), _stored_id(link.other, stored_as)
         pairs.setdefault((min(a, b), max(a, b)), link.reason)
     if not pairs:
         return
@@ -300,6 +364,12 @@ def _store_links(session: Session, links: Sequence[Link]) -> None:
         session.execute(insert(table_of(StoryLink)), rows)
 
 
+def _stored_id(item: str, stored_as: Mapping[int, int]) -> int:
+    """The stored id of a fingerprint's or link's item, provisional or not."""
+    item_id = int(item)
+    return stored_as.get(item_id, item_id)
+
+
 def _node(item_id: int, story_of: dict[int, int | None]) -> str:
     story = story_of.get(item_id)
     return f"story:{story}" if story is not None else f"item:{item_id}"
@@ -313,12 +383,13 @@ def _apply_groups(
     own_ids: Mapping[int, frozenset[str]],
     now: datetime,
 ) -> set[int]:
-    """Write each group as one story (its oldest existing one, else a new one); return the
-    existing ones, which gained items and need `_refresh`.
+    """Write each group as one story (its oldest existing one, else a new one) and record it
+    in `story_of`; return the existing ones, which gained items and need `_refresh`.
 
-    New stories are inserted and items assigned in one statement each per batch, already
+    New stories are inserted and stored items assigned in one statement each per batch, already
     titled from their best source: all their items are at hand, so they need no refresh (which
-    would read them back). Only merging stories (rare) costs a statement per merge.
+    would read them back). Only merging stories (rare) costs a statement per merge. Items not
+    stored yet (provisional ids) get theirs as they are inserted.
     """
     row_of = {row.item_id: row for row in rows}
     assignments: dict[int, int] = {}
@@ -347,11 +418,10 @@ def _apply_groups(
         ).all()
         for items, story_id in zip(new_groups, created, strict=True):
             assignments |= dict.fromkeys(items, story_id)
-    if assignments:
-        session.execute(
-            update_by_id(Item),
-            [{"row_id": item, "story_id": story} for item, story in assignments.items()],
-        )
+    if stored := [
+        {"row_id": item, "story_id": story} for item, story in assignments.items() if item > 0
+    ]:
+        session.execute(update_by_id(Item), stored)
     story_of |= assignments
     return touched
 
