@@ -69,6 +69,22 @@ def test_fetched_items_are_matched_and_listed_per_topic_with_the_reason(
     assert "MS (title), CAR T (title), CD19 (title)" in table
 
 
+def test_an_edited_item_is_about_what_it_now_says(
+    mixed_news: Path, run_cli: CliRunnerFunction, feed_server: FeedServer
+) -> None:
+    feed = feed_server.root / "mixed-topics.xml"
+    feed.write_text(feed.read_text().replace("Lupus patients stay", "MS patients stay"))
+
+    result = run_cli(mixed_news, "fetch", "--all")
+
+    assert "0 new items, 1 updated" in result.stdout
+    assert titles(run_cli, mixed_news, "--topic", "car-t-lupus") == set()
+    assert titles(run_cli, mixed_news, "--topic", "car-t-ms") == {
+        "Anti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS",
+        "MS patients stay in remission after CD19 CAR T",
+    }
+
+
 def test_feed_context_makes_every_item_about_its_group(
     database_url: str,
     make_config: ConfigFactory,
