@@ -431,7 +431,9 @@ class Repository:
             }
             added_ids = assign_stories(session, new_items, list(changed), now, fingerprints)
             touched = dict(zip(added_ids, fresh.values(), strict=True)) | changed
-            _replace_matches(session, {item_id: a.matches for item_id, a in touched.items()})
+            _store_matches(
+                session, {item_id: a.matches for item_id, a in touched.items()}, replaced=changed
+            )
             if unchanged_ids:
                 session.execute(
                     update(Item).where(Item.id.in_(unchanged_ids)).values(last_seen_at=now)
@@ -551,7 +553,8 @@ class Repository:
             changes = []
             for batch in self._recomputed(session, match_item):
                 changes += _changes(session, batch)
-                _replace_matches(session, {text.item_id: found for text, found in batch})
+                matches = {text.item_id: found for text, found in batch}
+                _store_matches(session, matches, replaced=matches)
             session.merge(Meta(key=RULES_KEY, value=fingerprint))
             if changes:
                 _new_content_version(session)
@@ -632,10 +635,13 @@ def _text_search(words: str, dialect: str) -> ColumnElement[bool]:
     return document.op("@@")(func.websearch_to_tsquery("english", " ".join(terms)))
 
 
-def _replace_matches(session: Session, matches: Mapping[int, Sequence[TopicMatch]]) -> None:
-    if not matches:
-        return
-    session.execute(delete(Match).where(Match.item_id.in_(list(matches))))
+def _store_matches(
+    session: Session, matches: Mapping[int, Sequence[TopicMatch]], *, replaced: Collection[int]
+) -> None:
+    """Store `matches` by item; the `replaced` items' earlier matches are deleted first (a new
+    item has none to delete)."""
+    if replaced:
+        session.execute(delete(Match).where(Match.item_id.in_(list(replaced))))
     rows = [
         {
             "item_id": item_id,
