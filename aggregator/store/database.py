@@ -22,7 +22,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -50,10 +50,37 @@ def create_database_engine(url: str, busy_timeout: timedelta = DEFAULT_BUSY_TIME
         engine = create_engine(url, connect_args={"timeout": busy_timeout.total_seconds()})
         event.listen(engine, "connect", partial(_configure_sqlite, busy_ms=milliseconds))
         return engine
-    engine = create_engine(url, connect_args={"options": f"-c lock_timeout={milliseconds}"})
+    engine = _postgresql_engine(parsed, lock_ms=milliseconds)
     event.listen(engine, "checkout", partial(_ping_if_idle, dialect=engine.dialect))
     event.listen(engine, "connect", _mark_used)
     event.listen(engine, "checkin", _mark_used)
+    return engine
+
+
+def _postgresql_engine(url: URL, *, lock_ms: int) -> Engine:
+    """PostgreSQL, through psycopg 3's raw cursors where psycopg is the driver.
+
+    psycopg rewrites its placeholders (%s) into PostgreSQL's ($1) before every statement, in
+    Python, at about 10 us a parameter, and caches no statement of over 50 parameters: a
+    stored batch's insert of 500 items has 9,000, and the rewriting was 40% of a first load's
+    store time. SQLAlchemy can write PostgreSQL's own placeholders ("numeric_dollar"), which
+    raw cursors send as they are.
+    """
+    connect_args: dict[str, Any] = {"options": f"-c lock_timeout={lock_ms}"}
+    if url.get_driver_name() != "psycopg":
+        return create_engine(url, connect_args=connect_args)
+    import psycopg  # the postgres extra's: a SQLite install has no psycopg
+
+    engine = create_engine(
+        url,
+        paramstyle="numeric_dollar",
+        connect_args=connect_args | {"cursor_factory": psycopg.RawCursor},
+    )
+
+    @event.listens_for(engine, "connect")
+    def raw_server_cursors(dbapi_connection: psycopg.Connection[Any], _record: Any) -> None:
+        dbapi_connection.server_cursor_factory = psycopg.RawServerCursor
+
     return engine
 
 
