@@ -110,8 +110,10 @@ def _serve_farm(control: Connection, feeds: int, items: int) -> None:
             break
         if command == "ignore_validators":
             farm.ignore_validators = args[0]
-        else:
+        elif command == "add_new_items":
             farm.add_new_items(*args)
+        else:
+            raise ValueError(f"unknown farm command {command!r}")
         control.send(None)
     server.shutdown()
     control.send(None)
