@@ -1,4 +1,4 @@
-"""The one place item HTML is made safe, before it is stored or published.
+"""The one place item HTML is made safe, and its links absolute, before it is stored or published.
 
 nh3 (Rust's ammonia) is a maintained allow-list sanitiser; it replaces the deprecated bleach and is
 fast enough to run on every item. The allow-list keeps what research news uses (paragraphs, lists,
@@ -6,6 +6,8 @@ tables, links, emphasis, images) and drops scripts, styles, forms, frames and ev
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import nh3
 
@@ -69,16 +71,33 @@ _ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan", "scope"},
     "time": {"datetime"},
 }
-_CLEANER = nh3.Cleaner(
-    tags=_ALLOWED_TAGS,
-    clean_content_tags={"script", "style", "iframe", "object", "embed", "form", "template"},
-    attributes=_ALLOWED_ATTRIBUTES,
-    url_schemes={"http", "https", "mailto"},
-    link_rel="noopener noreferrer nofollow",
-    strip_comments=True,
-)
 
 
-def sanitise_html(markup: str) -> str:
-    """`markup` with only harmless tags, attributes and http(s)/mailto URLs left."""
-    return _CLEANER.clean(markup).strip()
+@lru_cache(maxsize=64)
+def _cleaner(base_url: str) -> nh3.Cleaner:
+    """A cleaner that also makes relative links absolute against `base_url`.
+
+    A relative href is broken once the item leaves its feed for an email or our page. Cached: a
+    feed's entries share its URL.
+    """
+    try:
+        return _new_cleaner(base_url)
+    except ValueError:  # no absolute URL to resolve against: a relative link would lead nowhere
+        return _new_cleaner(None)
+
+
+def _new_cleaner(base_url: str | None) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=_ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "form", "template"},
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        url_relative=("rewrite_with_base", base_url) if base_url else "deny",
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def sanitise_html(markup: str, base_url: str) -> str:
+    """`markup` with only harmless tags, attributes and http(s)/mailto URLs, links made absolute."""
+    return _cleaner(base_url).clean(markup).strip()

@@ -130,6 +130,20 @@ def test_relative_links_resolve_against_the_feed_url() -> None:
     assert 'href="https://relative.example.org/about"' in entry.content_html
 
 
+def test_a_relative_xml_base_resolves_against_the_feed_url() -> None:
+    entry = only(parse("relative-base.xml", url="https://base.example.org/feeds/atom.xml"))
+    assert entry.link == "https://base.example.org/centre/news/sites"
+    assert 'href="https://base.example.org/centre/trials/7"' in entry.content_html
+    assert 'src="https://base.example.org/centre/map.png"' in entry.content_html
+
+
+def test_json_feed_relative_links_resolve_against_the_feed_url() -> None:
+    entry = only(parse("relative-links.json", url="https://json.example.org/feeds/feed.json"))
+    assert entry.link == "https://json.example.org/posts/1"
+    assert 'href="https://json.example.org/about"' in entry.content_html
+    assert 'src="https://json.example.org/feeds/img/chart.png"' in entry.content_html
+
+
 def test_implausible_dates_become_the_fetch_time_flagged() -> None:
     entries = {entry.title: entry for entry in parse("bad-dates.xml").entries}
     for title in ("Epoch", "Future", "Garbage"):

@@ -59,7 +59,7 @@ def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
     link = safe_link(raw.link, feed_url)
     title = text_from_html(raw.title, MAX_TITLE)
     if raw.body_is_html:
-        content_html = sanitise_html(raw.body)
+        content_html = sanitise_html(raw.body, feed_url)
     else:
         content_html = f"<p>{html.escape(clean_text(raw.body))}</p>" if raw.body.strip() else ""
     summary = text_from_html(raw.summary or content_html, MAX_SUMMARY)
