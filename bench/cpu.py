@@ -1,0 +1,76 @@
+"""Where a pass's CPU time went: each thread of this process, and its children.
+
+The cold-ingest target is a ratio of wall times; when it is missed, the split says which part
+of the service held the time. Threads are told apart by name ("store_0" is the store thread,
+"MainThread" runs the event loop) and read from /proc while they live: an executor's thread is
+gone, counters and all, by the time the pass returns. Children are the parse workers, counted
+by the kernel once they have ended (the pass ends its pool); the farm, still running, is not.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PARTS = {"MainThread": "event loop (fetching)", "store_0": "store thread"}
+BENCH_THREAD = "bench-"  # the bench's own watchers, left out of the split
+
+
+class CpuSplit:
+    """CPU seconds by part while in use: `parts` maps a part's name to its seconds."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.parts: dict[str, float] = {}
+        self._interval = interval
+        self._seconds: dict[int, tuple[str, float]] = {}  # thread id -> (part, CPU so far)
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"{BENCH_THREAD}cpu")
+
+    def __enter__(self) -> CpuSplit:
+        self._before = self._sample()
+        self._children = _children_seconds()
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._watcher.join()
+        for tid, (part, seconds) in self._sample().items():
+            self._seconds[tid] = (part, seconds)
+        for tid, (part, seconds) in self._seconds.items():
+            used = seconds - self._before.get(tid, (part, 0.0))[1]
+            self.parts[part] = self.parts.get(part, 0.0) + used
+        self.parts["parse workers (other processes)"] = _children_seconds() - self._children
+
+    @property
+    def this_process(self) -> float:
+        return sum(s for part, s in self.parts.items() if "other processes" not in part)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._interval):
+            self._seconds.update(self._sample())
+
+    @staticmethod
+    def _sample() -> dict[int, tuple[str, float]]:
+        names = {thread.native_id: thread.name for thread in threading.enumerate()}
+        seconds = {}
+        for task in Path("/proc/self/task").iterdir():
+            tid = int(task.name)
+            name = names.get(tid, "")
+            if name.startswith(BENCH_THREAD):
+                continue
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            used = (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+            seconds[tid] = (_PARTS.get(name, "other threads (pool results, ...)"), used)
+        return seconds
+
+
+def _children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
