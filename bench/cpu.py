@@ -5,6 +5,8 @@ of the service held the time. Threads are told apart by name ("store_0" is the s
 "MainThread" runs the event loop) and read from /proc while they live: an executor's thread is
 gone, counters and all, by the time the pass returns. Children are the parse workers, counted
 by the kernel once they have ended (the pass ends its pool); the farm, still running, is not.
+What the whole machine spent besides is the rest: the farm serving, and PostgreSQL's server,
+whose work shares the same cores.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ class CpuSplit:
         self.parts: dict[str, float] = {}
         self._interval = interval
         self._seconds: dict[int, tuple[str, float]] = {}  # thread id -> (part, CPU so far)
+        self._threads: set[str] = set()  # the parts that are threads of this process
         self._done = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name=f"{BENCH_THREAD}cpu")
 
     def __enter__(self) -> CpuSplit:
         self._before = self._sample()
         self._children = _children_seconds()
+        self._machine = _machine_seconds()
         self._watcher.start()
         return self
 
@@ -43,11 +47,15 @@ class CpuSplit:
         for tid, (part, seconds) in self._seconds.items():
             used = seconds - self._before.get(tid, (part, 0.0))[1]
             self.parts[part] = self.parts.get(part, 0.0) + used
+            self._threads.add(part)
         self.parts["parse workers (other processes)"] = _children_seconds() - self._children
+        ours = sum(self.parts.values())
+        besides = _machine_seconds() - self._machine - ours
+        self.parts["rest of the machine (farm, database server)"] = max(besides, 0.0)
 
     @property
     def this_process(self) -> float:
-        return sum(s for part, s in self.parts.items() if "other processes" not in part)
+        return sum(s for part, s in self.parts.items() if part in self._threads)
 
     def _watch(self) -> None:
         while not self._done.wait(self._interval):
@@ -74,3 +82,10 @@ class CpuSplit:
 def _children_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _machine_seconds() -> float:
+    """CPU seconds every core of the machine has been busy since boot (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / _TICKS

@@ -510,6 +510,6 @@ def _cold_cpu_lines(wall: float, split: CpuSplit, floor_seconds: float) -> list[
         f" {COLD_TARGET}x the floor is {COLD_TARGET * floor_seconds:.1f} s)",
     ]
     for part, seconds in sorted(split.parts.items(), key=lambda part: -part[1]):
-        lines.append(f"  {part:<40} {seconds:6.1f} s")
-    lines.append(f"  {'this process (shares one GIL)':<40} {split.this_process:6.1f} s")
+        lines.append(f"  {part:<46} {seconds:6.1f} s")
+    lines.append(f"  {'this process (shares one GIL)':<46} {split.this_process:6.1f} s")
     return lines
