@@ -512,4 +512,13 @@ def _cold_cpu_lines(wall: float, split: CpuSplit, floor_seconds: float) -> list[
     for part, seconds in sorted(split.parts.items(), key=lambda part: -part[1]):
         lines.append(f"  {part:<46} {seconds:6.1f} s")
     lines.append(f"  {'this process (shares one GIL)':<46} {split.this_process:6.1f} s")
-    return lines
+    target = COLD_TARGET * floor_seconds
+    if wall <= target:
+        return lines
+    if split.this_process > target:
+        used = split.this_process
+        why = f"this process alone used {used:.1f} s of CPU; the pass may take {target:.1f} s"
+    else:
+        busy = sum(split.parts.values()) / (wall * (os.cpu_count() or 1))
+        why = f"the parts together kept the cores {busy:.0%} busy"
+    return [*lines, f"not met: {why} (the store's profile, what would cut it: bench/README.md)"]
