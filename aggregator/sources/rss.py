@@ -113,9 +113,10 @@ def parse_feed(
 def _feedparser_options(body: bytes, url: str, content_type: str | None) -> dict[str, Any]:
     """feedparser's arguments: the feed's URL only for a document that declares a base.
 
-    Given a URL, feedparser joins it with every element's inherited base (a third of its time on
-    ordinary feeds) and reparses all content HTML to resolve links. Without an xml:base our own
-    steps resolve links against the feed's URL: `safe_link` for item links, nh3 for content.
+    Given a URL, feedparser joins it with every element's inherited base and reparses all content
+    HTML to resolve links: `parse_feed` took 0.53 ms an item of the bench's feeds so, 0.37 ms
+    without. Without an xml:base our own steps resolve links against the feed's URL: `safe_link`
+    for item links, nh3 for content.
     The test is loose (a "base =" in text matches too): a false match only takes the slower path.
     """
     headers = {"content-type": content_type} if content_type else {}
