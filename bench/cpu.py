@@ -22,13 +22,14 @@ BENCH_THREAD = "bench-"  # the bench's own watchers, left out of the split
 
 
 class CpuSplit:
-    """CPU seconds by part while in use: `parts` maps a part's name to its seconds."""
+    """CPU seconds by part while in use: `parts` maps a part's name to its seconds, and
+    `this_process` sums the parts that are this process's threads."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.parts: dict[str, float] = {}
         self._interval = interval
+        self.this_process = 0.0  # the threads' parts together
         self._seconds: dict[int, tuple[str, float]] = {}  # thread id -> (part, CPU so far)
-        self._threads: set[str] = set()  # the parts that are threads of this process
         self._done = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name=f"{BENCH_THREAD}cpu")
 
@@ -42,20 +43,15 @@ class CpuSplit:
     def __exit__(self, *_exc: object) -> None:
         self._done.set()
         self._watcher.join()
-        for tid, (part, seconds) in self._sample().items():
-            self._seconds[tid] = (part, seconds)
+        self._seconds.update(self._sample())
         for tid, (part, seconds) in self._seconds.items():
             used = seconds - self._before.get(tid, (part, 0.0))[1]
             self.parts[part] = self.parts.get(part, 0.0) + used
-            self._threads.add(part)
-        self.parts["parse workers (other processes)"] = _children_seconds() - self._children
-        ours = sum(self.parts.values())
-        besides = _machine_seconds() - self._machine - ours
+        self.this_process = sum(self.parts.values())
+        workers = _children_seconds() - self._children
+        self.parts["parse workers (other processes)"] = workers
+        besides = _machine_seconds() - self._machine - self.this_process - workers
         self.parts["rest of the machine (farm, database server)"] = max(besides, 0.0)
-
-    @property
-    def this_process(self) -> float:
-        return sum(s for part, s in self.parts.items() if part in self._threads)
 
     def _watch(self) -> None:
         while not self._done.wait(self._interval):
