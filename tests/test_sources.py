@@ -12,6 +12,7 @@ from feed_server import write_feed
 
 from aggregator.errors import ParseError
 from aggregator.models import Entry, ParsedFeed
+from aggregator.sanitise import sanitise_html
 from aggregator.sources.rss import parse_feed
 from aggregator.sources.xmlparts import split_feed
 
@@ -142,6 +143,15 @@ def test_json_feed_relative_links_resolve_against_the_feed_url() -> None:
     assert entry.link == "https://json.example.org/posts/1"
     assert 'href="https://json.example.org/about"' in entry.content_html
     assert 'src="https://json.example.org/feeds/img/chart.png"' in entry.content_html
+
+
+def test_a_relative_link_with_no_absolute_base_is_dropped() -> None:
+    html = sanitise_html(
+        '<a href="/about">about</a> <a href="https://ok.example.org/">ok</a>', "/f"
+    )
+    assert 'href="/about"' not in html
+    assert ">about</a>" in html
+    assert 'href="https://ok.example.org/"' in html
 
 
 def test_implausible_dates_become_the_fetch_time_flagged() -> None:
