@@ -158,11 +158,14 @@ def main() -> None:
 def init(app: _App) -> None:
     """Create the database, or upgrade it to this version's schema."""
     before, after = upgrade_to_head(app.engine)
-    Repository(app.engine).sync_feeds(app.settings.feeds)
+    repository = Repository(app.engine)
+    repository.sync_feeds(app.settings.feeds)
     if before == after:
         click.echo(f"database is up to date (revision {after})")
     else:
         click.echo(f"database {'created' if before is None else 'upgraded'} at revision {after}")
+    if titled := repository.title_untitled_items(utc_now()):
+        click.echo(f"gave {titled} untitled items a title from their text")
 
 
 @cli.command()

@@ -39,7 +39,6 @@ FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 _NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
 VETO_WINDOW_WORDS = 2
-_MAX_UNESCAPE_ROUNDS = 3
 _MAX_SHARED_HITS = 10_000
 FIELD_END = "\x00"
 # Every ASCII byte that is not a letter or digit separates words (NUL ends a field).
@@ -126,27 +125,19 @@ def _normalise_fields(texts: Sequence[str]) -> str:
     separator = f" {FIELD_END} "
     joined = separator.join(texts)
     if "<" in joined or "&" in joined or joined.count(FIELD_END) != len(texts) - 1:
-        joined = separator.join(_decoded(text).replace(FIELD_END, "") for text in texts)
+        joined = separator.join(text_from_html(text).replace(FIELD_END, "") for text in texts)
     if joined.isascii():
         joined = joined.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
     else:
         joined = "".join(
-            char if char.isalnum() or char == FIELD_END else " "
+            char
+            if char.isalnum() or char == FIELD_END
+            else ""
+            if unicodedata.category(char) == "Cf"  # a soft hyphen inside a word
+            else " "
             for char in unicodedata.normalize("NFKC", joined)
         )
     return " " + " ".join(joined.split()) + " "
-
-
-def _decoded(text: str) -> str:
-    """Markup stripped and entities decoded, however many times the feed escaped them."""
-    for _ in range(_MAX_UNESCAPE_ROUNDS):
-        if "<" not in text and "&" not in text:
-            break
-        decoded = text_from_html(text)
-        if decoded == text:
-            break
-        text = decoded
-    return text
 
 
 def _lower_same_length(spaced: str) -> str:

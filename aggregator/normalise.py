@@ -21,12 +21,22 @@ FUTURE_TOLERANCE = timedelta(days=1)
 
 _WHITESPACE = re.compile(r"\s+")
 _TEXT_ONLY = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, strip_comments=True)
-
+# Tags that end a run of words: dropping them must leave a space ("<li>MS</li><li>CD19</li>").
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|br|li|ul|ol|div|h[1-6]|tr|td|th|dt|dd|dl|table|thead|tbody|blockquote|pre|hr"
+    r"|section|article|header|footer|aside|nav|figure|figcaption|caption|address)\b[^>]*>",
+    re.IGNORECASE,
+)
+# What is left after one round of stripping and decoding that may still be markup: a whole tag
+# or an entity (a feed that escaped its HTML once more than it should).
+_STILL_MARKUP = re.compile(r"</?[A-Za-z][^<>]*>|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);")
+_MAX_UNESCAPE_ROUNDS = 3
+UNTITLED = "Untitled item"  # an item with neither a title, nor text, nor a link
 
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]")
-_UNPRINTABLE_CATEGORIES = frozenset(
-    ("Cc", "Cs", "Co", "Cn")
-)  # controls, surrogates, private, unassigned
+# Controls, formatting characters (soft hyphens, zero-width and bidi controls: invisible, and
+# they split words for matching and search), surrogates, private use, unassigned.
+_UNPRINTABLE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn"))
 
 
 def _drop_unprintable(found: re.Match[str]) -> str:
@@ -50,13 +60,34 @@ def clean_text(text: str, max_length: int | None = None) -> str:
 
 
 def text_from_html(markup: str, max_length: int | None = None) -> str:
-    """The readable text of an HTML fragment: tags and scripts dropped, entities decoded.
+    """The readable text of an HTML fragment: tags and scripts dropped, entities decoded, and a
+    space where a block ended (a paragraph, a line break, a list item), so words never glue.
 
-    Feeds put markup (and escaped markup) in fields that are meant to be text, such as titles.
+    Feeds put markup in fields that are meant to be text, and escape it once, twice or not at
+    all: E-utilities' titles carry "&lt;i&gt;EBV&lt;/i&gt;". Stripping and decoding repeat
+    until no tag or entity is left (a few rounds at most), so escaped markup ends as text too.
     """
     if "<" not in markup and "&" not in markup:
         return clean_text(markup, max_length)
-    return clean_text(html.unescape(_TEXT_ONLY.clean(markup)), max_length)
+    text = markup
+    for _ in range(_MAX_UNESCAPE_ROUNDS):
+        text = html.unescape(_TEXT_ONLY.clean(_BLOCK_TAG.sub(r" \g<0> ", text)))
+        if not _STILL_MARKUP.search(text):
+            break
+    return clean_text(text, max_length)
+
+
+def fallback_title(markup: str, link: str | None, max_length: int = 120) -> str:
+    """A title for an item that has none (valid RSS 2.0: a Mastodon post, a short note): the
+    first sentence of its first paragraph, cut at a word when long, else its link. Every page,
+    feed and digest needs something to show and to link, and Atom requires a title."""
+    blocks = (text_from_html(block) for block in _BLOCK_TAG.split(markup))
+    first = next((block for block in blocks if block), "")
+    sentence = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0].rstrip(" ,;:")
+    if len(sentence) > max_length:
+        cut = sentence[: max_length - 1].rsplit(" ", 1)[0] or sentence[: max_length - 1]
+        sentence = cut.rstrip(" ,.;:") + "…"
+    return sentence or link or UNTITLED
 
 
 def safe_link(link: str | None, base_url: str) -> str | None:

@@ -452,7 +452,7 @@ def test_clean_text_keeps_exactly_the_printable_characters(text: str) -> None:
     printable = "".join(
         char
         for char in text
-        if char in "\t\n\r " or unicodedata.category(char) not in ("Cc", "Cs", "Co", "Cn")
+        if char in "\t\n\r " or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
     )
     assert clean_text(text) == " ".join(printable.split())
 

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from aggregator.normalise import clean_text, plausible_date, safe_link, text_from_html
+from aggregator.normalise import (
+    UNTITLED,
+    clean_text,
+    fallback_title,
+    plausible_date,
+    safe_link,
+    text_from_html,
+)
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 BASE = "https://feeds.example.org/news/feed.xml"
@@ -18,7 +25,37 @@ BASE = "https://feeds.example.org/news/feed.xml"
         pytest.param("CAR T in MS", "CAR T in MS", id="plain"),
         pytest.param("<b>CAR</b>-T <i>cells</i>", "CAR-T cells", id="tags-inside-words"),
         pytest.param("CAR&nbsp;T &amp; MS", "CAR T & MS", id="entities"),
-        pytest.param("&lt;i&gt;CAR&lt;/i&gt;-T", "<i>CAR</i>-T", id="escaped-markup-decoded-once"),
+        pytest.param("&lt;i&gt;EBV&lt;/i&gt; in MS", "EBV in MS", id="escaped-markup-is-text-too"),
+        pytest.param(
+            "CD5&lt;sup&gt;+&lt;/sup&gt; T cells", "CD5+ T cells", id="escaped-superscript"
+        ),
+        pytest.param("&amp;lt;b&amp;gt;CAR&amp;lt;/b&amp;gt;-T", "CAR-T", id="escaped-twice"),
+        pytest.param(
+            "J Neurol Neurosurg &amp;amp; Psychiatry",
+            "J Neurol Neurosurg & Psychiatry",
+            id="ampersand-escaped-twice",
+        ),
+        pytest.param(
+            "<p>Kyverna Therapeutics</p><p>Recruiting</p>",
+            "Kyverna Therapeutics Recruiting",
+            id="paragraphs-keep-words-apart",
+        ),
+        pytest.param(
+            "2 December 2026<br/>Results from",
+            "2 December 2026 Results from",
+            id="line-break-keeps-words-apart",
+        ),
+        pytest.param(
+            "<ul><li>Relapsing MS</li><li>CD19</li></ul>",
+            "Relapsing MS CD19",
+            id="list-items-keep-words-apart",
+        ),
+        pytest.param("<td>MS</td><td>CAR T</td>", "MS CAR T", id="table-cells-keep-words-apart"),
+        pytest.param("multiple scle\u00adrosis", "multiple sclerosis", id="soft-hyphen"),
+        pytest.param("multiple scle&shy;rosis", "multiple sclerosis", id="soft-hyphen-entity"),
+        pytest.param("CAR\u200b-T for MS\u200b:", "CAR-T for MS:", id="zero-width-space"),
+        pytest.param("\u202eMS\u202c CAR T", "MS CAR T", id="bidi-controls"),
+        pytest.param("\ufeffCAR T", "CAR T", id="byte-order-mark-inside-text"),
         pytest.param("a<script>alert(1)</script>b", "ab", id="script-content-dropped"),
         pytest.param("a<style>p{}</style>b", "ab", id="style-content-dropped"),
         pytest.param("line\none\r\n\ttwo", "line one two", id="whitespace-collapsed"),
@@ -30,6 +67,37 @@ BASE = "https://feeds.example.org/news/feed.xml"
 )
 def test_text_from_html(markup: str, expected: str) -> None:
     assert text_from_html(markup) == expected
+
+
+@pytest.mark.parametrize(
+    ("markup", "link", "expected"),
+    [
+        pytest.param(
+            "<p>KYSA-7 update from Kyverna</p><p>Recruiting in Germany.</p>",
+            None,
+            "KYSA-7 update from Kyverna",
+            id="first-paragraph",
+        ),
+        pytest.param(
+            "Sites open in Germany. More follow in 2027.",
+            None,
+            "Sites open in Germany.",
+            id="first-sentence",
+        ),
+        pytest.param(
+            "Reading list:<ul><li>MS</li></ul>", None, "Reading list", id="trailing-colon"
+        ),
+        pytest.param(
+            "word " * 60, None, ("word " * 23).strip() + "…", id="long-text-cut-at-a-word"
+        ),
+        pytest.param("", "https://a.example/post/1", "https://a.example/post/1", id="link-only"),
+        pytest.param("<p></p>", None, UNTITLED, id="nothing-at-all"),
+    ],
+)
+def test_an_untitled_item_takes_a_title_from_its_text(
+    markup: str, link: str | None, expected: str
+) -> None:
+    assert fallback_title(markup, link) == expected
 
 
 def test_text_is_capped_with_an_ellipsis() -> None:

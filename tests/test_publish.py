@@ -9,11 +9,11 @@ from typing import Any
 
 import feedparser
 import pytest
-import rnc2rng
 from conftest import CliRunnerFunction, ConfigFactory
 from defusedxml import ElementTree
 from feed_server import FeedServer
 from lxml import etree
+from outputs import atom_schema
 from samples import PRESS_RELEASE
 
 from aggregator.files import write_atomically
@@ -147,14 +147,6 @@ def test_atom_has_the_required_elements(published: Path) -> None:
     for entry in root.findall(atom + "entry"):
         for element in ("id", "title", "updated"):
             assert entry.find(atom + element) is not None, element
-
-
-def atom_schema() -> etree.RelaxNG:
-    """RFC 4287's grammar, from its compact syntax. rnc2rng declares the empty `local`
-    namespace as xmlns:local="", which XML forbids; the schema needs no declaration for it."""
-    compact = (Path(__file__).parent / "data" / "atom.rnc").read_text()
-    grammar = rnc2rng.dumps(rnc2rng.loads(compact)).replace('xmlns:local=""', "")
-    return etree.RelaxNG(etree.fromstring(grammar.encode()))
 
 
 def test_atom_is_valid_against_the_rfc_4287_schema(published: Path) -> None:

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator.models import Entry, SourceKind
-from aggregator.normalise import clean_text, plausible_date, safe_link, text_from_html
+from aggregator.normalise import (
+    clean_text,
+    fallback_title,
+    plausible_date,
+    safe_link,
+    text_from_html,
+)
 from aggregator.sanitise import sanitise_html
 
 MAX_TITLE = 1_000
@@ -22,6 +29,12 @@ MAX_NAME = 200
 MAX_AUTHORS = 20
 MAX_CATEGORIES = 30
 MAX_IDENTITY = 512
+# WordPress's RSS footer ("The post <a>Title</a> appeared first on <a>Site</a>."): the same
+# words under every item of the feed, never part of what the item says.
+_WORDPRESS_FOOTER = re.compile(
+    r"(?:<p>\s*)?The post .{1,1000}? appeared first on .{1,500}?(?:</p>\s*|\.?\s*)$",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +70,14 @@ def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
     """One clean entry. Missing or implausible dates become the fetch time, flagged as estimated."""
     guid = clean_text(raw.guid or "") or None
     link = safe_link(raw.link, feed_url)
-    title = text_from_html(raw.title, MAX_TITLE)
+    body = _WORDPRESS_FOOTER.sub("", raw.body)
     if raw.body_is_html:
-        content_html = sanitise_html(raw.body, feed_url)
-    else:
-        content_html = f"<p>{html.escape(clean_text(raw.body))}</p>" if raw.body.strip() else ""
-    summary = text_from_html(raw.summary or content_html, MAX_SUMMARY)
+        content_html = sanitise_html(body, feed_url)
+    else:  # plain text, though APIs still send entities ("&amp;") and tags ("<i>") in it
+        text = text_from_html(body)
+        content_html = f"<p>{html.escape(text)}</p>" if text else ""
+    summary = text_from_html(_WORDPRESS_FOOTER.sub("", raw.summary) or content_html, MAX_SUMMARY)
+    title = text_from_html(raw.title, MAX_TITLE) or fallback_title(content_html or summary, link)
     published = plausible_date(raw.published, fetched_at)
     updated = plausible_date(raw.updated, fetched_at)
     content_hash = _hash(title, link or "", summary, content_html)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aggregator.analyse import AnalysedEntry
 from aggregator.config import FeedSettings
 from aggregator.models import TermHit, TopicMatch
+from aggregator.normalise import fallback_title
 from aggregator.schedule import typical_gap
 from aggregator.store.schema import (
     Feed,
@@ -48,7 +49,12 @@ from aggregator.store.schema import (
     update_by_id,
 )
 from aggregator.store.statistics import analyse_outgrown_tables
-from aggregator.store.stories import NewItem, assign_stories, assign_unassigned
+from aggregator.store.stories import (
+    NewItem,
+    assign_stories,
+    assign_unassigned,
+    refresh_stories,
+)
 
 # Bound parameter lists: SQLite allows 32,766 per statement, and smaller batches keep memory flat.
 BATCH_SIZE = 500
@@ -447,6 +453,28 @@ class Repository:
             if assigned:
                 _new_content_version(session)
             return assigned
+
+    def title_untitled_items(self, now: datetime) -> int:
+        """Give items stored without a title (before titles were made from text) one, and
+        their stories with them; returns how many. An empty title stopped the Atom export."""
+        with self._sessions.begin() as session:
+            untitled = session.execute(
+                select(Item.id, Item.content_html, Item.summary, Item.link, Item.story_id).where(
+                    Item.title == ""
+                )
+            ).all()
+            if not untitled:
+                return 0
+            session.execute(
+                update_by_id(Item),
+                [
+                    {"row_id": item_id, "title": fallback_title(content or summary, link)}
+                    for item_id, content, summary, link, _ in untitled
+                ],
+            )
+            refresh_stories(session, {story for *_, story in untitled if story is not None}, now)
+            _new_content_version(session)
+            return len(untitled)
 
     def list_feeds(self) -> list[FeedRow]:
         """Every active feed with its fetch state and item count, by name."""

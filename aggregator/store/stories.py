@@ -470,6 +470,12 @@ def _carry_digest_history(session: Session, merged: Sequence[int], target: int) 
         session.execute(insert(DigestStory), moved)
 
 
+def refresh_stories(session: Session, story_ids: set[int], now: datetime) -> None:
+    """Take each story's title, link and dates from its items again (after items changed
+    outside a fetch, such as titles repaired)."""
+    _refresh(session, story_ids, now, set())
+
+
 def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[int]) -> None:
     """Title and link from the best source; first seen from the earliest item."""
     if not story_ids:
