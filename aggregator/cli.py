@@ -23,7 +23,6 @@ from typing import Any
 import click
 import uvicorn
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
 from aggregator import __version__
 from aggregator.config import (
@@ -36,10 +35,10 @@ from aggregator.config import (
 )
 from aggregator.config_edit import add_feeds, remove_feed
 from aggregator.digests import DigestSender, PreparedDigest
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableError
 from aggregator.evaluate import evaluate, read_labelled
 from aggregator.match import FeedContext, build_matcher
-from aggregator.models import TopicMatch
+from aggregator.models import StoryRow, TopicMatch
 from aggregator.opml import Subscription, name_for, read_opml, write_opml
 from aggregator.pipeline import (
     CheckReport,
@@ -56,9 +55,8 @@ from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
 from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
+from aggregator.store import Outbox, Repository
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
-from aggregator.store.outbox import Outbox
-from aggregator.store.repository import Repository, StoryRow
 from aggregator.web import create_app
 
 log = logging.getLogger("aggregator")
@@ -77,14 +75,13 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except StoreUnavailableError as error:
+            # Locked, unreachable, full: what was committed stays; the command can be re-run.
+            raise _Failure(
+                AggregatorError(f"database error, nothing half-done was kept: {error}")
+            ) from error
         except AggregatorError as error:
             raise _Failure(error) from error
-        except OperationalError as error:
-            # Locked, unreachable, full: what was committed stays; the command can be re-run.
-            cause = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            raise _Failure(
-                AggregatorError(f"database error, nothing half-done was kept: {cause}")
-            ) from error
 
 
 @dataclass

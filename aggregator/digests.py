@@ -28,8 +28,8 @@ from aggregator.publish.digest import (
 )
 from aggregator.publish.mailer import DeliveryError, Mailer
 from aggregator.schedule import cron_trigger, last_run_time
+from aggregator.store import Repository
 from aggregator.store.outbox import SENT, DigestDraft, Outbox, StoredDigest
-from aggregator.store.repository import Repository
 
 log = logging.getLogger(__name__)
 

@@ -59,5 +59,11 @@ class ParseError(FeedError):
     """The body arrived but is not a feed we can read."""
 
 
+class StoreUnavailableError(AggregatorError):
+    """The database could not do a unit of work: locked past the busy timeout, full,
+    unreachable. The transaction was rolled back whole, so the same work can be tried again;
+    the message is the database's own first line."""
+
+
 class DatabaseNotReadyError(AggregatorError):
     """The database schema is missing or older than this version expects."""

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from aggregator.digests import DigestReport
 from aggregator.pipeline import FeedReport
-from aggregator.store.repository import Repository
+from aggregator.store import Repository
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger(__name__)

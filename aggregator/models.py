@@ -1,4 +1,8 @@
-"""Values that cross pipeline stages. Frozen, typed, and free of I/O."""
+"""Values that cross pipeline stages and the store's edge. Frozen, typed, and free of I/O.
+
+Renderers, the CLI and the web face read stories and feeds as these values, so none of them
+needs the store (or SQLAlchemy) to be imported to work with what it holds.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+# A feed's state after its last fetch: "new" (never fetched), "ok" (parsed), "not modified"
+# (a 304), "unchanged" (the same body again), "error" (failing, retried with back-off),
+# "paused" (failing too long, or gone: not fetched until resumed), "resumed" (due again).
+FeedStatus = Literal["new", "ok", "not modified", "unchanged", "error", "paused", "resumed"]
+PAUSED: FeedStatus = "paused"
 
 SourceKind = Literal["registry", "journal", "preprint", "press-release", "news", "society"]
 # What readers see for each kind: on badges, and as the category of feed entries.
@@ -72,3 +82,117 @@ class TopicMatch:
     topic: str
     score: float
     hits: tuple[TermHit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the fetcher needs to know about a feed before requesting it."""
+
+    feed_id: int
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    consecutive_failures: int
+    failing_since: datetime | None = None
+    ttl: timedelta | None = None
+    type: str = "rss"
+    last_success_at: datetime | None = None
+    publish_gap: timedelta | None = None  # how often it publishes, once that is known
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """How one fetch of one feed ended, as it should be recorded."""
+
+    status: FeedStatus
+    fetched_at: datetime
+    next_fetch_at: datetime
+    http_status: int | None = None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    title: str | None = None
+    ttl: timedelta | None = None  # from a parsed body; None keeps what is known
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """A feed with its fetch state, for `feeds list`, /healthz and the digest's footer."""
+
+    name: str
+    url: str
+    type: str
+    title: str | None
+    status: FeedStatus
+    last_error: str | None
+    consecutive_failures: int
+    last_fetched_at: datetime | None
+    last_success_at: datetime | None
+    next_fetch_at: datetime | None
+    items: int
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorySource:
+    """One item of a story: where it was seen, under which title and link."""
+
+    item_id: int
+    feed: str
+    kind: str | None
+    title: str
+    link: str | None
+    published: datetime
+    feed_title: str  # what the feed calls itself, else its name in the config
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """A story as listed: the best source's title and link, every source, why it matched."""
+
+    id: int
+    title: str
+    link: str | None
+    first_seen: datetime
+    updated: datetime
+    news_at: datetime
+    summary: str
+    sources: tuple[StorySource, ...]
+    matches: tuple[TopicMatch, ...]  # the best match per topic among the story's items
+
+
+@dataclass(frozen=True, slots=True)
+class MergeReason:
+    """Two items of a story, and why they were found to be the same story."""
+
+    item_id: int
+    other_item_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemText:
+    """What matching reads of a stored item."""
+
+    item_id: int
+    feed: str
+    title: str
+    summary: str
+    content_html: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchChange:
+    """An item that would join (`added`) or leave a topic under new rules."""
+
+    topic: str
+    item_id: int
+    title: str
+    added: bool

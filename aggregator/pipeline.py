@@ -28,26 +28,26 @@ from http import HTTPStatus
 from itertools import zip_longest
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import OperationalError
-
 from aggregator.analyse import analyse
 from aggregator.config import Settings
-from aggregator.errors import FeedError, FetchError
+from aggregator.errors import FeedError, FetchError, StoreUnavailableError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher, item_fields
-from aggregator.models import ParsedFeed, TopicMatch
+from aggregator.models import (
+    PAUSED,
+    FeedState,
+    FeedStatus,
+    FetchOutcome,
+    ItemText,
+    MatchChange,
+    ParsedFeed,
+    TopicMatch,
+)
 from aggregator.parse_pool import Parsed, ParsePool
 from aggregator.schedule import adaptive_interval, next_fetch_time
 from aggregator.sources import Download
 from aggregator.sources.registry import SOURCE_TYPES
-from aggregator.store.repository import (
-    PAUSED,
-    FeedState,
-    FetchOutcome,
-    ItemText,
-    MatchChange,
-    Repository,
-)
+from aggregator.store import Repository
 from aggregator.store_batches import StoreBatches
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,8 @@ class _FetchRun:
                 report = await self._store_parsed(feed, result, now, body_hash, parsed)
         except FeedError as exc:
             report = await store(self._record_failure, feed, exc.reason, exc)
-        except OperationalError as exc:  # locked, unreachable or full: this feed is retried
-            reason = f"database unavailable: {str(exc.orig or exc).strip().splitlines()[0]}"
+        except StoreUnavailableError as exc:  # locked, unreachable or full: this feed is retried
+            reason = f"database unavailable: {exc}"
             log.warning("feed not stored feed=%s url=%s error=%r", feed.name, feed.url, reason)
             report = await store(self._record_failure, feed, reason, exc)
         except Exception as exc:  # a bug must not stop the other feeds
@@ -262,7 +262,7 @@ class _FetchRun:
         """Record a fetch that brought nothing new, or parse, analyse and store a body the pool
         handed back (a large body streams: its entries are stored as they are read)."""
         if result.body is None or body_hash == feed.body_hash:  # 304, or the same bytes again
-            status = "not modified" if result.body is None else "unchanged"
+            status: FeedStatus = "not modified" if result.body is None else "unchanged"
             next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
             self.quiet.append((feed.feed_id, _outcome(result, now, status, next_at)))
             if len(self.quiet) >= QUIET_BATCH:
@@ -302,8 +302,8 @@ class _FetchRun:
         batch, self.quiet = self.quiet, []
         try:
             self.repository.record_quiet_fetches(batch)
-        except OperationalError as error:
-            log.warning("quiet fetches not recorded feeds=%d error=%r", len(batch), str(error.orig))
+        except StoreUnavailableError as error:
+            log.warning("quiet fetches not recorded feeds=%d error=%r", len(batch), str(error))
 
     def _record_failure(self, feed: FeedState, reason: str, exc: Exception) -> FeedReport:
         now = self.clock()
@@ -325,8 +325,8 @@ class _FetchRun:
                 error=reason,
             )
             self.repository.record_fetch(feed.feed_id, outcome)
-        except OperationalError as error:  # the feed stays due, so the next run tries again
-            log.warning("cannot record failure feed=%s error=%r", feed.name, str(error.orig))
+        except StoreUnavailableError as error:  # the feed stays due, so the next run tries again
+            log.warning("cannot record failure feed=%s error=%r", feed.name, str(error))
         except Exception:
             log.exception("cannot record failure feed=%s url=%s", feed.name, feed.url)
         return FeedReport(feed.name, feed.url, status, error=reason)
@@ -359,7 +359,7 @@ class _FetchRun:
 
 
 def _outcome(
-    result: FetchResult, fetched_at: datetime, status: str, next_fetch_at: datetime
+    result: FetchResult, fetched_at: datetime, status: FeedStatus, next_fetch_at: datetime
 ) -> FetchOutcome:
     return FetchOutcome(
         status=status,

@@ -45,9 +45,8 @@ from aggregator.pipeline import apply_rule_changes, fetch_feeds, utc_now
 from aggregator.publish.export import export_all
 from aggregator.publish.mailer import Mailer
 from aggregator.schedule import cron_trigger
+from aggregator.store import Outbox, Repository
 from aggregator.store.database import single_service_process, this_process
-from aggregator.store.outbox import Outbox
-from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from sqlalchemy.exc import OperationalError
-
 from aggregator.analyse import AnalysedEntry
-from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
+from aggregator.errors import StoreUnavailableError
+from aggregator.models import FetchOutcome
+from aggregator.store import FeedFetch, Repository
 
 log = logging.getLogger(__name__)
 # Items in one transaction at most: beyond a few hundred the statements saved are few, and a
@@ -50,7 +50,7 @@ class StoreBatches:
     ) -> Counts:
         """Store the feed with whichever others are waiting; (new, updated) item counts.
 
-        Raises what storing it raised: OperationalError when the database refused the batch,
+        Raises what storing it raised: StoreUnavailableError when the database refused the batch,
         anything else only if this feed's own data failed when stored alone.
         """
         loop = asyncio.get_running_loop()
@@ -70,7 +70,7 @@ class StoreBatches:
             return
         try:
             results = self._repository.record_fetches([waiting.fetch for waiting in batch])
-        except OperationalError as error:  # the database refused: every feed is tried again
+        except StoreUnavailableError as error:  # the database refused: every feed is tried again
             for waiting in batch:
                 loop.call_soon_threadsafe(_fail, waiting.counts, error)
             return

@@ -39,10 +39,10 @@ from aggregator import __version__
 from aggregator.config import Settings
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
-from aggregator.models import SOURCE_KIND_LABELS
+from aggregator.models import PAUSED, SOURCE_KIND_LABELS, StoryRow
 from aggregator.publish.feeds import MEDIA_TYPES, matched_words, source_kinds
-from aggregator.store.outbox import Outbox, StoredDigest
-from aggregator.store.repository import PAUSED, Repository, StoryRow
+from aggregator.store import Outbox, Repository
+from aggregator.store.outbox import StoredDigest
 
 ARCHIVE_SIZE = 200  # the newest sent digests listed at /digests/
 

@@ -40,9 +40,8 @@ from aggregator.match import build_matcher
 from aggregator.pipeline import fetch_feeds
 from aggregator.publish.digest import Envelope, build_content, compose
 from aggregator.publish.export import export_all
+from aggregator.store import Outbox, Repository
 from aggregator.store.database import create_database_engine, upgrade_to_head
-from aggregator.store.outbox import Outbox
-from aggregator.store.repository import Repository
 from bench.corpus import FeedItem, make_feed_items
 from bench.cpu import BENCH_THREAD, CpuSplit
 

@@ -141,9 +141,8 @@ def test_a_trial_status_change_is_news_in_the_next_digest(
     from aggregator.digests import DigestSender
     from aggregator.pipeline import utc_now
     from aggregator.publish.mailer import Mailer
+    from aggregator.store import Outbox, Repository
     from aggregator.store.database import create_database_engine
-    from aggregator.store.outbox import Outbox
-    from aggregator.store.repository import Repository
 
     smtp = SmtpServer()
     config = sources("clinicaltrials")

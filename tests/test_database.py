@@ -6,15 +6,15 @@ import time
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from aggregator.errors import StoreUnavailableError
+from aggregator.store import Repository
 from aggregator.store.database import (
     PING_AFTER_IDLE_SECONDS,
     create_database_engine,
     upgrade_to_head,
 )
-from aggregator.store.repository import Repository
 
 
 def _drop_connections_like_a_restart(database_url: str) -> None:
@@ -58,7 +58,7 @@ def test_a_connection_lost_in_steady_use_fails_one_unit_of_work_only(
         repository.count_stories()
         _drop_connections_like_a_restart(postgres_database_url)
 
-        with pytest.raises(OperationalError):
+        with pytest.raises(StoreUnavailableError):
             repository.count_stories()
         assert repository.count_stories() == 0
     finally:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from aggregator.config import Subscriber
-from aggregator.models import TermHit, TopicMatch
+from aggregator.models import FeedRow, StoryRow, StorySource, TermHit, TopicMatch
 from aggregator.publish.digest import (
     DigestContent,
     Envelope,
@@ -24,7 +24,6 @@ from aggregator.publish.digest import (
     render_text,
     subject_line,
 )
-from aggregator.store.repository import FeedRow, StoryRow, StorySource
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 TITLES = {"car-t-ms": "CAR T in MS", "car-t-lupus": "CAR T in lupus"}

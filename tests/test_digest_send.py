@@ -33,9 +33,8 @@ from aggregator.config import load_settings
 from aggregator.digests import DigestSender
 from aggregator.pipeline import utc_now
 from aggregator.publish.mailer import Mailer
+from aggregator.store import Outbox, Repository
 from aggregator.store.database import create_database_engine
-from aggregator.store.outbox import Outbox
-from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
 READER = "reader@example.org"

@@ -48,9 +48,8 @@ from aggregator.sources.rss import (
     parse_feed,
     require_safe_expat,
 )
+from aggregator.store import Outbox, Repository
 from aggregator.store.database import create_database_engine
-from aggregator.store.outbox import Outbox
-from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
 MB = 1024 * 1024

@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
+from aggregator.store import Repository
 from aggregator.store.database import create_database_engine, migrations_dir, upgrade_to_head
-from aggregator.store.repository import Repository
 from aggregator.store.schema import Base, is_search_object
 
 

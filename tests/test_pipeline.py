@@ -12,7 +12,7 @@ from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 
 from aggregator import pipeline
-from aggregator.store.repository import FeedState
+from aggregator.models import FeedState
 
 FORMATS = [
     ("rss091", "rss091.xml"),

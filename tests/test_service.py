@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
 from aggregator.pipeline import fetch_feeds
+from aggregator.store import Repository
 from aggregator.store.database import create_database_engine
-from aggregator.store.repository import Repository
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

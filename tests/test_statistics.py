@@ -15,10 +15,10 @@ from samples import analysed_entries
 from sqlalchemy import Engine, text
 
 from aggregator.config import FeedSettings
+from aggregator.models import FetchOutcome
 from aggregator.sources.entries import RawEntry
-from aggregator.store import statistics
+from aggregator.store import FeedFetch, Repository, statistics
 from aggregator.store.database import create_database_engine, upgrade_to_head
-from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
 from aggregator.store.statistics import MIN_ROWS
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)

@@ -15,9 +15,10 @@ from sqlalchemy.exc import DBAPIError
 
 from aggregator.analyse import AnalysedEntry
 from aggregator.config import FeedSettings
+from aggregator.models import FetchOutcome
 from aggregator.sources.entries import RawEntry
+from aggregator.store import Repository
 from aggregator.store.database import create_database_engine, upgrade_to_head
-from aggregator.store.repository import FetchOutcome, Repository
 from aggregator.store_batches import StoreBatches
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)

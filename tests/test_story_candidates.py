@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from aggregator.config import FeedSettings
 from aggregator.dedupe import MAX_BAND_ITEMS, fingerprint
+from aggregator.models import FetchOutcome
 from aggregator.sources.entries import RawEntry
+from aggregator.store import FeedFetch, Repository
 from aggregator.store.database import create_database_engine, upgrade_to_head
-from aggregator.store.repository import FeedFetch, FetchOutcome, Repository
 from aggregator.store.schema import DedupeKey, Item
 from aggregator.store.stories import _candidates
 

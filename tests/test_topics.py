@@ -12,8 +12,8 @@ from feed_server import FeedServer
 from samples import TOPIC_RULES
 
 from aggregator.config import load_settings
+from aggregator.store import Repository
 from aggregator.store.database import create_database_engine
-from aggregator.store.repository import Repository
 
 ROOT = Path(__file__).parent.parent
 

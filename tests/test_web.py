@@ -19,9 +19,8 @@ from samples import TOPIC_RULES
 from selenium.webdriver.common.by import By
 
 from aggregator.config import load_settings
+from aggregator.store import Outbox, Repository
 from aggregator.store.database import create_database_engine
-from aggregator.store.outbox import Outbox
-from aggregator.store.repository import Repository
 from aggregator.web import create_app
 
 RULES = '[output]\nbase_url = "https://news.example.org/"\n' + TOPIC_RULES

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from aggregator.config import Subscriber
+from aggregator.models import PAUSED, FeedRow, StoryRow, StorySource
 from aggregator.publish.feeds import matched_words
-from aggregator.store.repository import PAUSED, FeedRow, StoryRow, StorySource
 
 # Section headings in the order readers asked for: trial news first, society posts last.
 KIND_HEADINGS: dict[str | None, str] = {

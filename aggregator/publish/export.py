@@ -8,7 +8,7 @@ from pathlib import Path
 from aggregator.config import Settings
 from aggregator.files import write_atomically, write_if_changed
 from aggregator.publish.feeds import FORMATS, Channel, Format, document_path, render
-from aggregator.store.repository import Repository
+from aggregator.store import Repository
 
 
 def channels(settings: Settings, repository: Repository, topic: str | None = None) -> list[Channel]:

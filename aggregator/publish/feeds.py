@@ -19,8 +19,7 @@ from urllib.parse import urljoin
 from feedgen.feed import FeedGenerator
 
 from aggregator.config import OutputSettings
-from aggregator.models import SOURCE_KIND_LABELS, TopicMatch
-from aggregator.store.repository import StoryRow
+from aggregator.models import SOURCE_KIND_LABELS, StoryRow, TopicMatch
 
 Format = Literal["rss", "atom", "json"]
 FORMATS: tuple[Format, ...] = ("rss", "atom", "json")

@@ -28,6 +28,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 import aggregator
 from aggregator.errors import AggregatorError, DatabaseNotReadyError
+from aggregator.store.sessions import first_line
 
 DEFAULT_BUSY_TIMEOUT = timedelta(seconds=30)
 # A PostgreSQL connection used less than this long ago is taken to be alive, and not pinged.
@@ -182,7 +183,7 @@ def check_schema_current(engine: Engine) -> None:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
     except OperationalError as exc:
-        raise DatabaseNotReadyError(f"cannot open the database: {exc.orig}") from None
+        raise DatabaseNotReadyError(f"cannot open the database: {first_line(exc)}") from None
     if current != head:
         state = "is empty" if current is None else f"is at revision {current}, not {head}"
         raise DatabaseNotReadyError(

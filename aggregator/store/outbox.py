@@ -15,9 +15,9 @@ from datetime import datetime
 
 from sqlalchemy import Engine, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
 from aggregator.store.schema import Digest, DigestStory, Item, Match, Story
+from aggregator.store.sessions import Sessions
 
 SENT = "sent"
 FAILED = "failed"
@@ -62,10 +62,10 @@ class Outbox:
     """Digests on one engine (SQLite or PostgreSQL); every method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._db = Sessions(engine)
 
     def find(self, subscriber: str, run_at: datetime) -> StoredDigest | None:
-        with self._sessions() as session:
+        with self._db.reading() as session:
             row = session.scalar(
                 select(Digest).where(Digest.subscriber == subscriber, Digest.run_at == run_at)
             )
@@ -73,7 +73,7 @@ class Outbox:
 
     def unsent(self, subscriber: str) -> list[StoredDigest]:
         """Digests committed but not yet accepted by the server, oldest first."""
-        with self._sessions() as session:
+        with self._db.reading() as session:
             rows = session.scalars(
                 select(Digest)
                 .where(Digest.subscriber == subscriber, Digest.status != SENT)
@@ -83,7 +83,7 @@ class Outbox:
 
     def coverage(self, subscriber: str) -> tuple[datetime, datetime] | None:
         """When the subscriber's first digest started and their latest one ended, if any."""
-        with self._sessions() as session:
+        with self._db.reading() as session:
             first, last = session.execute(
                 select(func.min(Digest.period_start), func.max(Digest.period_end)).where(
                     Digest.subscriber == subscriber
@@ -107,7 +107,7 @@ class Outbox:
             .where(Story.news_at > since, Story.id.in_(about_topics), ~carried)
             .order_by(Story.news_at.desc(), Story.id.desc())
         )
-        with self._sessions() as session:
+        with self._db.reading() as session:
             return [(story_id, news_at) for story_id, news_at in session.execute(query)]
 
     def add(self, draft: DigestDraft, now: datetime, claimed_until: datetime) -> int | None:
@@ -115,7 +115,7 @@ class Outbox:
         another process got there first (the run's digest exists, or one of its stories is
         already in another digest of this subscriber)."""
         try:
-            with self._sessions.begin() as session:
+            with self._db.transaction() as session:
                 digest_id = session.scalars(
                     insert(Digest).returning(Digest.id),
                     [
@@ -155,7 +155,7 @@ class Outbox:
 
     def claim(self, digest_id: int, now: datetime, until: datetime) -> bool:
         """Take the lease on an unsent digest; false if it is sent or another process holds it."""
-        with self._sessions.begin() as session:
+        with self._db.transaction() as session:
             claimed = session.execute(
                 update(Digest)
                 .where(
@@ -169,7 +169,7 @@ class Outbox:
             return claimed.scalar_one_or_none() is not None
 
     def mark_sent(self, digest_id: int, now: datetime) -> None:
-        with self._sessions.begin() as session:
+        with self._db.transaction() as session:
             session.execute(
                 update(Digest)
                 .where(Digest.id == digest_id)
@@ -178,7 +178,7 @@ class Outbox:
 
     def mark_failed(self, digest_id: int, error: str) -> None:
         """Record why sending failed and release the lease, so the next run tries again."""
-        with self._sessions.begin() as session:
+        with self._db.transaction() as session:
             session.execute(
                 update(Digest)
                 .where(Digest.id == digest_id, Digest.status != SENT)
@@ -187,7 +187,7 @@ class Outbox:
 
     def sent(self, limit: int) -> list[StoredDigest]:
         """Sent digests, newest first, for the archive."""
-        with self._sessions() as session:
+        with self._db.reading() as session:
             rows = session.scalars(
                 select(Digest)
                 .where(Digest.status == SENT)
@@ -197,7 +197,7 @@ class Outbox:
             return [_stored(row) for row in rows]
 
     def get_sent(self, digest_id: int) -> StoredDigest | None:
-        with self._sessions() as session:
+        with self._db.reading() as session:
             row = session.scalar(
                 select(Digest).where(Digest.id == digest_id, Digest.status == SENT)
             )

@@ -1,0 +1,89 @@
+"""Re-matching stored items when the rules change: rules apply to the past, not only to new items.
+
+The fingerprint of the rules the stored matches follow is kept in `meta`; when the config's
+rules differ, every item is matched again in one transaction (or previewed, changing nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aggregator.models import ItemText, MatchChange, TopicMatch
+from aggregator.store.batches import BATCH_SIZE
+from aggregator.store.matches import matches_of, store_matches
+from aggregator.store.meta import RULES_KEY, new_content_version
+from aggregator.store.schema import Feed, Item, Meta
+from aggregator.store.sessions import Sessions
+
+ItemMatcher = Callable[[ItemText], Sequence[TopicMatch]]
+
+
+class Rematcher:
+    """Matching stored items again under new rules; part of `Repository`."""
+
+    _db: Sessions
+
+    def rules_fingerprint(self) -> str | None:
+        """The fingerprint of the matching rules the stored matches follow, if any."""
+        with self._db.reading() as session:
+            row = session.get(Meta, RULES_KEY)
+            return row.value if row else None
+
+    def rematch(self, fingerprint: str, match_item: ItemMatcher) -> list[MatchChange]:
+        """Recompute every stored item's matches under new rules, in one transaction.
+
+        Rules apply to the past, not only to new items. Returns what changed.
+        """
+        with self._db.transaction() as session:
+            changes = []
+            for batch in self._recomputed(session, match_item):
+                changes += _changes(session, batch)
+                matches = {text.item_id: found for text, found in batch}
+                store_matches(session, matches, replaced=matches)
+            session.merge(Meta(key=RULES_KEY, value=fingerprint))
+            if changes:
+                new_content_version(session)
+            return changes
+
+    def preview_rematch(self, match_item: ItemMatcher) -> list[MatchChange]:
+        """What `rematch` would add and remove, without changing anything."""
+        with self._db.reading() as session:
+            return [
+                change
+                for batch in self._recomputed(session, match_item)
+                for change in _changes(session, batch)
+            ]
+
+    def _recomputed(
+        self, session: Session, match_item: ItemMatcher
+    ) -> Iterator[list[tuple[ItemText, Sequence[TopicMatch]]]]:
+        query = (
+            select(Item.id, Feed.name, Item.title, Item.summary, Item.content_html)
+            .join(Feed)
+            .order_by(Item.id)
+        )
+        batch = []
+        for row in session.execute(query.execution_options(yield_per=BATCH_SIZE)):
+            text = ItemText(*row)
+            batch.append((text, match_item(text)))
+            if len(batch) == BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _changes(
+    session: Session, batch: Sequence[tuple[ItemText, Sequence[TopicMatch]]]
+) -> list[MatchChange]:
+    stored = matches_of(session, [text.item_id for text, _ in batch])
+    changes = []
+    for text, found in batch:
+        before = {match.topic for match in stored.get(text.item_id, ())}
+        after = {match.topic for match in found}
+        changes += [MatchChange(t, text.item_id, text.title, True) for t in sorted(after - before)]
+        changes += [MatchChange(t, text.item_id, text.title, False) for t in sorted(before - after)]
+    return changes
