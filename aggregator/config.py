@@ -225,6 +225,18 @@ class FetchSettings(_Section):
     poll: Duration = timedelta(seconds=10)  # how often `run` looks for feeds that are due
     contact_email: EmailAddress | None = None  # NCBI asks API callers for one
     ncbi_api_key_env: str = "NCBI_API_KEY"  # 10 PubMed requests a second instead of 3
+    # Read from the environment variable above by `parse_settings`, never from the file.
+    ncbi_api_key: str | None = Field(None, repr=False, exclude=True)
+
+    @field_validator("ncbi_api_key")
+    @classmethod
+    def _not_in_the_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "secrets never go in the file: set the environment variable named by "
+                "fetch.ncbi_api_key_env instead"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_bounds(self) -> FetchSettings:
@@ -501,7 +513,7 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
         if isinstance(data["database"], dict):
             data["database"]["url"] = database_url
     try:
-        return Settings.model_validate(data, context={"base_dir": path.resolve().parent})
+        settings = Settings.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         error = exc.errors()[0]
         loc, message = error["loc"], error["msg"].removeprefix("Value error, ")
@@ -520,6 +532,14 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
         if key.startswith("database.url") and database_url:
             key = f"${DATABASE_URL_ENV}"
         raise ConfigError(f"{key}: {message}", path=str(path), line=locate_key(text, loc)) from None
+    return _with_secrets(settings, environ)
+
+
+def _with_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """`settings` with the secrets the environment holds for it (the NCBI API key)."""
+    fetch = settings.fetch
+    key = environ.get(fetch.ncbi_api_key_env) or None
+    return settings.model_copy(update={"fetch": fetch.model_copy(update={"ncbi_api_key": key})})
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:

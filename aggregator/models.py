@@ -100,26 +100,27 @@ class FeedState:
     type: str = "rss"
     last_success_at: datetime | None = None
     publish_gap: timedelta | None = None  # how often it publishes, once that is known
+    title: str | None = None  # what the feed calls itself
 
 
 @dataclass(frozen=True, slots=True)
 class FetchOutcome:
-    """How one fetch of one feed ended, as it should be recorded."""
+    """A feed's whole state after one fetch, as the store writes it (`outcome.next_state`
+    decides it: the store only assigns)."""
 
     status: FeedStatus
     fetched_at: datetime
     next_fetch_at: datetime
     http_status: int | None = None
     error: str | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
     title: str | None = None
-    ttl: timedelta | None = None  # from a parsed body; None keeps what is known
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
+    ttl: timedelta | None = None  # the feed's own <ttl>
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import random
 import threading
 import time
@@ -22,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from http import HTTPStatus
 from itertools import zip_longest
@@ -36,15 +35,22 @@ from aggregator.match import Matcher, item_fields
 from aggregator.models import (
     PAUSED,
     FeedState,
-    FeedStatus,
     FetchOutcome,
     ItemText,
     MatchChange,
     ParsedFeed,
     TopicMatch,
 )
+from aggregator.outcome import (
+    Failed,
+    FetchEvent,
+    NotModified,
+    ParsedBody,
+    Response,
+    Unchanged,
+    next_state,
+)
 from aggregator.parse_pool import Parsed, ParsePool
-from aggregator.schedule import adaptive_interval, next_fetch_time
 from aggregator.sources import Download
 from aggregator.sources.registry import SOURCE_TYPES
 from aggregator.store import Repository
@@ -173,7 +179,7 @@ async def check_feed(
     source = SOURCE_TYPES[feed_type]
     try:
         async with Fetcher(settings.fetch) as fetcher:
-            result = await source.download(fetcher, _download(settings, url))
+            result = await source.download(fetcher, _download(settings, url, clock()))
         assert result.body is not None  # no validators were sent, so no 304
         parsed = source.parse(result.body, result.final_url, result.content_type, clock())
     except FeedError as exc:
@@ -207,7 +213,12 @@ class _FetchRun:
         started = time.monotonic()
         store = partial(asyncio.get_running_loop().run_in_executor, self.store_thread)
         request = _download(
-            self.settings, feed.url, feed.etag, feed.last_modified, feed.last_success_at
+            self.settings,
+            feed.url,
+            self.clock(),
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            since=feed.last_success_at,
         )
         try:
             result = await SOURCE_TYPES[feed.type].download(self.fetcher, request)
@@ -218,15 +229,18 @@ class _FetchRun:
                 report = await store(self._store, feed, result, now, body_hash)
             else:
                 report = await self._store_parsed(feed, result, now, body_hash, parsed)
+        except FetchError as exc:
+            failure = Failed(exc.reason, exc.status, exc.retry_after)
+            report = await store(self._record_failure, feed, failure)
         except FeedError as exc:
-            report = await store(self._record_failure, feed, exc.reason, exc)
+            report = await store(self._record_failure, feed, Failed(exc.reason))
         except StoreUnavailableError as exc:  # locked, unreachable or full: this feed is retried
             reason = f"database unavailable: {exc}"
             log.warning("feed not stored feed=%s url=%s error=%r", feed.name, feed.url, reason)
-            report = await store(self._record_failure, feed, reason, exc)
+            report = await store(self._record_failure, feed, Failed(reason))
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed failed unexpectedly feed=%s url=%s", feed.name, feed.url)
-            report = await store(self._record_failure, feed, f"internal error: {exc!r}", exc)
+            report = await store(self._record_failure, feed, Failed(f"internal error: {exc!r}"))
         report = replace(report, seconds=time.monotonic() - started)
         _log_report(report)
         return report
@@ -252,7 +266,8 @@ class _FetchRun:
     ) -> FeedReport:
         """Store a body the pool parsed, in a transaction with whichever feeds are waiting."""
         head, entries = parsed
-        outcome = self._stored_outcome(feed, result, now, body_hash, head)
+        assert body_hash is not None  # a parsed body
+        outcome = self._decide(feed, _parsed(result, body_hash, head), now)
         new, updated = await self.batches.record(feed.feed_id, outcome, entries)
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 
@@ -262,36 +277,28 @@ class _FetchRun:
         """Record a fetch that brought nothing new, or parse, analyse and store a body the pool
         handed back (a large body streams: its entries are stored as they are read)."""
         if result.body is None or body_hash == feed.body_hash:  # 304, or the same bytes again
-            status: FeedStatus = "not modified" if result.body is None else "unchanged"
-            next_at = self._next_fetch(feed, now, 0, result.server_wait, feed.ttl)
-            self.quiet.append((feed.feed_id, _outcome(result, now, status, next_at)))
+            response = _response(result)
+            quiet = NotModified(response) if result.body is None else Unchanged(response)
+            outcome = self._decide(feed, quiet, now)
+            self.quiet.append((feed.feed_id, outcome))
             if len(self.quiet) >= QUIET_BATCH:
                 self.record_quiet()
-            return FeedReport(feed.name, feed.url, status)
+            return FeedReport(feed.name, feed.url, outcome.status)
+        assert body_hash is not None
         head = SOURCE_TYPES[feed.type].parse(
             result.body, result.final_url, result.content_type, now
         )
         new, updated = self.repository.record_fetch(
             feed.feed_id,
-            self._stored_outcome(feed, result, now, body_hash, head),
+            self._decide(feed, _parsed(result, body_hash, head), now),
             analyse(head.entries, feed.name, self.matcher),
         )
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 
-    def _stored_outcome(
-        self,
-        feed: FeedState,
-        result: FetchResult,
-        now: datetime,
-        body_hash: str | None,
-        head: ParsedFeed,
-    ) -> FetchOutcome:
-        next_at = self._next_fetch(feed, now, 0, result.server_wait, head.ttl)
-        return replace(
-            _outcome(result, now, "ok", next_at),
-            body_hash=body_hash,
-            title=head.title or None,
-            ttl=head.ttl,
+    def _decide(self, feed: FeedState, event: FetchEvent, now: datetime) -> FetchOutcome:
+        interval = self.settings.feed(feed.name).interval
+        return next_state(
+            feed, event, now, self.settings.fetch, interval=interval, jitter=self.jitter()
         )
 
     def record_quiet(self) -> None:
@@ -305,86 +312,46 @@ class _FetchRun:
         except StoreUnavailableError as error:
             log.warning("quiet fetches not recorded feeds=%d error=%r", len(batch), str(error))
 
-    def _record_failure(self, feed: FeedState, reason: str, exc: Exception) -> FeedReport:
-        now = self.clock()
-        failures = feed.consecutive_failures + 1
-        http_status = exc.status if isinstance(exc, FetchError) else None
-        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-        failing_for = now - (feed.failing_since or now)
-        gone = http_status == HTTPStatus.GONE
-        status = PAUSED if gone or failing_for >= self.settings.fetch.pause_after else "error"
-        if status == PAUSED:
-            why = "gone (HTTP 410)" if gone else f"failing since {feed.failing_since:%Y-%m-%d}"
+    def _record_failure(self, feed: FeedState, failure: Failed) -> FeedReport:
+        outcome = self._decide(feed, failure, self.clock())
+        if outcome.status == PAUSED:
+            gone = failure.http_status == HTTPStatus.GONE
+            why = "gone (HTTP 410)" if gone else f"failing since {outcome.failing_since:%Y-%m-%d}"
             log.warning("feed paused feed=%s url=%s reason=%r", feed.name, feed.url, why)
         try:
-            outcome = FetchOutcome(
-                status=status,
-                fetched_at=now,
-                next_fetch_at=self._next_fetch(feed, now, failures, retry_after, None),
-                http_status=http_status,
-                error=reason,
-            )
             self.repository.record_fetch(feed.feed_id, outcome)
         except StoreUnavailableError as error:  # the feed stays due, so the next run tries again
             log.warning("cannot record failure feed=%s error=%r", feed.name, str(error))
         except Exception:
             log.exception("cannot record failure feed=%s url=%s", feed.name, feed.url)
-        return FeedReport(feed.name, feed.url, status, error=reason)
-
-    def _next_fetch(
-        self,
-        feed: FeedState,
-        now: datetime,
-        failures: int,
-        server_wait: timedelta | None,
-        ttl: timedelta | None,
-    ) -> datetime:
-        """The feed's next due time: its interval (its own, else how often it publishes), with
-        jitter and back-off, and never before the server or the feed itself asked."""
-        fetch = self.settings.fetch
-        interval = self.settings.feed(feed.name).interval
-        if interval is None:
-            interval = fetch.interval
-            if fetch.adaptive:
-                interval = adaptive_interval(
-                    feed.publish_gap,
-                    default=fetch.interval,
-                    minimum=fetch.min_interval,
-                    maximum=fetch.max_interval,
-                )
-        asked = max((wait for wait in (server_wait, ttl) if wait is not None), default=None)
-        if asked is not None:
-            asked = min(asked, fetch.max_interval)  # a year-long max-age is not a reason to stop
-        return next_fetch_time(now, interval, failures, server_wait=asked, jitter=self.jitter())
+        return FeedReport(feed.name, feed.url, outcome.status, error=failure.error)
 
 
-def _outcome(
-    result: FetchResult, fetched_at: datetime, status: FeedStatus, next_fetch_at: datetime
-) -> FetchOutcome:
-    return FetchOutcome(
-        status=status,
-        fetched_at=fetched_at,
-        next_fetch_at=next_fetch_at,
-        http_status=result.status,
-        etag=result.etag,
-        last_modified=result.last_modified,
-    )
+def _response(result: FetchResult) -> Response:
+    return Response(result.status, result.etag, result.last_modified, result.server_wait)
+
+
+def _parsed(result: FetchResult, body_hash: str, head: ParsedFeed) -> ParsedBody:
+    return ParsedBody(_response(result), body_hash, head.title or None, head.ttl)
 
 
 def _download(
     settings: Settings,
     url: str,
+    now: datetime,
+    *,
     etag: str | None = None,
     last_modified: str | None = None,
     since: datetime | None = None,
 ) -> Download:
     return Download(
         url=url,
+        now=now,
         etag=etag,
         last_modified=last_modified,
         since=since,
         contact_email=settings.fetch.contact_email,
-        api_key=os.environ.get(settings.fetch.ncbi_api_key_env) or None,
+        api_key=settings.fetch.ncbi_api_key,
     )
 
 

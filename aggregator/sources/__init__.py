@@ -26,6 +26,7 @@ class Download:
     """What a source needs to know to download a feed."""
 
     url: str
+    now: datetime  # when the fetch starts: APIs asked for "since the last fetch" count from it
     etag: str | None = None
     last_modified: str | None = None
     since: datetime | None = None  # the last successful fetch: older records are known

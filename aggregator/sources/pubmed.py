@@ -37,9 +37,7 @@ async def download(fetcher: Fetcher, request: Download) -> FetchResult:
     rate = RATE_WITH_KEY if request.api_key else RATE
     days = FIRST_FETCH_DAYS
     if request.since is not None:
-        days = max(
-            1, math.ceil((datetime.now(request.since.tzinfo) - request.since) / timedelta(days=1))
-        )
+        days = max(1, math.ceil((request.now - request.since) / timedelta(days=1)))
     search = identity | {"datetype": "edat", "reldate": str(days), "retmax": str(MAX_RECORDS)}
     found = await fetcher.fetch(with_params(request.url, search), rate=rate)
     assert found.body is not None

@@ -191,4 +191,5 @@ def _feed_state(row: Feed) -> FeedState:
         publish_gap=timedelta(seconds=row.publish_gap_seconds)
         if row.publish_gap_seconds is not None
         else None,
+        title=row.title,
     )

@@ -220,27 +220,21 @@ def _recent_publish_times(
 
 
 def _apply_outcome(feed: Feed, outcome: FetchOutcome) -> None:
+    """Write the feed's next state, as `outcome.next_state` decided it."""
     feed.status = outcome.status
     feed.last_fetched_at = outcome.fetched_at
     feed.next_fetch_at = outcome.next_fetch_at
     feed.lease_owner = None
     feed.last_http_status = outcome.http_status
-    if outcome.failed:
-        feed.last_error = outcome.error
-        feed.consecutive_failures += 1
-        feed.failing_since = feed.failing_since or outcome.fetched_at
-        return
-    feed.last_error = None
-    feed.consecutive_failures = 0
-    feed.failing_since = None
-    feed.last_success_at = outcome.fetched_at
-    if outcome.status == "ok":
-        feed.ttl_seconds = int(outcome.ttl.total_seconds()) if outcome.ttl else None
-    # A 304 may omit validators; keep the ones we have rather than forget them.
-    feed.etag = outcome.etag or feed.etag
-    feed.last_modified = outcome.last_modified or feed.last_modified
-    feed.body_hash = outcome.body_hash or feed.body_hash
-    feed.title = outcome.title or feed.title
+    feed.last_error = outcome.error
+    feed.consecutive_failures = outcome.consecutive_failures
+    feed.failing_since = outcome.failing_since
+    feed.last_success_at = outcome.last_success_at
+    feed.etag = outcome.etag
+    feed.last_modified = outcome.last_modified
+    feed.body_hash = outcome.body_hash
+    feed.title = outcome.title
+    feed.ttl_seconds = int(outcome.ttl.total_seconds()) if outcome.ttl else None
 
 
 def _item_values(analysed: AnalysedEntry) -> dict[str, Any]:
