@@ -24,7 +24,8 @@ import click
 import uvicorn
 from sqlalchemy import Engine
 
-from aggregator import __version__
+from aggregator import __version__, logs
+from aggregator.clock import utc_now
 from aggregator.config import (
     EMAIL_ADDRESS,
     FeedSettings,
@@ -34,32 +35,25 @@ from aggregator.config import (
     load_settings,
 )
 from aggregator.config_edit import add_feeds, remove_feed
-from aggregator.digests import DigestSender, PreparedDigest
 from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableError
 from aggregator.evaluate import evaluate, read_labelled
 from aggregator.match import FeedContext, build_matcher
 from aggregator.models import StoryRow, TopicMatch
 from aggregator.opml import Subscription, name_for, read_opml, write_opml
-from aggregator.pipeline import (
-    CheckReport,
-    FeedReport,
-    apply_rule_changes,
-    check_feed,
-    fetch_feeds,
-    match_item,
-    utc_now,
-)
+from aggregator.pipeline.check import CheckReport, check_feed
+from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds
+from aggregator.pipeline.prepare import match_item, prepare
 from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
+from aggregator.publish.sending import DigestSender, PreparedDigest
 from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.web import create_app
 
-log = logging.getLogger("aggregator")
 PREVIEW_READER = "reader@localhost"  # whom a preview is for when no subscriber is configured
 
 
@@ -176,12 +170,11 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
     for name in names:
         app.settings.feed(name)
     repository = app.repository()
-    grouped = repository.group_unassigned_items(utc_now())
-    if grouped:
-        click.echo(f"grouped {grouped} items stored before stories existed into stories")
     matcher = build_matcher(app.settings)
-    changes = apply_rule_changes(repository, matcher)
-    if changes:
+    prepared = prepare(repository, matcher, utc_now())
+    if prepared.grouped:
+        click.echo(f"grouped {prepared.grouped} items stored before stories existed into stories")
+    if changes := prepared.changes:
         added = sum(change.added for change in changes)
         click.echo(
             f"matching rules applied to stored items: {added} topic matches added, "
@@ -685,17 +678,7 @@ def _why(matches: Sequence[TopicMatch]) -> str:
 def _configure_logging(verbose: int) -> None:
     # On a terminal the progress bar tells the story; elsewhere (cron, systemd) log lines do.
     quiet = sys.stderr.isatty() and verbose == 0
-    level = logging.DEBUG if verbose > 1 else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # A poll skipped because the previous fetch pass is still running is expected, not news.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logs.configure(logging.DEBUG if verbose > 1 else logging.WARNING if quiet else logging.INFO)
 
 
 @contextmanager

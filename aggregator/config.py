@@ -38,6 +38,7 @@ from aggregator import __version__
 from aggregator.errors import ConfigError
 from aggregator.models import SourceKind
 from aggregator.schedule import cron_trigger
+from aggregator.sources.registry import TYPES as SOURCE_TYPES
 
 CONFIG_ENV = "AGGREGATOR_CONFIG"
 DATABASE_URL_ENV = "AGGREGATOR_DATABASE_URL"
@@ -103,6 +104,12 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an absolute http(s) URL, got {value!r}")
+    return value
+
+
+def _source_type(value: str) -> str:
+    if value not in SOURCE_TYPES:
+        raise ValueError(f"expected one of {', '.join(map(repr, SOURCE_TYPES))}, got {value!r}")
     return value
 
 
@@ -185,6 +192,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, AfterValidator(_name)]
+SourceTypeName = Annotated[str, AfterValidator(_source_type)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 CronSchedule = Annotated[str, AfterValidator(_cron_schedule)]
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
@@ -257,7 +265,7 @@ class ServiceSettings(_Section):
 class FeedSettings(_Section):
     name: Name
     url: HttpUrl
-    type: Literal["rss", "clinicaltrials", "pubmed", "europepmc"] = "rss"
+    type: SourceTypeName = "rss"
     kind: SourceKind | None = None
     interval: Duration | None = None
     assume: tuple[str, ...] = ()
@@ -268,12 +276,9 @@ class FeedSettings(_Section):
     def _kind_from_type(cls, data: Any) -> Any:
         """A registry query is a registry and a literature search finds papers, unless told."""
         if isinstance(data, dict) and data.get("kind") is None:
-            kind = _DEFAULT_KINDS.get(str(data.get("type", "rss")))
-            return data | {"kind": kind} if kind else data
+            registered = SOURCE_TYPES.get(str(data.get("type", "rss")))
+            return data | {"kind": registered.kind} if registered and registered.kind else data
         return data
-
-
-_DEFAULT_KINDS = {"clinicaltrials": "registry", "pubmed": "journal", "europepmc": "journal"}
 
 
 class TopicSettings(_Section):

@@ -3,7 +3,6 @@ store holds (read at scrape time, so they are right whichever process did the wo
 
 from __future__ import annotations
 
-import logging
 from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
 
@@ -11,12 +10,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from aggregator.digests import DigestReport
-from aggregator.pipeline import FeedReport
+from aggregator import logs
+from aggregator.pipeline.fetch_pass import FeedReport
+from aggregator.publish.sending import DigestReport
 from aggregator.store import Repository
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 
 class Metrics:
@@ -73,7 +73,7 @@ class _StoreCollector(Collector):
             feeds = self._repository.list_feeds()
             stories = self._repository.count_stories()
         except Exception:  # a scrape must not fail because the database is briefly away
-            log.warning("metrics: cannot read the database", exc_info=True)
+            log.warning("metrics_not_read", reason="cannot read the database", exc_info=True)
             return
         yield GaugeMetricFamily("aggregator_stories", "Stories stored.", value=stories)
         by_status = GaugeMetricFamily(

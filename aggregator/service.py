@@ -37,19 +37,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from aggregator import logs
+from aggregator.clock import utc_now
 from aggregator.config import Settings, Subscriber
-from aggregator.digests import DigestSender
 from aggregator.match import build_matcher
 from aggregator.metrics import Metrics
-from aggregator.pipeline import apply_rule_changes, fetch_feeds, utc_now
+from aggregator.pipeline.fetch_pass import fetch_feeds
+from aggregator.pipeline.prepare import prepare
 from aggregator.publish.export import export_all
 from aggregator.publish.mailer import Mailer
+from aggregator.publish.sending import DigestSender
 from aggregator.schedule import cron_trigger
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import single_service_process, this_process
 from aggregator.web import create_app
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 RESEND_EVERY = timedelta(minutes=10)
 
@@ -100,10 +103,10 @@ class Service:
                 self._schedule_jobs()
                 self._scheduler.start()
             log.info(
-                "event=service_started owner=%s scheduler=%s server=%s",
-                self.owner,
-                self._scheduler is not None,
-                uvicorn_server is not None,
+                "service_started",
+                owner=self.owner,
+                scheduler=self._scheduler is not None,
+                server=uvicorn_server is not None,
             )
             try:
                 if uvicorn_server is not None:
@@ -170,9 +173,8 @@ class Service:
         else:
             released = self._repository.release_dead_claims(now, _gone_from_this_host)
         if released:
-            log.info("event=leases_released feeds=%d", released)
-        self._repository.group_unassigned_items(now)
-        apply_rule_changes(self._repository, self._matcher)
+            log.info("leases_released", feeds=released)
+        prepare(self._repository, self._matcher, now)
         export_all(self._settings, self._repository)
 
     def _schedule_jobs(self) -> None:
@@ -215,7 +217,7 @@ class Service:
             try:
                 work(*args, **kwargs)
             except Exception:
-                log.exception("event=job_failed job=%s", work.__name__)
+                log.exception("job_failed", job=work.__name__)
             finally:
                 with self._idle:
                     self._running_jobs -= 1
@@ -239,7 +241,7 @@ class Service:
         return uvicorn.Server(config)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("event=stopping signal=%s", signal.Signals(signum).name)
+        log.info("stopping", signal=signal.Signals(signum).name)
         self.stopping.set()
 
     def _shut_down(self) -> None:
@@ -253,10 +255,10 @@ class Service:
         if not finished:
             # Job threads cannot be interrupted; whatever they had not committed is rolled back
             # by the database, and their leases are taken back at the next start.
-            log.warning("event=stopped_with_work_running after=%gs", timeout)
+            log.warning("stopped_with_work_running", after_seconds=timeout)
             logging.shutdown()
             os._exit(0)
-        log.info("event=stopped owner=%s", self.owner)
+        log.info("stopped", owner=self.owner)
 
 
 def _gone_from_this_host(owner: str) -> bool:

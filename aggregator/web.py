@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -39,8 +38,9 @@ from aggregator import __version__
 from aggregator.config import Settings
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
-from aggregator.models import PAUSED, SOURCE_KIND_LABELS, StoryRow
-from aggregator.publish.feeds import MEDIA_TYPES, matched_words, source_kinds
+from aggregator.models import PAUSED
+from aggregator.publish.feeds import MEDIA_TYPES
+from aggregator.publish.templates import environment
 from aggregator.store import Outbox, Repository
 from aggregator.store.outbox import StoredDigest
 
@@ -90,23 +90,10 @@ def create_app(
     """The application: the page, the digest archive, /healthz, /metrics, then every exported
     feed. `aggregator run` passes its metrics and scheduler; `serve` has neither of its own."""
     metrics = metrics or Metrics(repository)
-    templates = Jinja2Templates(
-        env=Environment(
-            loader=PackageLoader("aggregator.publish", "templates"),
-            autoescape=select_autoescape(default=True),
-        )
-    )
+    templates = Jinja2Templates(env=environment())
     topic_titles = settings.topic_titles
     topics = [{"id": topic_id, "title": title} for topic_id, title in topic_titles.items()]
     common = {"site_title": settings.output.title, "topics": topics, "topic_titles": topic_titles}
-
-    def why(story: StoryRow) -> str:
-        return ", ".join(matched_words(story.matches))
-
-    templates.env.globals["why"] = why
-    templates.env.globals["kinds"] = lambda story: [
-        SOURCE_KIND_LABELS[kind] for kind in source_kinds(story)
-    ]
 
     # What else shapes the page, fixed while the server runs: rendered to text once.
     rendering = repr((__version__, settings.output.title, settings.output.max_items, topic_titles))

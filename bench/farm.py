@@ -37,7 +37,7 @@ from sqlalchemy import text
 
 from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
-from aggregator.pipeline import fetch_feeds
+from aggregator.pipeline.fetch_pass import fetch_feeds
 from aggregator.publish.digest import Envelope, build_content, compose
 from aggregator.publish.export import export_all
 from aggregator.store import Outbox, Repository

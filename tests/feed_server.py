@@ -21,11 +21,15 @@ parameter, so tests exercise the same URLs and paging as production:
     /api/v2/studies?pageToken=T                  api/clinicaltrials/page-<T, else first>.json
     /entrez/eutils/esearch.fcgi                  api/pubmed/esearch.json
     /entrez/eutils/esummary.fcgi?id=N,...        api/pubmed/esummary-<first N>.json
+    /entrez/eutils/efetch.fcgi?id=N,...          api/pubmed/efetch-<first N>.xml
     /europepmc/webservices/rest/search?cursorMark=C
                                                  api/europepmc/page-<C, "start" for *>.json
 
-`overrides` maps a path prefix to (status, headers): the next requests there get that answer
-instead (a 429 with Retry-After, a 503).
+A folder before the API path serves its own files: /SITE/api/v2/studies answers from
+SITE/api/clinicaltrials/..., so two feeds of one API can say different things.
+
+`overrides` maps a path prefix (query string included, if given) to (status, headers): requests
+there get that answer instead (a 429 with Retry-After, a 503) until the test removes it.
 
 Every request is logged (path and headers) so tests can assert what the client sent, and the
 most requests ever in flight at once is kept in `max_in_flight`.
@@ -128,8 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server_state.enter()
         try:
             url = urlsplit(self.path)
-            for prefix, (status, headers) in self.server_state.overrides.items():
-                if url.path.startswith(prefix):
+            for prefix, (status, headers) in list(self.server_state.overrides.items()):
+                if self.path.startswith(prefix):
                     self._send(status, b"overridden\n", "text/plain", headers)
                     return
             self._route(url.path.lstrip("/").split("/"), parse_qs(url.query))
@@ -258,15 +262,20 @@ class _Handler(BaseHTTPRequestHandler):
 def _api_file(parts: list[str], query: dict[str, list[str]]) -> str | None:
     path = "/".join(parts)
     first = {name: values[0] for name, values in query.items()}
-    if path == "api/v2/studies":
-        return f"api/clinicaltrials/page-{first.get('pageToken', 'first')}.json"
-    if path == "entrez/eutils/esearch.fcgi":
-        return "api/pubmed/esearch.json"
-    if path == "entrez/eutils/esummary.fcgi":
-        return f"api/pubmed/esummary-{first.get('id', '').split(',')[0]}.json"
-    if path == "europepmc/webservices/rest/search":
-        cursor = first.get("cursorMark", "*")
-        return f"api/europepmc/page-{'start' if cursor == '*' else cursor}.json"
+    first_id = first.get("id", "").split(",")[0]
+    cursor = first.get("cursorMark", "*")
+    files = {
+        "api/v2/studies": f"api/clinicaltrials/page-{first.get('pageToken', 'first')}.json",
+        "entrez/eutils/esearch.fcgi": "api/pubmed/esearch.json",
+        "entrez/eutils/esummary.fcgi": f"api/pubmed/esummary-{first_id}.json",
+        "entrez/eutils/efetch.fcgi": f"api/pubmed/efetch-{first_id}.xml",
+        "europepmc/webservices/rest/search": (
+            f"api/europepmc/page-{'start' if cursor == '*' else cursor}.json"
+        ),
+    }
+    for endpoint, file in files.items():
+        if path == endpoint or path.endswith("/" + endpoint):
+            return path.removesuffix(endpoint) + file
     return None
 
 

@@ -137,10 +137,10 @@ def test_a_trial_status_change_is_news_in_the_next_digest(
 ) -> None:
     from smtp_server import SmtpServer
 
+    from aggregator.clock import utc_now
     from aggregator.config import load_settings
-    from aggregator.digests import DigestSender
-    from aggregator.pipeline import utc_now
     from aggregator.publish.mailer import Mailer
+    from aggregator.publish.sending import DigestSender
     from aggregator.store import Outbox, Repository
     from aggregator.store.database import create_database_engine
 

@@ -29,10 +29,10 @@ from selenium.webdriver.common.by import By
 from smtp_server import DROP, SmtpServer
 from sqlalchemy import Engine
 
+from aggregator.clock import utc_now
 from aggregator.config import load_settings
-from aggregator.digests import DigestSender
-from aggregator.pipeline import utc_now
 from aggregator.publish.mailer import Mailer
+from aggregator.publish.sending import DigestSender
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import create_database_engine
 from aggregator.web import create_app

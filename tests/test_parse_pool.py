@@ -14,9 +14,9 @@ from conftest import FEEDS_DIR, CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 from samples import SHIPPED_MATCHER
 
-from aggregator import parse_pool
 from aggregator.analyse import analyse
-from aggregator.parse_pool import Parsed, ParsePool
+from aggregator.pipeline import parse_pool
+from aggregator.pipeline.parse_pool import Parsed, ParsePool
 from aggregator.sources.rss import parse_feed
 
 BODY = (FEEDS_DIR / "rss20.xml").read_bytes()
@@ -83,7 +83,7 @@ def test_a_pass_parsed_by_workers_stores_every_format_and_reports_errors(
     assert run_cli(config, "init").exit_code == 0
     result = run_cli(config, "fetch", "--all")
     assert result.exit_code == 0, result.output
-    assert "parse workers started workers=" in result.output
+    assert "event=parse_workers_started workers=" in result.output
     listed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
     by_name = {feed["name"]: feed for feed in listed}
     assert {name: by_name[name]["items"] for name, _ in feeds} == {

@@ -11,8 +11,8 @@ import pytest
 from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 
-from aggregator import pipeline
 from aggregator.models import FeedState
+from aggregator.pipeline import fetch_pass
 
 FORMATS = [
     ("rss091", "rss091.xml"),
@@ -90,7 +90,7 @@ def test_quiet_fetches_are_recorded_in_batches_and_none_is_left_out(
     run_cli: CliRunnerFunction,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline, "QUIET_BATCH", 2)  # five feeds: two full batches and a rest
+    monkeypatch.setattr(fetch_pass, "QUIET_BATCH", 2)  # five feeds: two full batches and a rest
     config = fetch_setup(feed_server, FORMATS)
     assert run_cli(config, "fetch", "--all").exit_code == 0
     first = feeds_json(run_cli, config)
@@ -318,5 +318,5 @@ def test_feeds_of_one_busy_host_take_turns_with_other_hosts() -> None:
         "https://journal.example/b.xml",
     ]
     feeds = [FeedState(n, f"feed-{n}", url, None, None, None, 0) for n, url in enumerate(urls)]
-    order = [feed.url for feed in pipeline.interleaved_by_host(feeds)]
+    order = [feed.url for feed in fetch_pass.interleaved_by_host(feeds)]
     assert order == [urls[0], urls[3], urls[4], urls[1], urls[5], urls[2]]

@@ -16,10 +16,10 @@ from sqlalchemy.exc import DBAPIError
 from aggregator.analyse import AnalysedEntry
 from aggregator.config import FeedSettings
 from aggregator.models import FetchOutcome
+from aggregator.pipeline.store_queue import StoreQueue
 from aggregator.sources.entries import RawEntry
 from aggregator.store import Repository
 from aggregator.store.database import create_database_engine, upgrade_to_head
-from aggregator.store_batches import StoreBatches
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 FEEDS = ("centre", "society", "journal")
@@ -79,7 +79,7 @@ async def _store_together(
         busy = threading.Event()
         loop = asyncio.get_running_loop()
         blocker = loop.run_in_executor(store_thread, busy.wait)
-        batches = StoreBatches(repository, store_thread)
+        batches = StoreQueue(repository, store_thread)
         records = [
             asyncio.ensure_future(batches.record(feed_id, _outcome(), entries))
             for feed_id, entries in feeds.items()

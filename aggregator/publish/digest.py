@@ -17,15 +17,13 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
-from functools import cache
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
-
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from aggregator.config import Subscriber
 from aggregator.models import PAUSED, FeedRow, StoryRow, StorySource
 from aggregator.publish.feeds import matched_words
+from aggregator.publish.templates import environment
 
 # Section headings in the order readers asked for: trial news first, society posts last.
 KIND_HEADINGS: dict[str | None, str] = {
@@ -275,11 +273,11 @@ def message_id(subscriber: str, run_at: datetime, sender: str) -> str:
 
 
 def render_text(content: DigestContent) -> str:
-    return _templates().get_template("digest.txt").render(digest=content)
+    return environment().get_template("digest.txt").render(digest=content)
 
 
 def render_html(content: DigestContent) -> str:
-    return _templates().get_template("digest.html").render(digest=content)
+    return environment().get_template("digest.html").render(digest=content)
 
 
 def compose(content: DigestContent, envelope: Envelope) -> bytes:
@@ -301,19 +299,3 @@ def compose(content: DigestContent, envelope: Envelope) -> bytes:
 
 def _domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-
-
-@cache
-def _templates() -> Environment:
-    environment = Environment(
-        loader=PackageLoader("aggregator.publish", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["day"] = _day
-    return environment
-
-
-def _day(moment: datetime, timezone: str = "UTC") -> str:
-    return f"{moment.astimezone(ZoneInfo(timezone)):%-d %b %Y}"

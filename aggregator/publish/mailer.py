@@ -8,17 +8,17 @@ since repeating it would change nothing but might lock the account.
 
 from __future__ import annotations
 
-import logging
 import smtplib
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
+from aggregator import logs
 from aggregator.config import SmtpSettings
 from aggregator.errors import AggregatorError
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 
 class DeliveryError(AggregatorError):
@@ -64,11 +64,11 @@ class Mailer:
                     raise
                 delay = self._retry_delay(attempt)
                 log.warning(
-                    "event=smtp_retry host=%s attempt=%d delay=%.1fs error=%r",
-                    self._smtp.host,
-                    attempt + 1,
-                    delay.total_seconds(),
-                    str(error),
+                    "smtp_retry",
+                    host=self._smtp.host,
+                    attempt=attempt + 1,
+                    delay_seconds=delay.total_seconds(),
+                    error=str(error),
                 )
                 self._sleep(delay.total_seconds())
 
@@ -109,7 +109,7 @@ class Mailer:
                 f"{where}: {exc.__class__.__name__}: {exc}", temporary=True
             ) from exc
         if refused:
-            log.warning("event=smtp_refused_some host=%s refused=%r", smtp.host, refused)
+            log.warning("smtp_refused_some", host=smtp.host, refused=len(refused))
 
     def _connect(self) -> smtplib.SMTP:
         smtp = self._smtp

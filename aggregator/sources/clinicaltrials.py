@@ -16,15 +16,15 @@ from urllib.parse import parse_qsl, urlsplit
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
-from aggregator.sources import (
+from aggregator.sources.api import (
     MAX_PAGES,
-    Download,
     api_result,
     date_from,
     read_page,
     read_pages,
     with_params,
 )
+from aggregator.sources.base import Download
 from aggregator.sources.entries import RawEntry, build_entries
 
 RATE = 1.0  # requests per second; the API allows about 50 a minute per address

@@ -16,7 +16,8 @@ from typing import Any
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
-from aggregator.sources import Download, api_result, date_from, read_page, read_pages, with_params
+from aggregator.sources.api import api_result, date_from, read_page, read_pages, with_params
+from aggregator.sources.base import Download
 from aggregator.sources.entries import RawEntry, build_entries
 
 TOOL = "aggregator"

@@ -21,7 +21,8 @@ from aggregator.errors import AggregatorError, ParseError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.normalise import safe_link, text_from_html
-from aggregator.sources import Download, jsonfeed
+from aggregator.sources import jsonfeed
+from aggregator.sources.base import Download
 from aggregator.sources.entries import MAX_TITLE, RawEntry, iter_entries
 from aggregator.sources.xmlparts import split_feed
 

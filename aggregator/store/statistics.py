@@ -12,12 +12,12 @@ assumes indexes are selective when it knows nothing, so it needs none of this.
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError
 
-log = logging.getLogger(__name__)
+from aggregator import logs
+
+log = logs.get_logger(__name__)
 
 # The tables a fetch grows, row for row with its items.
 GROWING_TABLES = ("items", "dedupe_keys", "story_links", "stories", "matches")
@@ -61,5 +61,5 @@ def analyse_outgrown_tables(engine: Engine) -> list[str]:
             connection.commit()
             return outgrown
     except DBAPIError as error:
-        log.warning("could not analyse the store's tables (lookups may be slow): %s", error)
+        log.warning("tables_not_analysed", error=str(error), effect="lookups may be slow")
         return []

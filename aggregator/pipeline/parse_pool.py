@@ -23,13 +23,14 @@ from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 
+from aggregator import logs
 from aggregator.analyse import AnalysedEntry, analyse
 from aggregator.match import Matcher
 from aggregator.models import ParsedFeed
-from aggregator.sources.registry import SOURCE_TYPES
+from aggregator.sources.registry import source_type
 from aggregator.sources.rss import SPLIT_BYTES
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 # About a second of feedparser's work: what a pass parses on the store thread before workers,
 # which cost as much to start, pay off.
 POOL_AFTER_BYTES = 2_000_000
@@ -44,7 +45,7 @@ def parse_body(
     """Parse and analyse in a worker: every entry read, since an iterator cannot cross
     processes."""
     assert _matcher is not None, "parse_body runs in a worker started by ParsePool"
-    parsed = SOURCE_TYPES[feed_type].parse(body, url, content_type, now)
+    parsed = source_type(feed_type).parse(body, url, content_type, now)
     return replace(parsed, entries=()), tuple(analyse(parsed.entries, feed, _matcher))
 
 
@@ -95,7 +96,7 @@ class ParsePool:
             )
         except BrokenProcessPool:
             if self._executor is executor:  # not one a later call has started since
-                log.warning("parse worker died; parsing in the main process url=%s", url)
+                log.warning("parse_worker_died", url=url, then="parsing in the main process")
                 self._executor = None
                 executor.shutdown(wait=False, cancel_futures=True)
             return None
@@ -109,15 +110,16 @@ class ParsePool:
                 self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self._matcher,),
+                initargs=(self._matcher, logging.getLogger().getEffectiveLevel()),
             )
-            log.info("parse workers started workers=%d", self._workers)
+            log.info("parse_workers_started", workers=self._workers)
         return self._executor
 
 
-def _start_worker(matcher: Matcher) -> None:
+def _start_worker(matcher: Matcher, log_level: int) -> None:
     global _matcher
     _matcher = matcher
+    logs.configure(log_level)
     _exit_with_parent()
 
 

@@ -10,13 +10,13 @@ a digest is being built simply waits for the next one: nothing is skipped, nothi
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Literal
 
+from aggregator import logs
 from aggregator.config import Settings, Subscriber
 from aggregator.publish.digest import (
     DigestContent,
@@ -31,7 +31,7 @@ from aggregator.schedule import cron_trigger, last_run_time
 from aggregator.store import Repository
 from aggregator.store.outbox import SENT, DigestDraft, Outbox, StoredDigest
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 PREVIEW_SENDER = "digest@localhost"
 
@@ -205,13 +205,9 @@ class DigestSender:
 
 
 def _log_report(report: DigestReport) -> None:
-    level = logging.WARNING if report.outcome == "failed" else logging.INFO
-    log.log(
-        level,
-        "event=digest subscriber=%s outcome=%s stories=%d message_id=%s error=%r",
-        report.subscriber,
-        report.outcome,
-        report.stories,
-        report.message_id,
-        report.error,
-    )
+    """One line per digest, naming it by Message-ID: a reader's address is never logged."""
+    fields = {"outcome": report.outcome, "stories": report.stories, "error": report.error}
+    if report.outcome == "failed":
+        log.warning("digest", message_id=report.message_id, **fields)
+    else:
+        log.info("digest", message_id=report.message_id, **fields)

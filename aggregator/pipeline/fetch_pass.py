@@ -1,5 +1,5 @@
 """One fetch pass: fetch feeds concurrently, parse what changed, and store it (the feeds waiting
-for the store several to a transaction, `store_batches.py`; the fetches that brought nothing,
+for the store several to a transaction, `store_queue.py`; the fetches that brought nothing,
 304s and identical bodies, many to a transaction). A feed is stored whole or not at all.
 
 A failing feed is a result, not a crash: its error is recorded and logged and every other feed
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import random
 import threading
 import time
@@ -21,25 +20,24 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from http import HTTPStatus
 from itertools import zip_longest
 from urllib.parse import urlsplit
 
+from aggregator import logs
 from aggregator.analyse import analyse
+from aggregator.clock import Clock, utc_now
 from aggregator.config import Settings
 from aggregator.errors import FeedError, FetchError, StoreUnavailableError
 from aggregator.fetch import Fetcher, FetchResult
-from aggregator.match import Matcher, item_fields
+from aggregator.match import Matcher
 from aggregator.models import (
     PAUSED,
     FeedState,
     FetchOutcome,
-    ItemText,
-    MatchChange,
     ParsedFeed,
-    TopicMatch,
 )
 from aggregator.outcome import (
     Failed,
@@ -50,25 +48,20 @@ from aggregator.outcome import (
     Unchanged,
     next_state,
 )
-from aggregator.parse_pool import Parsed, ParsePool
-from aggregator.sources import Download
-from aggregator.sources.registry import SOURCE_TYPES
+from aggregator.pipeline.parse_pool import Parsed, ParsePool
+from aggregator.pipeline.store_queue import StoreQueue
+from aggregator.sources.base import Download
+from aggregator.sources.registry import source_type
 from aggregator.store import Repository
-from aggregator.store_batches import StoreBatches
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
-Clock = Callable[[], datetime]
 # Fetches that bring nothing to store (304s, identical bodies) are recorded this many at a time.
 QUIET_BATCH = 100
 # Feeds between the start of their download and the end of their store, per connection the
 # fetcher may open: enough to keep the parse workers and the store busy, few enough that the
 # bodies and parsed entries waiting for the store stay the same however many feeds a pass has.
 IN_FLIGHT_PER_CONNECTION = 4
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,27 +75,6 @@ class FeedReport:
     updated: int = 0
     error: str | None = None
     seconds: float = 0.0  # from the request to the commit
-
-
-def match_item(matcher: Matcher, item: ItemText) -> tuple[TopicMatch, ...]:
-    """The topics a stored item is about under `matcher`'s rules."""
-    fields = item_fields(item.title, item.summary, item.content_html)
-    return matcher.match(fields, feed=item.feed)
-
-
-def apply_rule_changes(repository: Repository, matcher: Matcher) -> list[MatchChange] | None:
-    """Re-match every stored item if the matching rules changed since they were matched.
-
-    Returns the changes, or None when the stored matches already follow these rules.
-    """
-    if repository.rules_fingerprint() == matcher.fingerprint:
-        return None
-    changes = repository.rematch(matcher.fingerprint, partial(match_item, matcher))
-    added = sum(change.added for change in changes)
-    log.info(
-        "matching rules applied to stored items added=%d removed=%d", added, len(changes) - added
-    )
-    return changes
 
 
 async def fetch_feeds(
@@ -135,7 +107,7 @@ async def fetch_feeds(
                 parsers,
                 store_thread,
                 in_flight,
-                StoreBatches(repository, store_thread),
+                StoreQueue(repository, store_thread),
                 clock,
                 stop,
                 jitter,
@@ -160,34 +132,6 @@ def interleaved_by_host(feeds: Sequence[FeedState]) -> list[FeedState]:
     return [feed for turn in zip_longest(*by_host.values()) for feed in turn if feed is not None]
 
 
-@dataclass(frozen=True, slots=True)
-class CheckReport:
-    """What `feeds check` found at a feed's URL."""
-
-    name: str
-    url: str
-    status: str
-    items: int = 0
-    title: str = ""
-    error: str | None = None
-
-
-async def check_feed(
-    settings: Settings, name: str, url: str, feed_type: str = "rss", *, clock: Clock = utc_now
-) -> CheckReport:
-    """Fetch and parse one feed unconditionally, storing nothing: does it work right now?"""
-    source = SOURCE_TYPES[feed_type]
-    try:
-        async with Fetcher(settings.fetch) as fetcher:
-            result = await source.download(fetcher, _download(settings, url, clock()))
-        assert result.body is not None  # no validators were sent, so no 304
-        parsed = source.parse(result.body, result.final_url, result.content_type, clock())
-    except FeedError as exc:
-        return CheckReport(name, url, "error", error=exc.reason)
-    items = sum(1 for _ in parsed.entries)
-    return CheckReport(name, url, f"ok (HTTP {result.status})", items, parsed.title)
-
-
 @dataclass
 class _FetchRun:
     settings: Settings
@@ -197,7 +141,7 @@ class _FetchRun:
     parsers: ParsePool
     store_thread: ThreadPoolExecutor
     in_flight: asyncio.Semaphore
-    batches: StoreBatches
+    store_queue: StoreQueue
     clock: Clock
     stop: threading.Event | None
     jitter: Callable[[], float]
@@ -212,7 +156,7 @@ class _FetchRun:
     async def _fetch_and_store(self, feed: FeedState) -> FeedReport:
         started = time.monotonic()
         store = partial(asyncio.get_running_loop().run_in_executor, self.store_thread)
-        request = _download(
+        request = download_request(
             self.settings,
             feed.url,
             self.clock(),
@@ -221,7 +165,7 @@ class _FetchRun:
             since=feed.last_success_at,
         )
         try:
-            result = await SOURCE_TYPES[feed.type].download(self.fetcher, request)
+            result = await source_type(feed.type).download(self.fetcher, request)
             now = self.clock()
             body_hash = None if result.body is None else hashlib.sha256(result.body).hexdigest()
             parsed = await self._parse_if_new(feed, result, body_hash, now)
@@ -236,10 +180,10 @@ class _FetchRun:
             report = await store(self._record_failure, feed, Failed(exc.reason))
         except StoreUnavailableError as exc:  # locked, unreachable or full: this feed is retried
             reason = f"database unavailable: {exc}"
-            log.warning("feed not stored feed=%s url=%s error=%r", feed.name, feed.url, reason)
+            log.warning("feed_not_stored", feed=feed.name, url=feed.url, error=reason)
             report = await store(self._record_failure, feed, Failed(reason))
         except Exception as exc:  # a bug must not stop the other feeds
-            log.exception("feed failed unexpectedly feed=%s url=%s", feed.name, feed.url)
+            log.exception("feed_failed_unexpectedly", feed=feed.name, url=feed.url)
             report = await store(self._record_failure, feed, Failed(f"internal error: {exc!r}"))
         report = replace(report, seconds=time.monotonic() - started)
         _log_report(report)
@@ -268,7 +212,7 @@ class _FetchRun:
         head, entries = parsed
         assert body_hash is not None  # a parsed body
         outcome = self._decide(feed, _parsed(result, body_hash, head), now)
-        new, updated = await self.batches.record(feed.feed_id, outcome, entries)
+        new, updated = await self.store_queue.record(feed.feed_id, outcome, entries)
         return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
 
     def _store(
@@ -285,9 +229,7 @@ class _FetchRun:
                 self.record_quiet()
             return FeedReport(feed.name, feed.url, outcome.status)
         assert body_hash is not None
-        head = SOURCE_TYPES[feed.type].parse(
-            result.body, result.final_url, result.content_type, now
-        )
+        head = source_type(feed.type).parse(result.body, result.final_url, result.content_type, now)
         new, updated = self.repository.record_fetch(
             feed.feed_id,
             self._decide(feed, _parsed(result, body_hash, head), now),
@@ -310,20 +252,20 @@ class _FetchRun:
         try:
             self.repository.record_quiet_fetches(batch)
         except StoreUnavailableError as error:
-            log.warning("quiet fetches not recorded feeds=%d error=%r", len(batch), str(error))
+            log.warning("quiet_fetches_not_recorded", feeds=len(batch), error=str(error))
 
     def _record_failure(self, feed: FeedState, failure: Failed) -> FeedReport:
         outcome = self._decide(feed, failure, self.clock())
         if outcome.status == PAUSED:
             gone = failure.http_status == HTTPStatus.GONE
             why = "gone (HTTP 410)" if gone else f"failing since {outcome.failing_since:%Y-%m-%d}"
-            log.warning("feed paused feed=%s url=%s reason=%r", feed.name, feed.url, why)
+            log.warning("feed_paused", feed=feed.name, url=feed.url, reason=why)
         try:
             self.repository.record_fetch(feed.feed_id, outcome)
         except StoreUnavailableError as error:  # the feed stays due, so the next run tries again
-            log.warning("cannot record failure feed=%s error=%r", feed.name, str(error))
+            log.warning("failure_not_recorded", feed=feed.name, error=str(error))
         except Exception:
-            log.exception("cannot record failure feed=%s url=%s", feed.name, feed.url)
+            log.exception("failure_not_recorded", feed=feed.name, url=feed.url)
         return FeedReport(feed.name, feed.url, outcome.status, error=failure.error)
 
 
@@ -335,7 +277,7 @@ def _parsed(result: FetchResult, body_hash: str, head: ParsedFeed) -> ParsedBody
     return ParsedBody(_response(result), body_hash, head.title or None, head.ttl)
 
 
-def _download(
+def download_request(
     settings: Settings,
     url: str,
     now: datetime,
@@ -344,6 +286,7 @@ def _download(
     last_modified: str | None = None,
     since: datetime | None = None,
 ) -> Download:
+    """What a source needs to download `url`: validators, the last success, who is asking."""
     return Download(
         url=url,
         now=now,
@@ -356,20 +299,8 @@ def _download(
 
 
 def _log_report(report: FeedReport) -> None:
+    fields = {"feed": report.name, "url": report.url, "status": report.status}
     if report.error is not None:
-        log.warning(
-            "feed failed feed=%s url=%s status=%s error=%r",
-            report.name,
-            report.url,
-            report.status,
-            report.error,
-        )
+        log.warning("feed_failed", **fields, error=report.error)
     else:
-        log.info(
-            "feed fetched feed=%s url=%s status=%s new=%d updated=%d",
-            report.name,
-            report.url,
-            report.status,
-            report.new,
-            report.updated,
-        )
+        log.info("feed_fetched", **fields, new=report.new, updated=report.updated)

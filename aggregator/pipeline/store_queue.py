@@ -1,4 +1,4 @@
-"""Parsed feeds written several to a transaction, on the one store thread.
+"""The store thread's queue: parsed feeds written several to a transaction, on one thread.
 
 Storing a feed's items costs a few statements however many items it has, so at 50 items a feed a
 third of the store's time went to statements that ten feeds could share. The event loop hands
@@ -10,18 +10,18 @@ with a few changed feeds stores each as it comes.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from aggregator import logs
 from aggregator.analyse import AnalysedEntry
 from aggregator.errors import StoreUnavailableError
 from aggregator.models import FetchOutcome
 from aggregator.store import FeedFetch, Repository
 
-log = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 # Items in one transaction at most: beyond a few hundred the statements saved are few, and a
 # longer transaction holds SQLite's write lock longer for other processes.
 MAX_ITEMS = 500
@@ -34,7 +34,7 @@ class _Waiting(NamedTuple):
     counts: asyncio.Future[Counts]
 
 
-class StoreBatches:
+class StoreQueue:
     """The store thread's queue of parsed feeds. `record` is called from the event loop."""
 
     def __init__(
@@ -78,7 +78,7 @@ class StoreBatches:
             if len(batch) == 1:
                 loop.call_soon_threadsafe(_fail, batch[0].counts, error)
                 return
-            log.warning("batch of %d feeds not stored, storing each alone: %r", len(batch), error)
+            log.warning("batch_not_stored", feeds=len(batch), error=repr(error), then="each alone")
             for waiting in batch:
                 self._store_alone(loop, waiting)
             return

@@ -1,0 +1,110 @@
+"""Log lines for people and for machines: one line per event, in logfmt, whoever logged it.
+
+    time=2026-12-02T07:00:01Z level=info logger=aggregator.pipeline event=feed_fetched
+        feed=nature-ms url=https://... status=ok new=3 updated=0
+
+structlog makes our lines from an event name and key-value pairs, so values with spaces are
+quoted and nothing is a Python repr; the standard library's logging carries them, so the lines
+of the libraries underneath (uvicorn, APScheduler, Alembic) come out in the same form, under
+our logger names, with their text as `message`. Keys are the words of the product: `feed=`,
+`url=`, `status=`, `items=`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+# Libraries whose lines appear under our names, and the event their lines stand for.
+FOREIGN_LOGGERS = {
+    "uvicorn.access": ("aggregator.http", "http_request"),
+    "uvicorn": ("aggregator.http", "http_server"),
+    "apscheduler": ("aggregator.scheduler", "scheduler"),
+    "alembic": ("aggregator.migrations", "migration"),
+}
+_ORDER = ["time", "level", "logger", "event"]
+_SHARED: list[Processor] = [
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%SZ", utc=True, key="time"),
+]
+# Our events travel as standard library records from the first import on, so a line logged
+# before `configure` (or in a test) still reaches logging's handlers.
+structlog.configure(
+    processors=[
+        structlog.stdlib.filter_by_level,
+        *_SHARED,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """The logger of module `name`: `log.info("feed_fetched", feed=..., status=...)`."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
+
+
+def configure(level: int, stream: TextIO | None = None) -> None:
+    """Send every log line at `level` or above to `stream` (standard error), in logfmt."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, _as_our_event],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _without_none,
+            structlog.processors.LogfmtRenderer(key_order=_ORDER, bool_as_flag=False),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "alembic"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # A poll skipped because the previous fetch pass is still running is expected, not news.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
+
+
+def _as_our_event(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """A library's line as one of ours: its logger renamed, its text as `message`, and an
+    uvicorn access line as the request it records."""
+    name = str(event.get("logger", ""))
+    ours = next(
+        (value for prefix, value in FOREIGN_LOGGERS.items() if name.startswith(prefix)), None
+    )
+    record = event.get("_record")
+    if name == "uvicorn.access" and isinstance(record, logging.LogRecord):
+        args = record.args if isinstance(record.args, tuple) else ()
+        client, method, path, _version, status = (*args, None, None, None, None, None)[:5]
+        return {
+            **_meta(event),
+            "logger": "aggregator.http.access",
+            "event": "http_request",
+            "client": client,
+            "method": method,
+            "path": path,
+            "status": status,
+        }
+    logger, name_of_event = ours or (name, "library")
+    return {**_meta(event), "logger": logger, "event": name_of_event, "message": event["event"]}
+
+
+def _meta(event: EventDict) -> dict[str, Any]:
+    """What ProcessorFormatter and the renderer need of a foreign record's event dict."""
+    kept = ("_record", "_from_structlog", "time", "level", "exc_info", "stack_info")
+    return {key: event[key] for key in kept if key in event}
+
+
+def _without_none(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> EventDict:
+    """Keys with no value are left out: `error=None` tells a reader nothing."""
+    return {key: value for key, value in event.items() if value is not None}

@@ -1,0 +1,46 @@
+"""The one Jinja2 environment for everything readers see: the page and the digest.
+
+Autoescaping is on for every HTML template (feed text is untrusted) and off for the digest's
+plain-text part, which is not HTML; the helpers templates share are defined once here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from aggregator.models import SOURCE_KIND_LABELS, StoryRow
+from aggregator.publish.feeds import matched_words, source_kinds
+
+
+@cache
+def environment() -> Environment:
+    """The shared environment, made once per process."""
+    env = Environment(
+        loader=PackageLoader("aggregator.publish", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["day"] = day
+    env.globals["why"] = why
+    env.globals["kinds"] = kinds
+    return env
+
+
+def day(moment: datetime, timezone: str = "UTC") -> str:
+    """A date as readers write it: "2 Dec 2026"."""
+    return f"{moment.astimezone(ZoneInfo(timezone)):%-d %b %Y}"
+
+
+def why(story: StoryRow) -> str:
+    """The words that made a story match, for a line under it."""
+    return ", ".join(matched_words(story.matches))
+
+
+def kinds(story: StoryRow) -> list[str]:
+    """The badges of the kinds of source that carried a story."""
+    return [SOURCE_KIND_LABELS[kind] for kind in source_kinds(story)]
