@@ -45,6 +45,7 @@ def analyse(entries: Iterable[Entry], feed: str, matcher: Matcher) -> Iterator[A
             guid=entry.guid,
             title=entry.title,
             summary=entry.summary,
+            identifiers=entry.identifiers,
         )
         # The fingerprint's URL is the canonical one unless the link is generic: only then
         # is it worked out again.

@@ -54,6 +54,7 @@ from aggregator.store import Outbox, Repository
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
 from aggregator.web import create_app
 
+log = logs.get_logger("aggregator.cli")
 PREVIEW_READER = "reader@localhost"  # whom a preview is for when no subscriber is configured
 
 
@@ -100,6 +101,11 @@ class _App:
             database = self.settings.database
             self._engine = create_database_engine(database.url, database.busy_timeout)
         return self._engine
+
+    def warn_about_settings(self) -> None:
+        """Log what in the config works but should be otherwise (before fetching)."""
+        for key, why in self.settings.warnings():
+            log.warning("config_warning", key=key, reason=why)
 
     def repository(self) -> Repository:
         """The store, checked to be at the current schema and synced with the config's feeds."""
@@ -169,6 +175,7 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
     """Fetch due feeds once, and store what is new or changed."""
     for name in names:
         app.settings.feed(name)
+    app.warn_about_settings()
     repository = app.repository()
     matcher = build_matcher(app.settings)
     prepared = prepare(repository, matcher, utc_now())
@@ -328,6 +335,7 @@ def run(app: _App, no_server: bool, no_scheduler: bool) -> None:
         raise ConfigError("--no-server and --no-scheduler together leave nothing to run")
     if app.verbose == 0:
         logging.getLogger().setLevel(app.settings.service.log_level.upper())
+    app.warn_about_settings()
     app.repository()  # the schema is current and the feeds follow the config
     Service(app.settings, app.engine, scheduler=not no_scheduler, server=not no_server).run()
 
@@ -516,11 +524,11 @@ def stories_list(
         _print_json([_story_json(row) for row in rows])
         return
     _print_table(
-        ["id", "first seen", "sources", "topics", "title", "why"],
+        ["id", "published", "sources", "topics", "title", "why"],
         [
             [
                 str(row.id),
-                _when(row.first_seen),
+                _when(row.published) + ("*" if row.published_estimated else ""),
                 ", ".join(dict.fromkeys(source.feed for source in row.sources)),
                 ",".join(match.topic for match in row.matches),
                 row.title[:80],
@@ -546,7 +554,11 @@ def stories_show(app: _App, story_id: int, as_json: bool) -> None:
         return
     click.echo(f"#{row.id} {row.title}")
     click.echo(f"link: {row.link or '-'}")
-    click.echo(f"first seen {_when(row.first_seen)}; news since {_when(row.news_at)}")
+    estimated = " (no source gave a date: first seen)" if row.published_estimated else ""
+    click.echo(f"published {_when(row.published)}{estimated}; first seen {_when(row.first_seen)}")
+    if row.statuses:
+        history = " → ".join(f"{seen.status} ({seen.as_of:%Y-%m-%d})" for seen in row.statuses)
+        click.echo(f"status: {history}")
     click.echo(f"topics: {', '.join(match.topic for match in row.matches) or 'none'}")
     click.echo(f"why it matched: {_why(row.matches) or '-'}")
     click.echo(f"sources ({len(row.sources)}):")
@@ -563,8 +575,11 @@ def _story_json(row: StoryRow) -> dict[str, object]:
         "id": row.id,
         "title": row.title,
         "link": row.link,
+        "published": row.published,
+        "published_estimated": row.published_estimated,
         "first_seen": row.first_seen,
         "news_at": row.news_at,
+        "statuses": [{"status": seen.status, "as_of": seen.as_of} for seen in row.statuses],
         "summary": row.summary,
         "topics": [match.topic for match in row.matches],
         "sources": [

@@ -454,6 +454,19 @@ class Settings(_Section):
         every_topic = tuple(topic.id for topic in self.topics)
         return Subscriber(email, every_topic, digest.schedule, digest.timezone, digest.send_empty)
 
+    def warnings(self) -> list[tuple[str, str]]:
+        """Settings that work but that a publisher asks to be otherwise: (key, why)."""
+        found = []
+        if self.fetch.contact_email is None and any(f.type == "pubmed" for f in self.feeds):
+            found.append(
+                (
+                    "fetch.contact_email",
+                    "PubMed feeds are configured but no contact_email: NCBI asks every "
+                    "E-utilities caller for one, and may block callers without it",
+                )
+            )
+        return found
+
     @property
     def topic_titles(self) -> dict[str, str]:
         """What readers see for each topic id: its title, else the id itself."""

@@ -25,7 +25,7 @@ import re
 import zlib
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -79,12 +79,17 @@ def fingerprint(
     title: str,
     summary: str,
     link_is_shared: bool = False,
+    identifiers: Collection[str] | None = None,
 ) -> Fingerprint:
-    """The fingerprint of an item; `link_is_shared` when other items of its feed use its link."""
+    """The fingerprint of an item; `link_is_shared` when other items of its feed use its link.
+
+    `identifiers` are the record's own as its entry found them (its source may state more than
+    its link and GUID say); without them they are read from the link and GUID.
+    """
     url = canonical_url(link) if link else None
     if url is not None and (link_is_shared or is_home_page(url)):
         url = None
-    own = own_identifiers(link, guid)
+    own = own_identifiers(link, guid) if identifiers is None else frozenset(identifiers)
     everything = own | mentioned_identifiers(f"{title} {summary}")
     shingles = _shingles(f"{title} {summary}")
     return Fingerprint(

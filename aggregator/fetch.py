@@ -46,6 +46,9 @@ class FetchResult:
     last_modified: str | None
     content_type: str | None
     server_wait: timedelta | None = None  # how long the server asked us not to come back
+    # An API answer that stops short (a later page failed): what is missing, and why. The
+    # pages read are kept, and the next fetch asks again from where this one started.
+    incomplete: str | None = None
 
     @property
     def not_modified(self) -> bool:

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-# A feed's state after its last fetch: "new" (never fetched), "ok" (parsed), "not modified"
-# (a 304), "unchanged" (the same body again), "error" (failing, retried with back-off),
-# "paused" (failing too long, or gone: not fetched until resumed), "resumed" (due again).
-FeedStatus = Literal["new", "ok", "not modified", "unchanged", "error", "paused", "resumed"]
+# A feed's state after its last fetch: "new" (never fetched), "ok" (parsed), "partial" (an
+# API answer that stopped short: what came is stored, the rest is asked for again), "not
+# modified" (a 304), "unchanged" (the same body again), "error" (failing, retried with
+# back-off), "paused" (failing too long, or gone: not fetched until resumed), "resumed".
+FeedStatus = Literal[
+    "new", "ok", "partial", "not modified", "unchanged", "error", "paused", "resumed"
+]
 PAUSED: FeedStatus = "paused"
 
 SourceKind = Literal["registry", "journal", "preprint", "press-release", "news", "society"]
@@ -50,6 +53,10 @@ class Entry:
     date_estimated: bool
     content_hash: str
     kind: SourceKind | None = None  # when the item says more than its feed (a preprint)
+    # Strong identifiers of the record the item is (doi:, pmid:, pmcid:, nct:, euct:), from its
+    # link and GUID and from what its source states (dc:identifier, prism:doi, API fields).
+    identifiers: tuple[str, ...] = ()
+    status: str | None = None  # a registry record's status as the registry words it
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +162,14 @@ class StorySource:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusSeen:
+    """A registry record's status as of one of its versions (the record's own date)."""
+
+    status: str
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StoryRow:
     """A story as listed: the best source's title and link, every source, why it matched."""
 
@@ -167,6 +182,16 @@ class StoryRow:
     summary: str
     sources: tuple[StorySource, ...]
     matches: tuple[TopicMatch, ...]  # the best match per topic among the story's items
+    published: datetime  # when its best source published it (first seen when estimated)
+    published_estimated: bool = False  # no source gave a date
+    statuses: tuple[StatusSeen, ...] = ()  # a registry record's history, oldest first
+
+    @property
+    def status_change(self) -> tuple[str, str] | None:
+        """The record's last change of status, (before, now), if it ever changed."""
+        if len(self.statuses) < 2:
+            return None
+        return self.statuses[-2].status, self.statuses[-1].status
 
 
 @dataclass(frozen=True, slots=True)

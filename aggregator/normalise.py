@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
@@ -151,12 +152,23 @@ TRACKING_PREFIXES = ("utm_",)
 HOST_TRACKING_PARAMETERS = {"pubmed.ncbi.nlm.nih.gov": frozenset({"fc", "ff", "v"})}
 
 _DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>&?#]+", re.IGNORECASE)
-_DOI_PAGE_SUFFIX = re.compile(r"\.(?:full|abstract|pdf|full-text|full\.pdf)$", re.IGNORECASE)
+# What publishers append to a DOI in their page links: ".full", ".abstract", ".full.pdf+html",
+# ".article-info" (bioRxiv and medRxiv), possibly several.
+_DOI_PAGE_SUFFIX = re.compile(
+    r"(?:\.(?:full|abstract|short|pdf|full-text|article-info|article-metrics"
+    r"|supplementary-material)|\+html)+$",
+    re.IGNORECASE,
+)
 _DOI_VERSION = re.compile(r"(?<=\d)v\d{1,2}$")
 _PMID_TEXT = re.compile(r"\bPMID:?\s*(\d{1,9})\b")
 _PMID_PATH = re.compile(r"^/(?:pubmed/)?(\d{1,9})/?$")
 _EUROPEPMC_PATH = re.compile(r"/(?:article|abstract)/(MED|PMC)/(\d{1,9}|PMC\d{1,9})/?$", re.I)
 _PMCID = re.compile(r"\bPMC(\d{4,9})\b")
+_DECLARED_PMID = re.compile(r"(?:pmid|pubmed|med)\s*[:/]?\s*(\d{1,9})", re.IGNORECASE)
+# bioRxiv and medRxiv feed links: /cgi/content/short/2026.11.18.26300123v1, whose DOI is
+# 10.1101/2026.11.18.26300123 (every version shares it).
+_RXIV_PATH = re.compile(r"^/cgi/content/(?:short|abstract|full)/(\d{4}\.\d{2}\.\d{2}\.\d{5,})")
+_RXIV_HOSTS = ("medrxiv.org", "biorxiv.org")
 _NCT = re.compile(r"\bNCT(\d{8})\b", re.IGNORECASE)
 _EUCT = re.compile(r"\b(\d{4}-5\d{5}-\d{2}-\d{2}|\d{4}-\d{6}-\d{2})\b")
 
@@ -221,6 +233,8 @@ def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
                 found.add(f"pmid:{number}")
             elif source == "PMC":
                 found.add(f"pmcid:{number.upper()}")
+        if host in _RXIV_HOSTS and (match := _RXIV_PATH.match(parts.path)):
+            found.add(f"doi:10.1101/{match[1]}")
         if host.endswith("clinicaltrials.gov"):
             found.update(f"nct:NCT{number}" for number in _NCT.findall(link))
         if host.endswith(("euclinicaltrials.eu", "clinicaltrialsregister.eu")):
@@ -229,6 +243,23 @@ def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
         if match := re.fullmatch(r"(?:pubmed|pmid):(\d{1,9})", guid.strip(), re.IGNORECASE):
             found.add(f"pmid:{match[1]}")
         found.update(f"nct:NCT{number}" for number in _NCT.findall(guid))
+    return frozenset(found)
+
+
+def declared_identifiers(values: Iterable[str]) -> frozenset[str]:
+    """Strong identifiers a source states as a record's own, however it writes them: RSS 1.0's
+    dc:identifier ("doi:10.1038/x", "info:doi/10.1038/x", a doi.org URL), prism:doi (a bare
+    DOI), or an API's fields passed as "pmid:123", "PMC123", "NCT01234567"."""
+    found: set[str] = set()
+    for value in (value.strip() for value in values):
+        if match := _DECLARED_PMID.fullmatch(value):
+            found.add(f"pmid:{match[1]}")
+        elif found_doi := doi(value):
+            found.add(f"doi:{found_doi}")
+        elif match := re.fullmatch(r"(?:pmcid:)?PMC(\d{1,9})", value, re.IGNORECASE):
+            found.add(f"pmcid:PMC{match[1]}")
+        elif match := _NCT.fullmatch(value):
+            found.add(f"nct:NCT{match[1]}")
     return frozenset(found)
 
 

@@ -51,6 +51,7 @@ class ParsedBody:
     body_hash: str
     title: str | None = None
     ttl: timedelta | None = None  # RSS <ttl>
+    incomplete: str | None = None  # an API answer that stopped short, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +89,23 @@ def next_state(
     status: FeedStatus = (
         "ok" if parsed else "not modified" if isinstance(event, NotModified) else "unchanged"
     )
+    complete = not (parsed and parsed.incomplete)
     return FetchOutcome(
-        status=status,
+        status=status if complete else "partial",
         fetched_at=now,
         next_fetch_at=_next_fetch(
             feed, now, 0, (response.server_wait, ttl), settings, interval, jitter
         ),
         http_status=response.http_status,
-        last_success_at=now,
+        # What an incomplete answer left out is asked for again: the last success (where the
+        # next fetch of an API starts) stays, and so does the body hash, so the same short
+        # answer is not taken for "unchanged".
+        error=None if complete else f"incomplete: {parsed.incomplete}" if parsed else None,
+        last_success_at=now if complete else feed.last_success_at,
         # A 304 may omit validators: keep the ones we have rather than forget them.
         etag=response.etag or feed.etag,
         last_modified=response.last_modified or feed.last_modified,
-        body_hash=parsed.body_hash if parsed else feed.body_hash,
+        body_hash=parsed.body_hash if parsed and complete else feed.body_hash,
         title=(parsed.title if parsed else None) or feed.title,
         ttl=ttl,
     )

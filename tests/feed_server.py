@@ -28,8 +28,10 @@ parameter, so tests exercise the same URLs and paging as production:
 A folder before the API path serves its own files: /SITE/api/v2/studies answers from
 SITE/api/clinicaltrials/..., so two feeds of one API can say different things.
 
-`overrides` maps a path prefix (query string included, if given) to (status, headers): requests
-there get that answer instead (a 429 with Retry-After, a 503) until the test removes it.
+`overrides` maps a path prefix to (status, headers): requests there get that answer instead (a
+429 with Retry-After, a 503) until the test removes it. A prefix with a query string ("/api/v2/
+studies?pageToken", "...esummary.fcgi?id=41200002") matches requests with those parameters
+(any value where the prefix names none), in any order.
 
 Every request is logged (path and headers) so tests can assert what the client sent, and the
 most requests ever in flight at once is kept in `max_in_flight`.
@@ -43,7 +45,8 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from email.utils import formatdate
+from datetime import datetime
+from email.utils import format_datetime, formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -133,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             for prefix, (status, headers) in list(self.server_state.overrides.items()):
-                if self.path.startswith(prefix):
+                if _overridden(prefix, url.path, parse_qs(url.query, keep_blank_values=True)):
                     self._send(status, b"overridden\n", "text/plain", headers)
                     return
             self._route(url.path.lstrip("/").split("/"), parse_qs(url.query))
@@ -259,6 +262,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _overridden(prefix: str, path: str, query: dict[str, list[str]]) -> bool:
+    wanted_path, _, wanted_query = prefix.partition("?")
+    if not path.startswith(wanted_path):
+        return False
+    for part in filter(None, wanted_query.split("&")):
+        name, has_value, value = part.partition("=")
+        if name not in query or (has_value and value not in query[name]):
+            return False
+    return True
+
+
 def _api_file(parts: list[str], query: dict[str, list[str]]) -> str | None:
     path = "/".join(parts)
     first = {name: values[0] for name, values in query.items()}
@@ -282,14 +296,19 @@ def _api_file(parts: list[str], query: dict[str, list[str]]) -> str | None:
 Item = tuple[str, str | None, str] | tuple[str, str | None, str, str]  # guid, link, title[, text]
 
 
-def write_feed(root: Path, name: str, items: list[Item]) -> str:
-    """An RSS 2.0 file in the server's folder; returns its path on the server."""
+def write_feed(
+    root: Path, name: str, items: list[Item], *, published: datetime | None = None
+) -> str:
+    """An RSS 2.0 file in the server's folder; returns its path on the server. `published`
+    dates every item (as most feeds do); without it they are undated."""
+    date = f"<pubDate>{format_datetime(published)}</pubDate>" if published else ""
     entries = "".join(
         "<item>"
         f'<guid isPermaLink="false">{escape(item[0])}</guid>'
         + (f"<link>{escape(item[1])}</link>" if item[1] else "")
         + f"<title>{escape(item[2])}</title>"
         + (f"<description>{escape(item[3])}</description>" if len(item) > 3 else "")
+        + date
         + "</item>"
         for item in items
     )

@@ -159,7 +159,8 @@ def test_a_trial_status_change_is_news_in_the_next_digest(
         sender = DigestSender(settings, repository, Outbox(engine), Mailer(settings.smtp, {}))
         [reader] = settings.all_subscribers
         now = utc_now()
-        assert sender.send(reader, now)[0].outcome == "sent"
+        # The first fetch is the query's backlog, updated before this week: no news in it.
+        assert sender.send(reader, now)[0].outcome == "empty"
 
         page = feed_server.root / "api/clinicaltrials/page-first.json"
         page.write_text(
@@ -171,8 +172,9 @@ def test_a_trial_status_change_is_news_in_the_next_digest(
         [report] = sender.send(reader, now + timedelta(days=7))
         assert report.outcome == "sent"
         assert report.stories == 1
-        text = smtp.received[1].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert f"* Updated: Now recruiting: {KYSA8} (KYSA-8)" in text
+        text = smtp.received[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        changed = "Updated (Not yet recruiting → Recruiting)"
+        assert f"* {changed}: Now recruiting: {KYSA8} (KYSA-8)" in text
         assert "-- Trial updates --" in text
     finally:
         engine.dispose()
@@ -199,7 +201,7 @@ def test_pubmed_searches_then_summarises_in_batches_saying_who_asks(
         "multiple sclerosis."
     ]
     assert paper["link"] == "https://pubmed.ncbi.nlm.nih.gov/39512345/"
-    assert "doi:10.1177/13524585261234567" in paper["summary"]
+    assert paper["summary"].startswith("BACKGROUND: B cells drive inflammation in multiple")
     assert paper["sources"][0]["published"].startswith("2026-11-12")  # the e-pub date
     assert len(by_title) == 3
     assert feeds(run_cli, config)["pubmed"]["kind"] == "journal"
@@ -228,10 +230,11 @@ def test_pubmed_requests_stay_under_ncbis_rate_across_feeds(
         )
     fetch(run_cli, config)
     times = sorted(r.at for r in feed_server.requests if "/entrez/eutils/" in r.path)
-    assert len(times) == 6
-    # Requests to NCBI arrive at least 1/rate apart, whichever feed sent them.
+    assert len(times) == 10  # each feed: esearch, then esummary and efetch for two batches
+    # Requests to NCBI arrive more than 1/limit apart, whichever feed sent them: the margin
+    # under NCBI's limit is kept.
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert min(gaps) >= 1 / per_second - 0.02, gaps
+    assert min(gaps) >= 1 / per_second, gaps
     if api_key:
         assert all(
             q["api_key"] == api_key for q in queries(feed_server, "/entrez/eutils/esearch.fcgi")
@@ -245,7 +248,7 @@ def test_europepmc_follows_cursors_and_marks_preprints(
     fetch(run_cli, config)
     asked = queries(feed_server, "/europepmc/webservices/rest/search")
     assert [q["cursorMark"] for q in asked] == ["*", "AoIIQJ8w", "AoIIQK1x"]
-    assert all(q["format"] == "json" and q["sort"] == "P_PDATE_D desc" for q in asked)
+    assert all(q["format"] == "json" and q["sort"] == "FIRST_IDATE_D desc" for q in asked)
     assert all(q["query"] == '"CAR T" AND "multiple sclerosis"' for q in asked)
     kinds = {story["title"]: story["sources"][0]["kind"] for story in stories(run_cli, config)}
     assert kinds == {

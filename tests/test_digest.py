@@ -59,6 +59,7 @@ def story(
         summary=summary,
         sources=tuple(sources),
         matches=tuple(TopicMatch(topic, 1.0, hits) for topic in topics),
+        published=seen,
     )
 
 

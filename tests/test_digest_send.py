@@ -119,6 +119,8 @@ class World:
         self.feed_server = feed_server
         self.config = Path()
         self.engines: list[Engine] = []
+        # The feeds' items were published an hour before the test: this week's news.
+        self.published = utc_now() - timedelta(hours=1)
 
     def configure(
         self,
@@ -130,7 +132,7 @@ class World:
     ) -> None:
         feeds = ""
         for name, (kind, items) in FEEDS.items():
-            path = write_feed(self.feed_server.root, name, items)
+            path = write_feed(self.feed_server.root, name, items, published=self.published)
             feeds += f'[[feeds]]\nname = "{name}"\nurl = "{self.feed_server.url(path)}"\n'
             feeds += f'kind = "{kind}"\n\n'
         feeds += f'[[feeds]]\nname = "down"\nurl = "{self.feed_server.url("status/503")}"\n\n'
@@ -157,7 +159,7 @@ class World:
     def add_items(self, feed: str, items: list[Item]) -> None:
         """Publish `items` after the feed's own; an item with a known guid replaces it."""
         _, known = FEEDS[feed]
-        write_feed(self.feed_server.root, feed, [*known, *items])
+        write_feed(self.feed_server.root, feed, [*known, *items], published=self.published)
         self.fetch()
 
     def sender(self, environ: dict[str, str] | None = None) -> tuple[DigestSender, Outbox]:

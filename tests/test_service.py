@@ -435,7 +435,12 @@ def test_three_processes_share_fifty_feeds_and_send_one_digest(
 ) -> None:
     names = [f"source{n:02}" for n in range(50)]
     for name in names:
-        write_feed(feed_server.root, name, [(f"{name}-1", None, f"CAR T in MS, told by {name}")])
+        write_feed(
+            feed_server.root,
+            name,
+            [(f"{name}-1", None, f"CAR T in MS, told by {name}")],
+            published=datetime.now(UTC) - timedelta(hours=1),  # this week's news
+        )
     smtp = SmtpServer()
     try:
         config = run_config(
@@ -459,16 +464,17 @@ def test_three_processes_share_fifty_feeds_and_send_one_digest(
                 r.path.removeprefix("/").removesuffix(".xml") for r in list(feed_server.requests)
             )
 
-        # Every feed fetched a second time, 10-11 s after its first: by then a feed fetched by
-        # two processes at once would show three fetches or more.
-        wait_for(
-            lambda: len(fetched := fetches()) == 50 and min(fetched.values()) >= 2,
-            timeout=60,
-            what="every feed fetched twice",
-        )
-        wait_for(lambda: smtp.received, what="the digest")
-        outputs = stop_all(processes)
-        fetched = fetches()
+        try:
+            # Every feed fetched a second time, 10-11 s after its first: by then a feed
+            # fetched by two processes at once would show three fetches or more.
+            fetched = wait_for(
+                lambda: len(seen := fetches()) == 50 and min(seen.values()) >= 2 and seen,
+                timeout=60,
+                what="every feed fetched twice",
+            )
+            wait_for(lambda: smtp.received, what="the digest")
+        finally:
+            outputs = stop_all(processes)
     finally:
         smtp.stop()
     assert [process.returncode for process in processes] == [0, 0, 0], outputs

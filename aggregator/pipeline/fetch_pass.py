@@ -213,7 +213,7 @@ class _FetchRun:
         assert body_hash is not None  # a parsed body
         outcome = self._decide(feed, _parsed(result, body_hash, head), now)
         new, updated = await self.store_queue.record(feed.feed_id, outcome, entries)
-        return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
+        return _stored_report(feed, outcome, new, updated)
 
     def _store(
         self, feed: FeedState, result: FetchResult, now: datetime, body_hash: str | None
@@ -230,12 +230,11 @@ class _FetchRun:
             return FeedReport(feed.name, feed.url, outcome.status)
         assert body_hash is not None
         head = source_type(feed.type).parse(result.body, result.final_url, result.content_type, now)
+        outcome = self._decide(feed, _parsed(result, body_hash, head), now)
         new, updated = self.repository.record_fetch(
-            feed.feed_id,
-            self._decide(feed, _parsed(result, body_hash, head), now),
-            analyse(head.entries, feed.name, self.matcher),
+            feed.feed_id, outcome, analyse(head.entries, feed.name, self.matcher)
         )
-        return FeedReport(feed.name, feed.url, "ok", new=new, updated=updated)
+        return _stored_report(feed, outcome, new, updated)
 
     def _decide(self, feed: FeedState, event: FetchEvent, now: datetime) -> FetchOutcome:
         interval = self.settings.feed(feed.name).interval
@@ -269,12 +268,16 @@ class _FetchRun:
         return FeedReport(feed.name, feed.url, outcome.status, error=failure.error)
 
 
+def _stored_report(feed: FeedState, outcome: FetchOutcome, new: int, updated: int) -> FeedReport:
+    return FeedReport(feed.name, feed.url, outcome.status, new, updated, outcome.error)
+
+
 def _response(result: FetchResult) -> Response:
     return Response(result.status, result.etag, result.last_modified, result.server_wait)
 
 
 def _parsed(result: FetchResult, body_hash: str, head: ParsedFeed) -> ParsedBody:
-    return ParsedBody(_response(result), body_hash, head.title or None, head.ttl)
+    return ParsedBody(_response(result), body_hash, head.title or None, head.ttl, result.incomplete)
 
 
 def download_request(

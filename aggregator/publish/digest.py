@@ -66,8 +66,9 @@ class DigestStory:
     title: str
     link: str | None
     source: str
-    date: datetime
+    date: datetime  # when its source published it
     updated: bool  # news again: a record changed after it was first seen
+    change: str | None  # what changed, when a registry record's status did ("A → B")
     excerpt: tuple[Segment, ...]
     reasons: tuple[Reason, ...]
     also: tuple[Source, ...]
@@ -146,7 +147,7 @@ def build_content(
     by_topic: dict[str, dict[str | None, list[DigestStory]]] = {
         topic: {} for topic in subscriber.topics
     }
-    for story in sorted(stories, key=lambda s: (s.news_at, s.id), reverse=True):
+    for story in sorted(stories, key=lambda s: (s.published, s.id), reverse=True):
         topics = [match.topic for match in story.matches if match.topic in by_topic]
         if not topics:
             continue
@@ -193,8 +194,9 @@ def _digest_story(story: StoryRow, topic_titles: Mapping[str, str]) -> DigestSto
         title=story.title,
         link=story.link,
         source=best.feed_title if best else "",
-        date=best.published if best else story.first_seen,
+        date=story.published,
         updated=story.news_at > story.first_seen,
+        change=" → ".join(story.status_change) if story.status_change else None,
         excerpt=highlight(excerpt(story.summary), words),
         reasons=tuple(
             Reason(topic_titles.get(match.topic, match.topic), tuple(matched_words([match])))

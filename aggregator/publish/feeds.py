@@ -71,7 +71,7 @@ def render(
         entry.title(story.title)
         if story.link:
             entry.link(href=story.link, rel="alternate")
-        entry.published(story.first_seen)
+        entry.published(story.published)
         entry.updated(story.updated)
         entry.content(_entry_html(story, topic_titles), type="html")
         for match in story.matches:
@@ -97,7 +97,7 @@ def _json_feed(channel: Channel, output: OutputSettings, topic_titles: Mapping[s
                 "title": story.title,
                 "content_html": _entry_html(story, topic_titles),
                 "summary": story.summary,
-                "date_published": story.first_seen.isoformat(),
+                "date_published": story.published.isoformat(),
                 "date_modified": story.updated.isoformat(),
                 "tags": [match.topic for match in story.matches] + source_kinds(story),
             }

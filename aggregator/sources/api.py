@@ -3,16 +3,72 @@ their pages are one body, so an unchanged answer is never parsed twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from aggregator.errors import ParseError
-from aggregator.fetch import FetchResult
+from aggregator.errors import FetchError, ParseError
+from aggregator.fetch import Fetcher, FetchResult
 
 MAX_PAGES = 10  # a first fetch of an API query reads this many pages at most
+# A 429 or 503 asking to wait this long or less is waited for and the page asked once more;
+# a longer wait ends the fetch (the feed's next due time honours it).
+SHORT_WAIT = timedelta(seconds=10)
+_BUSY = (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
+
+
+async def fetch_page(fetcher: Fetcher, url: str, *, rate: float) -> FetchResult:
+    """One page of an API at `rate` requests a second; a short Retry-After is honoured once."""
+    try:
+        return await fetcher.fetch(url, rate=rate)
+    except FetchError as error:
+        wait = error.retry_after
+        if error.status not in _BUSY or wait is None or wait > SHORT_WAIT:
+            raise
+    await asyncio.sleep(wait.total_seconds())
+    return await fetcher.fetch(url, rate=rate)
+
+
+class Pages:
+    """The pages of one API answer, read one by one. A page after the first that fails is
+    left out and noted (`incomplete`): what was read is kept, and since the feed's last
+    success then stays where it was, the next fetch asks again for what is missing."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._bodies: list[bytes] = []
+        self._last: FetchResult | None = None
+        self._missing: list[str] = []
+
+    async def read(
+        self, fetcher: Fetcher, page_url: str, *, rate: float, xml: bool = False
+    ) -> bytes | None:
+        """The page's body, or None if it failed after an earlier page was read. An XML page
+        (E-utilities' efetch) is kept as {"xml": text}, so the pages stay one JSON body."""
+        try:
+            result = await fetch_page(fetcher, page_url, rate=rate)
+        except FetchError as error:
+            if self._last is None:
+                raise
+            self._missing.append(f"request {len(self._bodies) + 1} failed: {error.reason}")
+            return None
+        assert result.body is not None  # no validators are sent: never a 304
+        body = result.body
+        if xml:
+            body = json.dumps({"xml": body.decode("utf-8", "replace")}).encode()
+        self._bodies.append(body)
+        self._last = result
+        return result.body
+
+    def result(self) -> FetchResult:
+        """Every page read, as one fetch result."""
+        assert self._last is not None
+        incomplete = "; ".join(self._missing) or None
+        return api_result(self.url, self._bodies, self._last, incomplete)
 
 
 def pages_body(pages: Sequence[bytes]) -> bytes:
@@ -50,8 +106,10 @@ def _json(body: bytes, url: str) -> Any:
         raise ParseError(url, f"not JSON: {exc}") from None
 
 
-def api_result(url: str, pages: Sequence[bytes], last: FetchResult) -> FetchResult:
-    """The pages of one API query, as one fetch result."""
+def api_result(
+    url: str, pages: Sequence[bytes], last: FetchResult, incomplete: str | None = None
+) -> FetchResult:
+    """The pages of one API query, as one fetch result (`incomplete`: what is missing)."""
     return FetchResult(
         url,
         last.final_url,
@@ -61,6 +119,7 @@ def api_result(url: str, pages: Sequence[bytes], last: FetchResult) -> FetchResu
         last_modified=None,
         content_type="application/json",
         server_wait=last.server_wait,
+        incomplete=incomplete,
     )
 
 

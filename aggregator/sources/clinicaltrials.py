@@ -18,7 +18,7 @@ from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.sources.api import (
     MAX_PAGES,
-    api_result,
+    Pages,
     date_from,
     read_page,
     read_pages,
@@ -30,9 +30,21 @@ from aggregator.sources.entries import RawEntry, build_entries
 RATE = 1.0  # requests per second; the API allows about 50 a minute per address
 PAGE_SIZE = 100
 FIELDS = (
-    "NCTId,BriefTitle,OverallStatus,LastUpdatePostDate,LeadSponsorName,Phase,"
+    "NCTId,BriefTitle,BriefSummary,OverallStatus,LastUpdatePostDate,LeadSponsorName,Phase,"
     "Condition,InterventionName,LocationFacility"
 )
+# The status as the registry's own pages word it, for a record's status history.
+STATUS_LABELS = {
+    "NOT_YET_RECRUITING": "Not yet recruiting",
+    "RECRUITING": "Recruiting",
+    "ENROLLING_BY_INVITATION": "Enrolling by invitation",
+    "ACTIVE_NOT_RECRUITING": "Active, not recruiting",
+    "SUSPENDED": "Suspended",
+    "TERMINATED": "Terminated",
+    "COMPLETED": "Completed",
+    "WITHDRAWN": "Withdrawn",
+    "UNKNOWN": "Unknown status",
+}
 STATUS_TITLES = {
     "NOT_YET_RECRUITING": "Not yet recruiting",
     "RECRUITING": "Now recruiting",
@@ -49,7 +61,7 @@ STUDY_URL = "https://clinicaltrials.gov/study/"
 
 async def download(fetcher: Fetcher, request: Download) -> FetchResult:
     """Every page of the query updated since the last fetch (at most MAX_PAGES)."""
-    pages: list[bytes] = []
+    pages = Pages(request.url)
     token: str | None = None
     for _ in range(MAX_PAGES):
         extra = {
@@ -60,14 +72,14 @@ async def download(fetcher: Fetcher, request: Download) -> FetchResult:
         }
         if token:
             extra["pageToken"] = token
-        result = await fetcher.fetch(with_params(request.url, extra), rate=RATE)
-        assert result.body is not None  # no validators sent: never a 304
-        pages.append(result.body)
-        page = read_page(result.body, request.url)
+        body = await pages.read(fetcher, with_params(request.url, extra), rate=RATE)
+        if body is None:
+            break
+        page = read_page(body, request.url)
         token = page.get("nextPageToken")
         if not token or not page.get("studies") or _older_than(page, request.since):
             break
-    return api_result(request.url, pages, result)
+    return pages.result()
 
 
 def parse(body: bytes, url: str, _content_type: str | None, fetched_at: datetime) -> ParsedFeed:
@@ -92,6 +104,7 @@ def _raw_entry(study: dict[str, Any]) -> RawEntry:
     status = protocol.get("statusModule", {})
     nct = str(ident.get("nctId", ""))
     overall = str(status.get("overallStatus", "UNKNOWN"))
+    summary = str(protocol.get("descriptionModule", {}).get("briefSummary") or "")
     updated = date_from(status.get("lastUpdatePostDateStruct", {}).get("date"))
     sponsor = protocol.get("sponsorCollaboratorsModule", {}).get("leadSponsor", {}).get("name")
     phases = protocol.get("designModule", {}).get("phases") or []
@@ -118,9 +131,12 @@ def _raw_entry(study: dict[str, Any]) -> RawEntry:
         title=f"{status_title}: {ident.get('briefTitle', nct)}",
         body=" · ".join(fact for fact in facts if fact),
         body_is_html=False,
+        summary=summary,
         authors=(sponsor,) if sponsor else (),
         categories=(f"status:{overall}", *conditions),
         published=updated,
+        identifiers=(nct,) if nct else (),
+        status=STATUS_LABELS.get(overall, overall.replace("_", " ").capitalize()),
     )
 
 

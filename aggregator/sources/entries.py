@@ -16,7 +16,9 @@ from datetime import datetime
 from aggregator.models import Entry, SourceKind
 from aggregator.normalise import (
     clean_text,
+    declared_identifiers,
     fallback_title,
+    own_identifiers,
     plausible_date,
     safe_link,
     text_from_html,
@@ -52,6 +54,8 @@ class RawEntry:
     published: datetime | None = None
     updated: datetime | None = None
     kind: SourceKind | None = None
+    identifiers: tuple[str, ...] = ()  # the record's own, as the source states them
+    status: str | None = None  # a registry record's status ("Recruiting")
 
 
 def build_entries(
@@ -95,6 +99,10 @@ def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
         date_estimated=published is None and updated is None,
         content_hash=content_hash,
         kind=raw.kind,
+        identifiers=tuple(
+            sorted(own_identifiers(link, guid) | declared_identifiers(raw.identifiers))
+        ),
+        status=raw.status,
     )
 
 

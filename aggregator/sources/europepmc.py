@@ -1,8 +1,10 @@
 """Europe PMC REST search (https://europepmc.org/RestfulWebService): papers and preprints.
 
 The feed's URL is a documented `search?query=...` request; this module asks for JSON, newest
-first (`sort=P_PDATE_D desc`), and follows `cursorMark` until a page holds nothing newer than the
-last fetch. Europe PMC reports some errors inside HTTP 200 answers (`errCode`, `errMsg`): those
+indexed first (`sort=FIRST_IDATE_D desc`), and follows `cursorMark` until a page holds nothing
+indexed since the last fetch. The index date, not the publication date: a third of a real week's
+records were indexed days after their publication date, and stopping by publication date never
+fetched them. Europe PMC reports some errors inside HTTP 200 answers (`errCode`, `errMsg`): those
 are errors here too. Preprints (source PPR) are marked as preprints whatever the feed's kind.
 """
 
@@ -16,7 +18,7 @@ from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.sources.api import (
     MAX_PAGES,
-    api_result,
+    Pages,
     date_from,
     read_page,
     read_pages,
@@ -31,21 +33,21 @@ ARTICLE_URL = "https://europepmc.org/article/"
 
 
 async def download(fetcher: Fetcher, request: Download) -> FetchResult:
-    """Pages of the search, newest first, until one reaches what the last fetch saw."""
-    pages: list[bytes] = []
+    """Pages of the search, newest indexed first, until one reaches what the last fetch saw."""
+    pages = Pages(request.url)
     cursor = "*"
     for _ in range(MAX_PAGES):
         params = {
             "format": "json",
             "resultType": "lite",
-            "sort": "P_PDATE_D desc",
+            "sort": "FIRST_IDATE_D desc",
             "pageSize": str(PAGE_SIZE),
             "cursorMark": cursor,
         }
-        result = await fetcher.fetch(with_params(request.url, params), rate=RATE)
-        assert result.body is not None
-        pages.append(result.body)
-        page = read_page(result.body, request.url)
+        body = await pages.read(fetcher, with_params(request.url, params), rate=RATE)
+        if body is None:
+            break
+        page = read_page(body, request.url)
         _raise_reported_error(page, request.url)
         following = page.get("nextCursorMark")
         results = _results(page, request.url)
@@ -57,7 +59,7 @@ async def download(fetcher: Fetcher, request: Download) -> FetchResult:
         ):
             break
         cursor = str(following)
-    return api_result(request.url, pages, result)
+    return pages.result()
 
 
 def parse(body: bytes, url: str, _content_type: str | None, fetched_at: datetime) -> ParsedFeed:
@@ -96,6 +98,9 @@ def _raw_entry(record: dict[str, Any]) -> RawEntry:
         f"doi:{doi}" if doi else "",
         f"PMID {record['pmid']}" if record.get("pmid") else "",
     ]
+    identifiers = [f"doi:{doi}" if doi else ""]
+    identifiers += [f"pmid:{record['pmid']}" if record.get("pmid") else ""]
+    identifiers += [str(record.get("pmcid") or "")]
     return RawEntry(
         guid=f"{source}:{ident}",
         link=f"{ARTICLE_URL}{source}/{ident}",
@@ -106,12 +111,18 @@ def _raw_entry(record: dict[str, Any]) -> RawEntry:
         categories=(str(record.get("pubType", "")),) if record.get("pubType") else (),
         published=date_from(record.get("firstPublicationDate")) or date_from(record.get("pubYear")),
         kind="preprint" if source == "PPR" else None,
+        identifiers=tuple(value for value in identifiers if value),
     )
 
 
 def _older_than(results: list[dict[str, Any]], since: datetime | None) -> bool:
+    """True when the page reaches records indexed before `since` (a day's margin: Europe PMC
+    dates its index to the day). A record without an index date counts by its publication."""
     if since is None:
         return False
-    dates = [date_from(record.get("firstPublicationDate")) for record in results]
+    dates = [
+        date_from(record.get("firstIndexDate") or record.get("firstPublicationDate"))
+        for record in results
+    ]
     known = [date for date in dates if date is not None]
     return bool(known) and min(known) < since - timedelta(days=1)

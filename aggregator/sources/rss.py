@@ -163,6 +163,8 @@ def _raw_entry(raw: Any) -> RawEntry:
         published=_date(raw.get("published_parsed")),
         # `in`, not .get(): .get() falls back to the published date (feedparser issue 310).
         updated=_date(raw["updated_parsed"]) if "updated_parsed" in raw else None,
+        # Journals state the record's DOI in Dublin Core and PRISM (Nature, SAGE, medRxiv).
+        identifiers=tuple(str(raw[key]) for key in ("dc_identifier", "prism_doi") if raw.get(key)),
     )
 
 

@@ -28,7 +28,9 @@ class FeedStore:
     def sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
         """Make feed rows follow the config: add new names, follow new URLs, deactivate gone ones.
 
-        A changed URL is a different resource, so its validators and body hash are forgotten.
+        A changed URL is a different resource, so its validators and body hash are forgotten,
+        and its next fetch is a first one (an API query starts afresh; what it brings is
+        backlog, not news).
         """
         by_name = {feed.name: feed for feed in feeds}
         with self._db.transaction() as session:
@@ -41,7 +43,7 @@ class FeedStore:
                 if row.url != feed.url:
                     row.url = feed.url
                     row.etag = row.last_modified = row.body_hash = None
-                    row.next_fetch_at = None
+                    row.next_fetch_at = row.last_success_at = None
                 row.type = feed.type
                 row.kind = feed.kind
                 row.active = True

@@ -8,12 +8,12 @@ New and changed items are written with their topic matches and grouped into stor
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.analyse import AnalysedEntry
@@ -23,7 +23,7 @@ from aggregator.schedule import typical_gap
 from aggregator.store.batches import batches
 from aggregator.store.matches import store_matches
 from aggregator.store.meta import new_content_version
-from aggregator.store.schema import Feed, Item, update_by_id
+from aggregator.store.schema import Feed, Item, RecordStatus, table_of, update_by_id
 from aggregator.store.sessions import Sessions
 from aggregator.store.statistics import analyse_outgrown_tables
 from aggregator.store.stories import (
@@ -76,7 +76,10 @@ class FetchRecorder:
         with self._db.transaction() as session:
             feeds = {f.id: f for f in session.scalars(select(Feed).where(Feed.id.in_(feed_ids)))}
             now = max(fetch.outcome.fetched_at for fetch in fetches)
-            counts = self._upsert_items(session, fetches, now)
+            # A feed's first successful fetch brings its backlog: stored, but news only for
+            # what was published within a digest's period.
+            backlog = {feed.id for feed in feeds.values() if feed.last_success_at is None}
+            counts = self._upsert_items(session, fetches, now, backlog)
             grown = {feed_id for feed_id in feed_ids if any(counts[feed_id])}
             # Read before any feed changes, so the feeds' rows are written in one flush.
             published = _recent_publish_times(session, grown) if grown else {}
@@ -109,16 +112,22 @@ class FetchRecorder:
                 _apply_outcome(feeds[feed_id], outcome)
 
     def _upsert_items(
-        self, session: Session, fetches: Sequence[FeedFetch], now: datetime
+        self,
+        session: Session,
+        fetches: Sequence[FeedFetch],
+        now: datetime,
+        backlog: Collection[int],
     ) -> dict[int, tuple[int, int]]:
         new: Counter[int] = Counter()
         updated: Counter[int] = Counter()
         stream = ((fetch.feed_id, analysed) for fetch in fetches for analysed in fetch.entries)
         for batch in batches(stream):
             known = {
-                (feed_id, identity): (item_id, content_hash)
-                for feed_id, identity, item_id, content_hash in session.execute(
-                    select(Item.feed_id, Item.identity, Item.id, Item.content_hash).where(
+                (feed_id, identity): (item_id, content_hash, status)
+                for feed_id, identity, item_id, content_hash, status in session.execute(
+                    select(
+                        Item.feed_id, Item.identity, Item.id, Item.content_hash, Item.status
+                    ).where(
                         Item.feed_id.in_({feed_id for feed_id, _ in batch}),
                         Item.identity.in_({analysed.entry.identity for _, analysed in batch}),
                     )
@@ -126,16 +135,19 @@ class FetchRecorder:
             }
             fresh: dict[tuple[int, str], AnalysedEntry] = {}
             changed: dict[int, AnalysedEntry] = {}
+            new_status: dict[int, AnalysedEntry] = {}
             unchanged_ids: list[int] = []
             for feed_id, analysed in batch:
                 key = (feed_id, analysed.entry.identity)
-                item_id, content_hash = known.get(key, (None, None))
+                item_id, content_hash, status = known.get(key, (None, None, None))
                 if item_id is None:
                     fresh[key] = analysed
                     new[feed_id] += 1
                 elif content_hash != analysed.entry.content_hash:
                     changed[item_id] = analysed
                     updated[feed_id] += 1
+                    if analysed.entry.status not in (None, status):
+                        new_status[item_id] = analysed
                 else:
                     unchanged_ids.append(item_id)
             if changed:
@@ -151,6 +163,7 @@ class FetchRecorder:
                     _item_values(a)
                     | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now},
                     a.fingerprint,
+                    backlog=feed_id in backlog,
                 )
                 for (feed_id, _), a in fresh.items()
             ]
@@ -158,7 +171,11 @@ class FetchRecorder:
                 item_id: replace(a.fingerprint, item=str(item_id)) for item_id, a in changed.items()
             }
             added_ids = assign_stories(session, new_items, list(changed), now, fingerprints)
-            touched = dict(zip(added_ids, fresh.values(), strict=True)) | changed
+            added = dict(zip(added_ids, fresh.values(), strict=True))
+            _record_statuses(
+                session, {i: a for i, a in added.items() if a.entry.status} | new_status, now
+            )
+            touched = added | changed
             store_matches(
                 session, {item_id: a.matches for item_id, a in touched.items()}, replaced=changed
             )
@@ -237,6 +254,21 @@ def _apply_outcome(feed: Feed, outcome: FetchOutcome) -> None:
     feed.ttl_seconds = int(outcome.ttl.total_seconds()) if outcome.ttl else None
 
 
+def _record_statuses(session: Session, items: Mapping[int, AnalysedEntry], now: datetime) -> None:
+    """A registry record's status, as of its own date, each time an item first shows it."""
+    rows = [
+        {
+            "item_id": item_id,
+            "status": analysed.entry.status,
+            "as_of": analysed.entry.updated_at or analysed.entry.published_at,
+            "seen_at": now,
+        }
+        for item_id, analysed in items.items()
+    ]
+    if rows:
+        session.execute(insert(table_of(RecordStatus)), rows)
+
+
 def _item_values(analysed: AnalysedEntry) -> dict[str, Any]:
     entry = analysed.entry
     return {
@@ -254,4 +286,6 @@ def _item_values(analysed: AnalysedEntry) -> dict[str, Any]:
         "content_hash": entry.content_hash,
         "kind": entry.kind,
         "canonical_url": analysed.canonical_url,
+        "identifiers": list(entry.identifiers),
+        "status": entry.status,
     }

@@ -7,16 +7,17 @@ Lists, the page, the output feeds and the digest all read stories through here, 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import ColumnElement, Integer, Select, false, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
-from aggregator.models import MergeReason, StoryRow, StorySource, TopicMatch
+from aggregator.models import MergeReason, StatusSeen, StoryRow, StorySource, TopicMatch
 from aggregator.store.batches import batches
 from aggregator.store.matches import matches_of
 from aggregator.store.meta import CONTENT_VERSION
-from aggregator.store.schema import Feed, Item, Match, Story, StoryLink
+from aggregator.store.schema import Feed, Item, Match, RecordStatus, Story, StoryLink
 from aggregator.store.sessions import Sessions
 
 
@@ -52,7 +53,7 @@ class StoryReader:
             if topic is not None:
                 matched = matched.where(Match.topic == topic)
             query = query.where(Story.id.in_(matched))
-        query = query.order_by(Story.first_seen_at.desc(), Story.id.desc()).limit(limit)
+        query = query.order_by(Story.published_at.desc(), Story.id.desc()).limit(limit)
         with self._db.reading() as session:
             return _story_rows(session, list(session.scalars(query)))
 
@@ -117,11 +118,17 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
         query = select(Item, Feed).join(Feed).where(Item.story_id.in_(batch))
         for item, feed in session.execute(query):
             items[item.story_id or 0].append((item, feed))
-    matches = matches_of(session, [item.id for pairs in items.values() for item, _ in pairs])
+    item_ids = [item.id for pairs in items.values() for item, _ in pairs]
+    matches = matches_of(session, item_ids)
+    statuses = _statuses_of(session, item_ids)
     rows = []
     for story in stories:
         members = sorted(
-            items[story.id], key=lambda pair: (pair[0].link != story.link, pair[0].published_at)
+            items[story.id],
+            key=lambda pair: (
+                (pair[0].link, pair[0].title) != (story.link, story.title),
+                pair[0].published_at,
+            ),
         )
         best_per_topic: dict[str, TopicMatch] = {}
         for item, _ in members:
@@ -153,6 +160,31 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                     for item, feed in members
                 ),
                 matches=tuple(best_per_topic[topic] for topic in sorted(best_per_topic)),
+                published=story.published_at,
+                published_estimated=story.published_estimated,
+                statuses=_history(status for item, _ in members for status in statuses[item.id]),
             )
         )
     return rows
+
+
+def _statuses_of(session: Session, item_ids: Sequence[int]) -> defaultdict[int, list[StatusSeen]]:
+    """Every status each registry item has shown, by item."""
+    found: defaultdict[int, list[StatusSeen]] = defaultdict(list)
+    for batch in batches(item_ids):
+        query = select(RecordStatus.item_id, RecordStatus.status, RecordStatus.as_of).where(
+            RecordStatus.item_id.in_(batch)
+        )
+        for item_id, status, as_of in session.execute(query):
+            found[item_id].append(StatusSeen(status, as_of))
+    return found
+
+
+def _history(seen: Iterable[StatusSeen]) -> tuple[StatusSeen, ...]:
+    """A record's statuses in the order of the versions that showed them, each change once:
+    the same record seen in several feeds, some behind the others, tells one history."""
+    history: list[StatusSeen] = []
+    for status in sorted(seen, key=lambda status: status.as_of):
+        if not history or history[-1].status != status.status:
+            history.append(status)
+    return tuple(history)

@@ -160,6 +160,10 @@ class Item(Base):
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     canonical_url: Mapped[str | None] = mapped_column(Text)
+    # The record's own strong identifiers ("doi:...", "pmid:..."), from its link and GUID and
+    # from what its source states; NULL for items stored before they were kept.
+    identifiers: Mapped[list[str] | None] = mapped_column(JSON)
+    status: Mapped[str | None] = mapped_column(String(64))  # a registry record's status
     story_id: Mapped[int | None] = mapped_column(
         ForeignKey("stories.id", ondelete="SET NULL"), index=True
     )
@@ -185,10 +189,28 @@ class Story(Base):
     link: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
-    news_at: Mapped[datetime] = mapped_column(index=True)  # first seen, or a record changed since
+    # When it became news: first seen (a feed's backlog: when published), or a record changed.
+    news_at: Mapped[datetime] = mapped_column(index=True)
+    # When its best source published it (the first-seen time if no source gives a date,
+    # then `published_estimated`): what lists are ordered by and what readers are shown.
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    published_estimated: Mapped[bool] = mapped_column(default=False)
     # Numbers a batch's rows so an INSERT .. RETURNING of many stories can hand their ids back
     # in order on SQLite too, one statement for them all instead of one each.
     _sentinel: Mapped[int | None] = orm_insert_sentinel()
+
+
+class RecordStatus(Base):
+    """A registry record's status as one of its items saw it: a row each time it changes, so a
+    story can say "Recruiting → Active, not recruiting" and show the record's history."""
+
+    __tablename__ = "record_statuses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[datetime]  # the record's own date for this version (its last update)
+    seen_at: Mapped[datetime]
 
 
 class StoryLink(Base):

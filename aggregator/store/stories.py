@@ -74,6 +74,7 @@ class _Member(NamedTuple):
     date_estimated: bool
     canonical_url: str | None
     first_seen_at: datetime
+    identifiers: list[str] | None
 
 
 _MEMBER_COLUMNS = [getattr(Item, name) for name in _Member._fields]
@@ -96,14 +97,18 @@ class _Row:
     first_seen_at: datetime
     canonical_url: str | None
     story_id: int | None
+    identifiers: list[str] | None  # None: stored before sources' own identifiers were kept
+    backlog: bool = False  # brought by its feed's first fetch
 
 
 class NewItem(NamedTuple):
-    """A fetched item not stored yet: `values` is its row but for its story, and `fingerprint`
-    the one `analyse` made of it."""
+    """A fetched item not stored yet: `values` is its row but for its story, `fingerprint` the
+    one `analyse` made of it, and `backlog` whether its feed's first fetch brought it (a feed's
+    backlog is news only for what was published within a digest's period)."""
 
     values: Mapping[str, Any]
     fingerprint: Fingerprint
+    backlog: bool = False
 
 
 def assign_stories(
@@ -195,6 +200,8 @@ def _unstored_row(item_id: int, item: NewItem) -> _Row:
         first_seen_at=values["first_seen_at"],
         canonical_url=values["canonical_url"],
         story_id=None,
+        identifiers=values["identifiers"],
+        backlog=item.backlog,
     )
 
 
@@ -234,6 +241,7 @@ def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
                 Item.first_seen_at,
                 Item.canonical_url,
                 Item.story_id,
+                Item.identifiers,
             )
             .join(Feed)
             .where(Item.id.in_(ids[start : start + BATCH_SIZE]))
@@ -299,6 +307,7 @@ def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | N
         title=row.title,
         summary=row.summary,
         link_is_shared=link_is_shared,
+        identifiers=row.identifiers,
     )
 
 
@@ -437,8 +446,19 @@ def _new_story(
         "link": best.link,
         "first_seen_at": first_seen,
         "updated_at": now,
-        "news_at": first_seen,
+        "news_at": max(_news_time(row) for row in items),
+        "published_at": best.published_at,
+        "published_estimated": best.date_estimated,
     }
+
+
+def _news_time(row: _Row) -> datetime:
+    """When an item became news: when first seen, but for a feed's backlog (its first fetch)
+    when it was published, and never for an undated backlog item. So a new feed, or a new
+    installation, never floods the next digest with months of old news."""
+    if not row.backlog:
+        return row.first_seen_at
+    return _EPOCH if row.date_estimated else row.published_at
 
 
 def _carry_digest_history(session: Session, merged: Sequence[int], target: int) -> None:
@@ -486,9 +506,7 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
         members[member.story_id].append(member)
     refreshed = []
     for story_id, items in members.items():
-        best = min(
-            items, key=lambda item: _source_rank(item, own_identifiers(item.link, item.guid))
-        )
+        best = min(items, key=lambda item: _source_rank(item, _own(item)))
         refreshed.append(
             {
                 "row_id": story_id,
@@ -496,6 +514,8 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
                 "link": best.link,
                 "first_seen_at": min(item.first_seen_at for item in items),
                 "updated_at": now,
+                "published_at": best.published_at,
+                "published_estimated": best.date_estimated,
             }
         )
     if refreshed:
@@ -504,16 +524,26 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
         session.execute(update(Story).where(Story.id.in_(renewed)).values(news_at=now))
 
 
-def _source_rank(item: _Ranked, own: frozenset[str]) -> tuple[int, bool, datetime, str, str, str]:
-    """Registry before journal before anything else (by `own`, the item's own identifiers);
-    then the earliest real publication date (an estimated date is only when we happened to
-    fetch it); then a stable tie-break. Nothing here depends on arrival order, so neither does
-    a story's title."""
+def _own(member: _Member) -> frozenset[str]:
+    """A stored item's own identifiers: as its source stated them, else from link and GUID."""
+    if member.identifiers is not None:
+        return frozenset(member.identifiers)
+    return own_identifiers(member.link, member.guid)
+
+
+def _source_rank(item: _Ranked, own: frozenset[str]) -> tuple[int, bool, float, str, str, str]:
+    """Registry before journal before anything else (by `own`, the item's own identifiers).
+    Among registry records the freshest version first: a trial's current status wins over an
+    older copy of the record in another feed. Among the others the earliest real publication
+    (the original, not a later copy); an estimated date is only when we happened to fetch it.
+    Then a stable tie-break: nothing here depends on arrival order, so neither does a story's
+    title."""
     if any(i.startswith(_REGISTRY_KINDS) for i in own):
         kind = 0
     elif any(i.startswith(_LITERATURE_KINDS) for i in own):
         kind = 1
     else:
         kind = 2
-    published = _EPOCH if item.date_estimated else item.published_at
-    return kind, item.date_estimated, published, item.canonical_url or "", item.identity, item.title
+    published = 0.0 if item.date_estimated else item.published_at.timestamp()
+    order = -published if kind == 0 else published
+    return kind, item.date_estimated, order, item.canonical_url or "", item.identity, item.title
