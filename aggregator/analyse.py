@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice
 
 from aggregator.dedupe import Fingerprint, fingerprint
-from aggregator.match import Matcher, item_fields
+from aggregator.match import Matcher, item_fields, repeated_sentences
 from aggregator.models import Entry, TopicMatch
 from aggregator.normalise import canonical_url
 
@@ -30,14 +31,22 @@ class AnalysedEntry:
     canonical_url: str | None  # of the link, even a generic one (the fingerprint drops those)
 
 
-def match_entry(matcher: Matcher, feed: str, entry: Entry) -> tuple[TopicMatch, ...]:
-    """The topics a fetched entry of `feed` is about."""
-    return matcher.match(item_fields(entry.title, entry.summary, entry.content_html), feed=feed)
+# A feed's boilerplate is learned from its first entries this many (memory stays bounded).
+LEARN_FROM = 200
+
+
+def _fields(entry: Entry) -> dict[str, str]:
+    return item_fields(entry.title, entry.summary, entry.content_html)
 
 
 def analyse(entries: Iterable[Entry], feed: str, matcher: Matcher) -> Iterator[AnalysedEntry]:
-    """Each entry of `feed` analysed, one at a time as `entries` arrive."""
-    for entry in entries:
+    """Each entry of `feed` analysed. The sentences the feed repeats under its entries (a
+    sign-off, a standing "About us") are learned from its first LEARN_FROM entries and not
+    read as any entry's content."""
+    stream = iter(entries)
+    head = list(islice(stream, LEARN_FROM))
+    boilerplate = repeated_sentences([_fields(entry) for entry in head])
+    for entry in chain(head, stream):
         found = fingerprint(
             entry.identity,
             feed,
@@ -50,4 +59,5 @@ def analyse(entries: Iterable[Entry], feed: str, matcher: Matcher) -> Iterator[A
         # The fingerprint's URL is the canonical one unless the link is generic: only then
         # is it worked out again.
         url = found.url or (canonical_url(entry.link) if entry.link else None)
-        yield AnalysedEntry(entry, match_entry(matcher, feed, entry), found, url)
+        matches = matcher.match(_fields(entry), feed=feed, boilerplate=boilerplate)
+        yield AnalysedEntry(entry, matches, found, url)

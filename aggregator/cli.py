@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +30,25 @@ from aggregator.config import (
     FeedSettings,
     Settings,
     Subscriber,
+    TopicSettings,
     config_path,
     load_settings,
 )
 from aggregator.config_edit import add_feeds, remove_feed
 from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableError
-from aggregator.evaluate import evaluate, read_labelled
-from aggregator.match import FeedContext, build_matcher
-from aggregator.models import StoryRow, TopicMatch
+from aggregator.evaluate import by_why, evaluate, read_labelled
+from aggregator.match import FeedContext, TopicRule, build_matcher
+from aggregator.models import StoryRow
 from aggregator.opml import Subscription, name_for, read_opml, write_opml
 from aggregator.pipeline.check import CheckReport, check_feed
 from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds
-from aggregator.pipeline.prepare import match_item, prepare
+from aggregator.pipeline.prepare import prepare, stored_item_matcher
 from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
 from aggregator.publish.sending import DigestSender, PreparedDigest
+from aggregator.publish.why import matched_words, why_shown
 from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
 from aggregator.store import Outbox, Repository
@@ -114,11 +115,13 @@ class _App:
         repository.sync_feeds(self.settings.feeds)
         return repository
 
-    def topic(self, topic_id: str) -> None:
-        """Check that `topic_id` is configured; a ConfigError lists the ids there are."""
-        ids = [topic.id for topic in self.settings.topics]
-        if topic_id not in ids:
-            raise ConfigError(f"no topic with id {topic_id!r} (topics: {', '.join(ids) or 'none'})")
+    def topic(self, topic_id: str) -> TopicSettings:
+        """The configured topic `topic_id`; a ConfigError lists the ids there are."""
+        for topic in self.settings.topics:
+            if topic.id == topic_id:
+                return topic
+        ids = ", ".join(topic.id for topic in self.settings.topics) or "none"
+        raise ConfigError(f"no topic with id {topic_id!r} (topics: {ids})")
 
     def close(self) -> None:
         if self._engine is not None:
@@ -532,7 +535,7 @@ def stories_list(
                 ", ".join(dict.fromkeys(source.feed for source in row.sources)),
                 ",".join(match.topic for match in row.matches),
                 row.title[:80],
-                _why(row.matches),
+                ", ".join(matched_words(row.matches)),
             ]
             for row in rows
         ],
@@ -560,7 +563,10 @@ def stories_show(app: _App, story_id: int, as_json: bool) -> None:
         history = " → ".join(f"{seen.status} ({seen.as_of:%Y-%m-%d})" for seen in row.statuses)
         click.echo(f"status: {history}")
     click.echo(f"topics: {', '.join(match.topic for match in row.matches) or 'none'}")
-    click.echo(f"why it matched: {_why(row.matches) or '-'}")
+    shown = why_shown(row.matches)
+    click.echo("why it matched:" if shown else "why it matched: -")
+    for why in shown:
+        click.echo(f"  {why.topic}: {why.text}")
     click.echo(f"sources ({len(row.sources)}):")
     for source in row.sources:
         click.echo(f"  [{source.item_id}] {source.feed}: {source.title} <{source.link or '-'}>")
@@ -609,9 +615,10 @@ def topics_test(app: _App, topic: str | None) -> None:
     if topic is not None:
         app.topic(topic)
     matcher = build_matcher(app.settings)
+    repository = app.repository()
     changes = [
         change
-        for change in app.repository().preview_rematch(partial(match_item, matcher))
+        for change in repository.preview_rematch(stored_item_matcher(repository, matcher))
         if topic is None or change.topic == topic
     ]
     for change in changes:
@@ -644,9 +651,10 @@ def topics_evaluate(app: _App, file: Path, topic: str | None, assumptions: tuple
     topic_id = topic or (
         "car-t-ms" if "car-t-ms" in {t.id for t in settings.topics} else settings.topics[0].id
     )
-    app.topic(topic_id)
+    chosen = app.topic(topic_id)
     matcher = build_matcher(settings, feeds=_feed_contexts(assumptions, settings.terms))
-    result = evaluate(matcher, read_labelled(file), topic_id)
+    rule = TopicRule(chosen.id, chosen.all, chosen.any, chosen.none)
+    result = evaluate(matcher, read_labelled(file), rule)
     click.echo(f"topic {topic_id}: {result.total} items, {result.relevant} labelled relevant")
     click.echo(f"precision {_ratio(result.precision)}  recall {_ratio(result.recall)}")
     click.echo(
@@ -655,9 +663,12 @@ def topics_evaluate(app: _App, file: Path, topic: str | None, assumptions: tuple
     )
     if not result.misclassified:
         click.echo("misclassified: none")
-    for item, predicted in result.misclassified:
-        kind = "false positive" if predicted else "false negative"
-        click.echo(f"{kind}: {item.id} [{item.feed}] {item.title}")
+        return
+    click.echo("errors by why:")
+    for why, mistakes in by_why(result.misclassified).items():
+        click.echo(f"  {len(mistakes)} x {why}")
+        for mistake in mistakes:
+            click.echo(f"      {mistake.item.id} [{mistake.item.feed}] {mistake.item.title}")
 
 
 def _feed_contexts(
@@ -678,16 +689,6 @@ def _feed_contexts(
 
 def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-def _why(matches: Sequence[TopicMatch]) -> str:
-    """ "CAR T (title), MS (summary)": the matched words, and where, to check against the text."""
-    reasons = dict.fromkeys(
-        f"{hit.text} ({hit.field})" if hit.field != "feed" else f"{hit.group} (feed)"
-        for match in matches
-        for hit in match.hits
-    )
-    return ", ".join(reasons)
 
 
 def _configure_logging(verbose: int) -> None:

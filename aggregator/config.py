@@ -68,6 +68,15 @@ EMAIL_ADDRESS = re.compile(rf"{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+")
 SUBJECT_FIELDS = ("title", "date", "count", "count_text")
 
 
+TERM_MARKER = "@"  # "SEP@fr", "RMS@defined": see match.py
+
+
+def split_marker(term: str) -> tuple[str, str | None]:
+    """A configured term and its marker: ("SEP", "fr") for "SEP@fr", ("MS", None) for "MS"."""
+    text, at, marker = term.rpartition(TERM_MARKER)
+    return (text, marker) if at and text and marker.isalpha() else (term, None)
+
+
 def parse_duration(value: object) -> timedelta:
     """Read "30s", "2h", "1h30m", "1d" or a number of seconds; refuse zero and negatives."""
     if isinstance(value, timedelta):
@@ -353,6 +362,7 @@ class Settings(_Section):
     feeds: tuple[FeedSettings, ...] = ()
     terms: dict[Name, tuple[str, ...]] = {}
     vetoes: dict[str, tuple[str, ...]] = {}
+    requires: dict[str, tuple[str, ...]] = {}
     topics: tuple[TopicSettings, ...] = ()
     digest: DigestSettings = DigestSettings()
     subscribers: tuple[SubscriberSettings, ...] = ()
@@ -374,12 +384,24 @@ class Settings(_Section):
         _require_unique("feeds", "name", [feed.name for feed in self.feeds])
         _require_unique("topics", "id", [topic.id for topic in self.topics])
         topic_ids = {topic.id for topic in self.topics}
-        known_terms = {term.strip() for phrases in self.terms.values() for term in phrases}
-        for term in self.vetoes:
-            if term not in known_terms:
-                raise _ReferenceError(
-                    ("vetoes", term), f"{term!r} is not a term of any [terms] group"
-                )
+        known_terms = {
+            split_marker(term.strip())[0] for phrases in self.terms.values() for term in phrases
+        }
+        for section in ("vetoes", "requires"):
+            for term in getattr(self, section):
+                if term not in known_terms:
+                    raise _ReferenceError(
+                        (section, term), f"{term!r} is not a term of any [terms] group"
+                    )
+        for group, phrases in self.terms.items():
+            for index, phrase in enumerate(phrases):
+                marker = split_marker(phrase.strip())[1]
+                if marker is not None and marker not in TERM_MARKERS:
+                    raise _ReferenceError(
+                        ("terms", group, index),
+                        f"unknown marker @{marker} in {phrase!r}: use @defined or a language "
+                        f"({', '.join(sorted(TERM_MARKERS - {'defined'}))})",
+                    )
         for index, topic in enumerate(self.topics):
             if not topic.all and not topic.any:
                 raise _ReferenceError(
@@ -481,6 +503,8 @@ class Settings(_Section):
         raise ConfigError(f"no feed named {name!r} (feeds: {known})")
 
 
+# What may follow "@" in a term: where it counts.
+TERM_MARKERS = frozenset({"defined", "en", "fr", "de", "es", "it", "nl", "pt"})
 _SECTIONS = ("database", "fetch", "digest", "smtp", "output", "server", "service")
 
 

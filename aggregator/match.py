@@ -3,46 +3,75 @@
 How a term is written in config.toml (see README, "Topics and terms"):
 - a phrase matches case-insensitively, as whole words: "CAR T" matches "car t" but not "cart";
 - between words, spaces, hyphens, every Unicode dash and slash are the same: "CAR T" matches
-  "CAR-T", "CAR\u2011T" (non-breaking hyphen), "CAR\u2013T" (en dash) and "CAR&nbsp;T";
+  "CAR-T", "CAR\u2011T" (non-breaking hyphen), "CAR\u2013T" (en dash) and "CAR&nbsp;T"; soft
+  hyphens and zero-width characters inside a word are ignored;
 - the last word also matches its plural: "CAR T" matches "CAR Ts", "CAR-T's"; "trial" "trials";
 - a phrase ending in "*" matches any word starting so: "demyelinat*" matches "demyelinating";
 - a single word in capitals (two or more, digits allowed) is an acronym and matches only as that
   exact upper-case word: "MS" matches "MS" and "MS." but not "Ms.", "ms", "MSK", "MSc", "MS4A1";
+- "SEP@fr": a term that counts only in text of that language (fr, de, es, it, nl, pt, en), or
+  where the text defines it as a term of its group; "RMS@defined": only where the text defines
+  it so ("relapsing MS (RMS)");
 - a match right after "not" or "non" does not count ("non-MS controls", "not multiple sclerosis");
 - `[vetoes]` cancel a term where another phrase stands within two words of it: "MS" next to
-  "mass spectrometry", "LC-MS" or "MS/MS" is not multiple sclerosis.
+  "LC-MS" or "MS/MS" is not multiple sclerosis; a veto that spells an acronym out ("mass
+  spectrometry" for MS) makes it mean that anywhere in the item, as does the text's own
+  definition ("median survival (MS)");
+- `[requires]` make a term count only next to one of its cue words (CD19 as a therapy's target:
+  "anti-CD19", "CD19-directed"), or as the subject of a title no veto word marks as a measure.
 
-Text is normalised once per field (HTML stripped and entities decoded, however many times they
-were escaped; Unicode NFKC; separators unified) and scanned once with an Aho-Corasick automaton
-holding every term and veto, so the cost per item does not grow with the vocabulary.
+Where terms stand decides as much as which terms: an item is about a topic when its title, or
+one sentence of it (with the title), holds what the topic asks for. A press release's "About
+..." boilerplate, a page's "Related stories", sentences the feed repeats under every item, and
+passing mentions (a contrast, an example, an exclusion criterion, speculation, a name, a place,
+a degree: `mentions.py`) do not count; a term named in a list of others counts only where the
+title speaks of the topic too.
+
+Text is normalised once (HTML stripped and entities decoded, however many times they were
+escaped; Unicode NFKC; separators unified) and scanned with one Aho-Corasick automaton holding
+every term and veto, so the cost per item does not grow with the vocabulary; only an item whose
+terms could make a topic is read sentence by sentence.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import unicodedata
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 import ahocorasick
 
-from aggregator.config import Settings
+from aggregator import acronyms, mentions, text_units
+from aggregator.config import Settings, split_marker
+from aggregator.language import FUNCTION_WORDS, guess_language
 from aggregator.models import TermHit, TopicMatch
-from aggregator.normalise import text_from_html
+from aggregator.normalise import WordTable, clean_text, text_from_html
 
 # Bump when the matching rules in this module change, so stored matches are recomputed.
-MATCHER_VERSION = 1
+MATCHER_VERSION = 2
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 _NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
 VETO_WINDOW_WORDS = 2
+REQUIRE_WINDOW_WORDS = 3  # how near a required cue word must stand
+MAX_EVIDENCE = 300  # characters of the sentence a match quotes
+# A sentence in this many of a feed's items, and this share of them, is the feed's boilerplate.
+REPEATED_IN = 3
+REPEATED_SHARE = 0.3
+DEFINED = "defined"  # "RMS@defined"
 _MAX_SHARED_HITS = 10_000
 FIELD_END = "\x00"
 # Every ASCII byte that is not a letter or digit separates words (NUL ends a field).
 _ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c == 0 else 32 for c in range(256))
+
+_SEPARATORS = WordTable(keep=FIELD_END)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +84,11 @@ class TopicRule:
     none: tuple[str, ...] = ()
 
     def accepts(self, groups: set[str]) -> bool:
-        return (
-            groups.issuperset(self.all)
-            and (not self.any or not groups.isdisjoint(self.any))
-            and groups.isdisjoint(self.none)
-        )
+        return self.could_accept(groups) and groups.isdisjoint(self.none)
+
+    def could_accept(self, groups: set[str]) -> bool:
+        """Whether `groups` hold what the topic asks for (whatever else is there)."""
+        return groups.issuperset(self.all) and (not self.any or not groups.isdisjoint(self.any))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,28 +104,43 @@ _NO_CONTEXT = FeedContext()
 
 @dataclass(frozen=True, slots=True)
 class _Term:
-    text: str  # as configured
+    text: str  # as configured, without its "@" marker
     groups: tuple[str, ...]
     acronym: str | None  # " MS": the exact upper-case form, with its leading space
     prefix: bool  # written with a trailing "*"
     plain: bool  # neither: a whole-word phrase, the common case
+    language: str | None = None  # "SEP@fr": counts only in French (or where defined)
+    defined_only: bool = False  # "RMS@defined": counts only where the text defines it
+    requires: tuple[str, ...] = ()  # cue words one of which must stand near it
+    vetoes: tuple[str, ...] = ()  # its veto phrases, normalised (for a title's measures)
 
 
 @dataclass(slots=True)
 class _Key:
-    """Everything an automaton key stands for: terms, and the terms it vetoes."""
+    """Everything an automaton key stands for: terms, the terms it vetoes, and the acronyms it
+    spells out."""
 
     length: int
     terms: list[_Term] = field(default_factory=list)
     vetoes: list[str] = field(default_factory=list)
+    spells: list[str] = field(default_factory=list)
+    cues: list[mentions.Mention] = field(default_factory=list)
 
 
 class _Found(NamedTuple):  # hot: a NamedTuple builds several times faster than a frozen dataclass
     term: _Term
-    field: str
+    unit: int  # which of the scanned texts (a field, or a sentence)
     start: int
     end: int
     text: str
+    scanned: str  # the normalised text it was found in (start and end index it)
+
+
+class _Cue(NamedTuple):
+    kind: mentions.Mention
+    unit: int
+    start: int
+    end: int
 
 
 def item_fields(title: str, summary: str, content_html: str) -> dict[str, str]:
@@ -129,14 +173,7 @@ def _normalise_fields(texts: Sequence[str]) -> str:
     if joined.isascii():
         joined = joined.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
     else:
-        joined = "".join(
-            char
-            if char.isalnum() or char == FIELD_END
-            else ""
-            if unicodedata.category(char) == "Cf"  # a soft hyphen inside a word
-            else " "
-            for char in unicodedata.normalize("NFKC", joined)
-        )
+        joined = unicodedata.normalize("NFKC", joined).translate(_SEPARATORS)
     return " " + " ".join(joined.split()) + " "
 
 
@@ -149,7 +186,8 @@ def _lower_same_length(spaced: str) -> str:
 
 
 class Matcher:
-    """Compiled `[terms]`, `[vetoes]` and `[[topics]]`; build once, call `match` per item."""
+    """Compiled `[terms]`, `[vetoes]`, `[requires]` and `[[topics]]`; build once, call `match`
+    per item."""
 
     def __init__(
         self,
@@ -157,19 +195,32 @@ class Matcher:
         topics: Sequence[TopicRule],
         vetoes: Mapping[str, Sequence[str]] | None = None,
         feeds: Mapping[str, FeedContext] | None = None,
+        requires: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         vetoes = vetoes or {}
+        requires = requires or {}
         self._topics = tuple(topics)
         self._feeds = dict(feeds or {})
-        self.fingerprint = _fingerprint(terms, topics, vetoes, self._feeds)
+        self.fingerprint = _fingerprint(terms, topics, vetoes, self._feeds, requires)
         keys: dict[str, _Key] = {}
-        for term_text, groups in _groups_by_term(terms).items():
-            key = _normalised_key(term_text)
-            keys.setdefault(key, _Key(len(key))).terms.append(_term(term_text, groups))
+        self._terms: dict[str, _Term] = {}
+        for written, groups in _groups_by_term(terms).items():
+            term = _term(written, groups, requires, vetoes)
+            self._terms[term.text] = term
+            key = _normalised_key(term.text)
+            keys.setdefault(key, _Key(len(key))).terms.append(term)
         for vetoed, phrases in vetoes.items():
+            spelled = self._terms.get(vetoed)
             for phrase in phrases:
                 key = _normalised_key(phrase)
                 keys.setdefault(key, _Key(len(key))).vetoes.append(vetoed)
+                if spelled is not None and spelled.acronym and acronyms.spells(vetoed, phrase):
+                    keys[key].spells.append(vetoed)
+        for kind, phrases in mentions.CUES.items():
+            for phrase in phrases:
+                key = _normalised_key(phrase)
+                keys.setdefault(key, _Key(len(key))).cues.append(kind)
+        self._acronyms = frozenset(t.text for t in self._terms.values() if t.acronym)
         self._automaton = ahocorasick.Automaton()
         for key, value in keys.items():
             self._automaton.add_word(key, value)
@@ -179,36 +230,35 @@ class Matcher:
             self._automaton.make_automaton()
 
     def match(
-        self, fields: Mapping[str, str], *, feed: str | None = None
+        self,
+        fields: Mapping[str, str],
+        *,
+        feed: str | None = None,
+        boilerplate: Collection[str] = frozenset(),
     ) -> tuple[TopicMatch, ...]:
-        """The topics `fields` (title, summary, content) of an item of `feed` are about, and why."""
+        """The topics `fields` (title, summary, content) of an item of `feed` are about, and why.
+
+        `boilerplate` holds sentences repeated across the feed's items (`repeated_sentences`):
+        not the item's own content.
+        """
         if not self._topics:
             return ()
         context = self._feeds.get(feed or "", _NO_CONTEXT)
-        found = self._scan(fields)
+        names = [name for name, text in fields.items() if text]
+        scan = self._scan([fields[name] for name in names])
+        found = scan.terms
         groups = {group for hit in found for group in hit.term.groups}
         groups.update(context.assume)
-        accepted = [
+        candidates = [
             topic
             for topic in self._topics
-            if (not context.topics or topic.id in context.topics) and topic.accepts(groups)
+            if (not context.topics or topic.id in context.topics) and topic.could_accept(groups)
         ]
-        if not accepted:  # the common case: explanations are only built for matches
+        if not candidates:  # the common case: nothing can match, whatever the sentences say
             return ()
-        hits: dict[str, list[TermHit]] = defaultdict(list)
-        for hit in found:
-            for group in hit.term.groups:
-                hits[group].append(self._term_hit(group, hit.term.text, hit.field, hit.text))
-        for group in context.assume:
-            hits[group].append(self._term_hit(group, "", "feed", feed or ""))
-        matches = []
-        for topic in accepted:
-            reasons = tuple(
-                dict.fromkeys(hit for group in (*topic.all, *topic.any) for hit in hits[group])
-            )
-            score = sum(FIELD_WEIGHTS[hit.field] for hit in reasons)
-            matches.append(TopicMatch(topic.id, score, reasons))
-        return tuple(matches)
+        title = names.index("title") if "title" in names else -1
+        reading = _Reading(self, fields, scan, title, feed or "", context, boilerplate)
+        return reading.matches(candidates)
 
     def _term_hit(self, group: str, term: str, field: str, text: str) -> TermHit:
         """A shared TermHit: the same few (term, field, spelling) recur in item after item, and
@@ -221,33 +271,362 @@ class Matcher:
             hit = self._hits[key] = TermHit(group, term, field, text)
         return hit
 
-    def _scan(self, fields: Mapping[str, str]) -> list[_Found]:
-        """Every term found in `fields`, vetoes and negations applied, in one automaton pass."""
-        if self._empty:
-            return []
+    def explain(
+        self,
+        fields: Mapping[str, str],
+        *,
+        feed: str | None = None,
+        boilerplate: Collection[str] = frozenset(),
+    ) -> tuple[Verdict, ...]:
+        """What the rules made of every term found in an item, counted or not and why: how an
+        operator finds which term and which guard made a mistake (`topics evaluate`)."""
+        context = self._feeds.get(feed or "", _NO_CONTEXT)
         names = [name for name, text in fields.items() if text]
-        spaced = _normalise_fields([fields[name] for name in names])
+        dropped: list[tuple[_Found, str]] = []
+        scan = self._scan([fields[name] for name in names], dropped)
+        title = names.index("title") if "title" in names else -1
+        reading = _Reading(self, fields, scan, title, feed or "", context, boilerplate)
+        return reading.verdicts([(hit, why) for hit, why in dropped if hit.unit == title])
+
+    def _scan(self, texts: Sequence[str], dropped: list[tuple[_Found, str]] | None = None) -> _Scan:
+        """Every term found in `texts` (by index), vetoes and negations applied, in one
+        automaton pass; and the terms a phrase spelling them out stands for, anywhere.
+        `dropped`, if given, collects the terms a negation or a veto cancelled, and why."""
+        if self._empty:
+            return _Scan([], set(), [])
+        spaced = _normalise_fields(texts)
         lowered = _lower_same_length(spaced)
         found: list[_Found] = []
         vetoes: list[tuple[str, int, int]] = []
+        spelled: set[str] = set()
+        cues: list[_Cue] = []
         for last, key in self._automaton.iter(lowered):
             start = last - key.length + 1
             end = last + 1
             for vetoed in key.vetoes:
                 vetoes.append((vetoed, start, end))
+            spelled.update(key.spells)
+            if key.cues and lowered[end] == " ":
+                index = lowered.count(FIELD_END, 0, start)
+                cues += [_Cue(kind, index, start, end) for kind in key.cues]
             for term in key.terms:
                 if term.plain and lowered[end] == " ":  # the common case, inline
                     match_end: int | None = end
                 else:
                     match_end = _end_of_match(term, spaced, lowered, start, end)
-                if match_end is not None and not lowered.endswith(_NEGATION_ENDINGS, 0, start):
-                    field_name = names[lowered.count(FIELD_END, 0, start)]
-                    found.append(
-                        _Found(term, field_name, start, match_end, spaced[start + 1 : match_end])
-                    )
+                if match_end is None:
+                    continue
+                index = lowered.count(FIELD_END, 0, start)
+                hit = _Found(term, index, start, match_end, spaced[start + 1 : match_end], spaced)
+                if not lowered.endswith(_NEGATION_ENDINGS, 0, start):
+                    found.append(hit)
+                elif dropped is not None:
+                    dropped.append((hit, "negated (after 'not' or 'non')"))
         if vetoes:
-            found = [hit for hit in found if not _vetoed(hit, vetoes, lowered)]
-        return found
+            kept = []
+            for hit in found:
+                veto = _veto_of(hit, vetoes, lowered)
+                if veto is None:
+                    kept.append(hit)
+                elif dropped is not None:
+                    dropped.append((hit, f"vetoed by {spaced[veto[0] + 1 : veto[1]]!r}"))
+            found = kept
+        return _Scan(found, spelled, cues)
+
+    def _groups_in(self, text: str) -> set[str]:
+        """The groups whose terms `text` contains (what a definition's long form stands for)."""
+        return {group for hit in self._scan([text]).terms for group in hit.term.groups}
+
+
+COUNTS = "counts"
+LISTED = "one of a list: counts only beside a title on the topic"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules made of one term found in an item (see `Matcher.explain`)."""
+
+    term: str
+    groups: tuple[str, ...]
+    field: str
+    sentence: str
+    why: str  # COUNTS, LISTED, or why it does not count
+
+    @property
+    def counts(self) -> bool:
+        return self.why in (COUNTS, LISTED)
+
+
+class _Scan(NamedTuple):
+    terms: list[_Found]
+    spelled: set[str]  # acronyms whose long form (a veto that spells them) stands in the text
+    cues: list[_Cue]  # phrases that make a term near them a passing mention
+
+
+class _Reading:
+    """One item read sentence by sentence, for the topics it may be about: the title first
+    (its terms are already found), the rest only when the title does not settle a topic."""
+
+    def __init__(
+        self,
+        matcher: Matcher,
+        fields: Mapping[str, str],
+        scan: _Scan,
+        title_index: int,
+        feed: str,
+        context: FeedContext,
+        boilerplate: Collection[str],
+    ) -> None:
+        self._matcher = matcher
+        self._fields = fields
+        self._feed = feed
+        self._context = context
+        self._boilerplate = boilerplate
+        title = fields.get("title", "")
+        self._units = [text_units.Unit("title", text_from_html(title))] if title else []
+        self._found = [
+            _Found(hit.term, 0, *hit[2:]) for hit in scan.terms if hit.unit == title_index
+        ]
+        self._cues: defaultdict[int, list[tuple[mentions.Mention, int, int]]] = defaultdict(list)
+        self._add_cues(scan.cues, title_index, 0)
+        self._spelled = scan.spelled
+        self._body_read = False
+        self._language: str | None = None
+        self._language_known = False
+        self._definitions: dict[str, str] | None = None
+        self._outside: dict[int, str] = {}  # units read only to explain: why they do not count
+        self._dropped: list[tuple[_Found, str]] | None = None  # explaining: cancelled hits
+
+    def _read_body(self) -> None:
+        """Cut the fields after the title into sentences and find their terms. When
+        explaining, the units that are not the item's own content are read too (and marked)."""
+        if self._body_read:
+            return
+        self._body_read = True
+        body = {name: text for name, text in self._fields.items() if name != "title"}
+        units = []
+        for unit in text_units.units(body):
+            if not unit.content:
+                why = "not the item's own content (boilerplate or navigation)"
+            elif self._boilerplate and unit_key(unit.text) in self._boilerplate:
+                why = "repeated across the feed's items"
+            else:
+                units.append(unit)
+                continue
+            if self._dropped is not None:
+                self._outside[len(self._units) + len(units)] = why
+                units.append(unit)
+        offset = len(self._units)
+        self._units += units
+        dropped: list[tuple[_Found, str]] | None = [] if self._dropped is not None else None
+        scan = self._matcher._scan([unit.text for unit in units], dropped)
+        self._found += [_Found(hit.term, hit.unit + offset, *hit[2:]) for hit in scan.terms]
+        for cue in scan.cues:
+            self._cues[cue.unit + offset].append((cue.kind, cue.start, cue.end))
+        if self._dropped is not None and dropped:
+            self._dropped += [(hit._replace(unit=hit.unit + offset), why) for hit, why in dropped]
+
+    def _add_cues(self, cues: Sequence[_Cue], scanned: int, unit: int) -> None:
+        """Keep the cues found in the `scanned`th text as those of unit `unit`."""
+        self._cues[unit] += [(cue.kind, cue.start, cue.end) for cue in cues if cue.unit == scanned]
+
+    def verdicts(self, dropped_in_title: list[tuple[_Found, str]]) -> tuple[Verdict, ...]:
+        """Every term found in the item, with whether it counts and why (see `explain`)."""
+        self._dropped = [(hit._replace(unit=0), why) for hit, why in dropped_in_title]
+        self._read_body()
+        judged = [(hit, self._verdict(hit)) for hit in self._found] + self._dropped
+        return tuple(
+            Verdict(
+                hit.term.text,
+                hit.term.groups,
+                self._units[hit.unit].field,
+                self._units[hit.unit].text,
+                why,
+            )
+            for hit, why in sorted(judged, key=lambda pair: (pair[0].unit, pair[0].start))
+        )
+
+    def matches(self, topics: Sequence[TopicRule]) -> tuple[TopicMatch, ...]:
+        """The topics the item is about: those its title, or its title with one sentence,
+        holds every group of (a listed term counting only beside a title that speaks of the
+        topic too), with the feed's own groups everywhere. The body is read only for the
+        topics the title does not settle."""
+        title = set(self._title_units())
+        assumed = set(self._context.assume)
+        title_valid = self._valid(list(self._found))
+        title_groups = {g for hit, weak in title_valid if not weak for g in hit.term.groups}
+        title_hits = [hit for hit, weak in title_valid if not weak or title_groups]
+        in_title = {g for hit in title_hits for g in hit.term.groups} | assumed
+        matches: list[TopicMatch] = []
+        unsettled = []
+        for topic in topics:
+            if not topic.none and topic.accepts(in_title):
+                matches.append(self._explained(topic, -1, title_hits))
+            else:
+                unsettled.append(topic)
+        if not unsettled:
+            return tuple(matches)
+        self._read_body()
+        by_unit: defaultdict[int, list[_Found]] = defaultdict(list)
+        for hit, weak in self._valid(hit for hit in self._found if hit.unit not in title):
+            if not weak or title_groups:
+                by_unit[hit.unit].append(hit)
+        everywhere = in_title | {
+            g for hits in by_unit.values() for h in hits for g in h.term.groups
+        }
+        for topic in unsettled:
+            if not everywhere.isdisjoint(topic.none):
+                continue
+            for index in [-1, *sorted(by_unit)]:
+                hits = title_hits + (by_unit[index] if index >= 0 else [])
+                if topic.accepts({g for hit in hits for g in hit.term.groups} | assumed):
+                    matches.append(self._explained(topic, index, hits))
+                    break
+        return tuple(sorted(matches, key=lambda match: match.topic))
+
+    def _valid(self, hits: Iterable[_Found]) -> list[tuple[_Found, bool]]:
+        """The hits that count, each with whether it is weak (one of a list)."""
+        return [(hit, weak) for hit in hits if (weak := self._judge(hit)) is not None]
+
+    def _explained(self, topic: TopicRule, index: int, hits: list[_Found]) -> TopicMatch:
+        """The match: the terms that made it, where, its score (title hits weigh most), and
+        the sentence that says it (the title when the title alone does)."""
+        wanted = (*topic.all, *topic.any)
+        reasons: list[TermHit] = []
+        score = 0.0
+        for hit in hits:
+            field = self._units[hit.unit].field
+            for group in hit.term.groups:
+                if group in wanted:
+                    reasons.append(self._matcher._term_hit(group, hit.term.text, field, hit.text))
+                    score += FIELD_WEIGHTS[field]
+        for group in self._context.assume:
+            if group in wanted:
+                reasons.append(self._matcher._term_hit(group, "", "feed", self._feed))
+                score += FIELD_WEIGHTS["feed"]
+        quoted = index if index >= 0 else next(iter(self._title_units()), -1)
+        sentence = self._units[quoted].text if quoted >= 0 else ""  # units are clean text
+        if len(sentence) > MAX_EVIDENCE:
+            sentence = clean_text(sentence, MAX_EVIDENCE)
+        return TopicMatch(topic.id, score, tuple(dict.fromkeys(reasons)), sentence)
+
+    def _title_units(self) -> list[int]:
+        return [i for i, unit in enumerate(self._units) if unit.field == "title"]
+
+    def _judge(self, hit: _Found) -> bool | None:
+        """None when the hit does not count here; else whether it is weak (one of a list)."""
+        verdict = self._verdict(hit)
+        return None if verdict not in (COUNTS, LISTED) else verdict == LISTED
+
+    def _verdict(self, hit: _Found) -> str:
+        """COUNTS, LISTED (counts only beside a title on the topic), or why it does not count."""
+        term = hit.term
+        unit = self._units[hit.unit]
+        if hit.unit in self._outside:
+            return self._outside[hit.unit]
+        if term.acronym is not None:
+            meaning = self._defined(term.text)
+            if meaning is False:
+                return "defined in the text as something else"
+            if meaning is None and term.text in self._spelled:
+                return "spelled out in the text as something else"
+            if term.defined_only and meaning is not True:
+                return "counts only where the text defines it"
+            if term.language and meaning is not True and self._item_language() != term.language:
+                return f"counts only in text in {term.language} (or where defined)"
+        elif term.language and self._item_language() != term.language:
+            return f"counts only in text in {term.language}"
+        if term.requires and not self._targeted(hit, unit):
+            return f"no cue word ({', '.join(term.requires[:4])}, ...) near it"
+        title = unit.field == "title"
+        cue = mentions.by_cue(self._cues.get(hit.unit, ()), hit.scanned, hit.start, title=title)
+        if cue is not None:
+            return f"a passing mention: {cue.value}"
+        located = _locate(unit.text, hit.text)
+        if located is None:
+            return COUNTS
+        start, end = located
+        form = mentions.by_form(unit.text, start, end, english=self._english)
+        if form is not None:
+            return f"a passing mention: {form.value}"
+        # One of a list of others ("lupus, myositis and MS"), unless the list is the item's
+        # labels or names several terms of the same group ("rese-cel, obe-cel, miv-cel").
+        listed = (
+            not unit.labels
+            and mentions.in_enumeration(unit.text, start, end)
+            and not any(
+                other is not hit and other.unit == hit.unit and other.term.groups == term.groups
+                for other in self._found
+            )
+        )
+        return LISTED if listed else COUNTS
+
+    def _targeted(self, hit: _Found, unit: text_units.Unit) -> bool:
+        """A term that counts only as a therapy's target (CD19): one of its cue words stands
+        within a few words; or it is the subject of the title, which no veto word (a count, a
+        marker panel) makes a measurement."""
+        words = normalise_for_matching(unit.text).split()
+        surface = normalise_for_matching(hit.text).split()
+        for at in range(len(words) - len(surface) + 1):
+            if words[at : at + len(surface)] == surface:
+                near = words[max(0, at - REQUIRE_WINDOW_WORDS) : at + len(surface)]
+                near += words[at + len(surface) : at + len(surface) + REQUIRE_WINDOW_WORDS]
+                lowered = " " + " ".join(near).lower() + " "
+                if any(f" {cue} " in lowered for cue in hit.term.requires):
+                    return True
+        if unit.field != "title":
+            return False
+        title = " " + " ".join(words).lower() + " "
+        return not any(f" {veto} " in title for veto in hit.term.vetoes)
+
+    def _defined(self, acronym: str) -> bool | None:
+        """True if the text defines `acronym` as a term of its own groups, False if as
+        something else, None if it does not define it."""
+        if self._definitions is None:
+            if any(
+                f"({acronym}" in text or f"{acronym} (" in text
+                for name, text in self._fields.items()
+                if name != "title"
+            ):
+                self._read_body()
+            self._definitions = {}
+            for unit in self._units:
+                if "(" in unit.text:
+                    found = acronyms.definitions(unit.text, self._matcher._acronyms)
+                    self._definitions = found | self._definitions
+        meaning = self._definitions.get(acronym)
+        if meaning is None:
+            return None
+        term = self._matcher._terms[acronym]
+        return not self._matcher._groups_in(meaning).isdisjoint(term.groups)
+
+    def _english(self) -> bool:
+        return self._item_language() in (None, "en")
+
+    def _item_language(self) -> str | None:
+        if not self._language_known:
+            self._language = guess_language(" ".join(self._fields.values()))
+            self._language_known = True
+        return self._language
+
+
+def unit_key(text: str) -> str:
+    """A sentence as compared across a feed's items: its words, lower-case."""
+    return " ".join(normalise_for_matching(text).lower().split())
+
+
+def repeated_sentences(items: Sequence[Mapping[str, str]]) -> frozenset[str]:
+    """The sentences a feed repeats across its items (a sign-off, a disclaimer, a standing
+    "About us"): text the feed puts under every item is not what an item says. Titles are
+    never counted: they are what an item is."""
+    if len(items) < REPEATED_IN:
+        return frozenset()
+    counts: Counter[str] = Counter()
+    for fields in items:
+        body = {name: text for name, text in fields.items() if name != "title"}
+        counts.update({unit_key(unit.text) for unit in text_units.units(body)})
+    needed = max(REPEATED_IN, math.ceil(len(items) * REPEATED_SHARE))
+    return frozenset(key for key, count in counts.items() if count >= needed and key)
 
 
 def _end_of_match(term: _Term, spaced: str, lowered: str, start: int, end: int) -> int | None:
@@ -265,16 +644,19 @@ def _end_of_match(term: _Term, spaced: str, lowered: str, start: int, end: int) 
     return None
 
 
-def _vetoed(hit: _Found, vetoes: list[tuple[str, int, int]], lowered: str) -> bool:
+def _veto_of(
+    hit: _Found, vetoes: list[tuple[str, int, int]], lowered: str
+) -> tuple[int, int] | None:
+    """Where the veto phrase that cancels `hit` stands, or None if none does."""
     for vetoed, start, end in vetoes:
         if vetoed != hit.term.text:
             continue
         if start < hit.end and hit.start < end:
-            return True
+            return start, end
         gap = lowered[min(end, hit.end) : max(start, hit.start)]
         if FIELD_END not in gap and gap.count(" ") <= VETO_WINDOW_WORDS:
-            return True
-    return False
+            return start, end
+    return None
 
 
 def _groups_by_term(terms: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
@@ -290,8 +672,14 @@ def _normalised_key(phrase: str) -> str:
     return _lower_same_length(normalise_for_matching(phrase.strip().rstrip("*"))).rstrip(" ")
 
 
-def _term(text: str, groups: tuple[str, ...]) -> _Term:
-    stripped = text.strip()
+def _term(
+    written: str,
+    groups: tuple[str, ...],
+    requires: Mapping[str, Sequence[str]],
+    vetoes: Mapping[str, Sequence[str]],
+) -> _Term:
+    """A configured term, its "@" marker read ("SEP@fr", "RMS@defined")."""
+    stripped, marker = split_marker(written.strip())
     is_acronym = (
         stripped.isalnum()
         and stripped.isascii()
@@ -304,6 +692,10 @@ def _term(text: str, groups: tuple[str, ...]) -> _Term:
         acronym=f" {stripped}" if is_acronym else None,
         prefix=stripped.endswith("*"),
         plain=not is_acronym and not stripped.endswith("*"),
+        language=marker if marker in FUNCTION_WORDS else None,
+        defined_only=marker == DEFINED,
+        requires=tuple(_normalised_key(cue).strip() for cue in requires.get(stripped, ())),
+        vetoes=tuple(_normalised_key(phrase).strip() for phrase in vetoes.get(stripped, ())),
     )
 
 
@@ -312,15 +704,37 @@ def _fingerprint(
     topics: Sequence[TopicRule],
     vetoes: Mapping[str, Sequence[str]],
     feeds: Mapping[str, FeedContext],
+    requires: Mapping[str, Sequence[str]],
 ) -> str:
     document = {
         "version": MATCHER_VERSION,
         "feeds": {name: [c.assume, c.topics] for name, c in sorted(feeds.items())},
         "terms": {group: list(phrases) for group, phrases in sorted(terms.items())},
         "vetoes": {term: list(phrases) for term, phrases in sorted(vetoes.items())},
+        "requires": {term: list(cues) for term, cues in sorted(requires.items())},
         "topics": [[topic.id, topic.all, topic.any, topic.none] for topic in topics],
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _locate(sentence: str, written: str) -> tuple[int, int] | None:
+    """Where a term found as `written` (its words, as the normaliser left them) stands in the
+    sentence as written, punctuation and all; None if it cannot be found again."""
+    first = written.partition(" ")[0]
+    pattern = _written_pattern(written)
+    at = sentence.find(first)
+    while at != -1:  # str.find, then one anchored match: far cheaper than a regex search
+        if not (at and sentence[at - 1].isalnum()) and (found := pattern.match(sentence, at)):
+            return found.start(), found.end()
+        at = sentence.find(first, at + 1)
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _written_pattern(written: str) -> re.Pattern[str]:
+    """The words of `written` with any separators between them, ending at a word's end."""
+    words = map(re.escape, written.split())
+    return re.compile(r"[\W_]*".join(words) + r"(?![^\W_])")
 
 
 def build_matcher(settings: Settings, feeds: Mapping[str, FeedContext] | None = None) -> Matcher:
@@ -335,4 +749,5 @@ def build_matcher(settings: Settings, feeds: Mapping[str, FeedContext] | None = 
         topics=[TopicRule(t.id, t.all, t.any, t.none) for t in settings.topics],
         vetoes=settings.vetoes,
         feeds=feeds,
+        requires=settings.requires,
     )

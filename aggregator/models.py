@@ -84,11 +84,13 @@ class TermHit:
 
 @dataclass(frozen=True, slots=True)
 class TopicMatch:
-    """An item is about `topic`; `hits` say why, `score` ranks (title hits weigh most)."""
+    """An item is about `topic`; `hits` say why, `score` ranks (title hits weigh most), and
+    `evidence` is the sentence (or title) that says it, as readers are shown it."""
 
     topic: str
     score: float
     hits: tuple[TermHit, ...]
+    evidence: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ EARLIEST_PLAUSIBLE_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 # Clock skew and time zones mistakes are common; a date further ahead than this is wrong.
 FUTURE_TOLERANCE = timedelta(days=1)
 
-_WHITESPACE = re.compile(r"\s+")
 _TEXT_ONLY = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, strip_comments=True)
 # Tags that end a run of words: dropping them must leave a space ("<li>MS</li><li>CD19</li>").
 _BLOCK_TAG = re.compile(
@@ -45,6 +44,25 @@ def _drop_unprintable(found: re.Match[str]) -> str:
     return "" if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
 
 
+class WordTable(dict[int, str | None]):
+    """A `str.translate` table that leaves only words: letters and digits (and `keep`) stay,
+    formatting characters (a soft hyphen inside a word) go, anything else becomes a space.
+    Filled as characters are first seen, so translating reads it at C speed afterwards."""
+
+    def __init__(self, keep: str = "") -> None:
+        super().__init__()
+        self._keep = keep
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        if char.isalnum() or char in self._keep:
+            kept: str | None = char
+        else:
+            kept = None if unicodedata.category(char) == "Cf" else " "
+        self[code] = kept
+        return kept
+
+
 def clean_text(text: str, max_length: int | None = None) -> str:
     """Plain text safe to store and show: no control or non-characters, whitespace collapsed.
 
@@ -54,7 +72,7 @@ def clean_text(text: str, max_length: int | None = None) -> str:
     # Printable ASCII is always kept; only other characters are looked up (the profile of a cold
     # ingest showed a per-character lookup costing a tenth of the whole ingest).
     kept = _NOT_PRINTABLE_ASCII.sub(_drop_unprintable, text)
-    result = _WHITESPACE.sub(" ", kept).strip()
+    result = " ".join(kept.split())  # str.split() and re's \s know the same whitespace
     if max_length is not None and len(result) > max_length:
         result = result[: max_length - 1].rstrip() + "…"
     return result

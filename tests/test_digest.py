@@ -3,6 +3,7 @@ headers. Sending, the outbox and crashes are in test_digest_send.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -14,16 +15,15 @@ from aggregator.models import FeedRow, StoryRow, StorySource, TermHit, TopicMatc
 from aggregator.publish.digest import (
     DigestContent,
     Envelope,
-    Segment,
     build_content,
     compose,
     excerpt,
-    highlight,
     message_id,
     render_html,
     render_text,
     subject_line,
 )
+from aggregator.publish.why import Segment, highlight
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 TITLES = {"car-t-ms": "CAR T in MS", "car-t-lupus": "CAR T in lupus"}
@@ -152,6 +152,25 @@ def test_excerpts_are_cut_at_a_word() -> None:
     assert cut.endswith("…")
     assert len(cut) <= 43
     assert cut[:-1].split() == ["word"] * len(cut[:-1].split())
+
+
+def test_the_digest_quotes_the_sentence_that_made_the_match() -> None:
+    quoted = "Two people with progressive MS received CAR-T cells in Erlangen."
+    hits = (
+        TermHit("car_t", "CAR T", "summary", "CAR T"),
+        TermHit("ms", "MS", "summary", "MS"),
+        TermHit("ms", "", "feed", "ms-society"),  # the feed's own topic: no word of the story
+    )
+    row = replace(
+        story(1, "Neurology news this week"),
+        matches=(TopicMatch("car-t-ms", 5.0, hits, quoted),),
+    )
+    text = render_text(content([row]))
+    assert f"Why (CAR T in MS): \u201c{quoted}\u201d" in text
+    assert "ms-society" not in text
+    html = render_html(content([row]))
+    assert '<strong style="background:#fff1b8;color:#1d1d1b;">CAR-T</strong>' in html
+    assert '<strong style="background:#fff1b8;color:#1d1d1b;">MS</strong> received' in html
 
 
 def test_the_text_part_says_why_and_who_else_reported_it() -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import CliRunnerFunction, ConfigFactory
-from feed_server import FeedServer
+from feed_server import FeedServer, Item, write_feed
 
 from aggregator.models import FeedState
 from aggregator.pipeline import fetch_pass
+
+# The shipped vocabulary, vetoes, cue words and topics: what readers get.
+_SHIPPED = (Path(__file__).parent.parent / "config.toml").read_text(encoding="utf-8")
+SHIPPED_RULES = _SHIPPED[_SHIPPED.index("[terms]") : _SHIPPED.index("[digest]")]
 
 FORMATS = [
     ("rss091", "rss091.xml"),
@@ -320,3 +325,64 @@ def test_feeds_of_one_busy_host_take_turns_with_other_hosts() -> None:
     feeds = [FeedState(n, f"feed-{n}", url, None, None, None, 0) for n, url in enumerate(urls)]
     order = [feed.url for feed in fetch_pass.interleaved_by_host(feeds)]
     assert order == [urls[0], urls[3], urls[4], urls[1], urls[5], urls[2]]
+
+
+def test_fetch_keeps_what_reports_on_car_t_for_ms_in_any_language(
+    feed_server: FeedServer,
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+) -> None:
+    footer = "Our CAR T coverage serves people with multiple sclerosis."
+    items: list[Item] = [
+        (
+            "de",
+            "https://news.example/de",
+            "Multiple Sklerose: Erste Patientin erhält CAR-T-Zellen",
+            f"Die Klinik behandelte eine Frau mit schubförmiger MS. {footer}",
+        ),
+        (
+            "fr",
+            "https://news.example/fr",
+            "Un deuxième patient atteint de SEP traité par CAR-T",
+            f"Le patient a reçu des cellules CAR-T à Lyon. {footer}",
+        ),
+        (
+            "contrast",
+            "https://news.example/mg",
+            "CD19 CAR T in myasthenia gravis",
+            f"MG is an antibody disease, unlike multiple sclerosis. {footer}",
+        ),
+        (
+            "lupus",
+            "https://news.example/lupus",
+            "CAR T keeps lupus in remission",
+            f"Three-year data from Erlangen. {footer}",
+        ),
+    ]
+    path = write_feed(feed_server.root, "multilingual", items, published=datetime.now(UTC))
+    config = make_config(
+        database_url, [("multilingual", feed_server.url(path))], extra=SHIPPED_RULES
+    )
+    assert run_cli(config, "init").exit_code == 0
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+
+    topics = {story["title"]: story["topics"] for story in stories(run_cli, config)}
+    assert "car-t-ms" in topics["Multiple Sklerose: Erste Patientin erhält CAR-T-Zellen"]
+    assert "car-t-ms" in topics["Un deuxième patient atteint de SEP traité par CAR-T"]
+    assert "car-t-ms" not in topics["CD19 CAR T in myasthenia gravis"]  # a passing mention
+    assert "car-t-ms" not in topics["CAR T keeps lupus in remission"]  # only the feed's footer
+    # New rules re-match what is stored, learning the feed's footer from its stored items.
+    config.write_text(config.read_text().replace('"CAR T",', '"CAR T", "CAR-T cell",', 1))
+    preview = run_cli(config, "topics", "test")
+    assert (
+        preview.stdout.strip()
+        == "0 would be added, 0 removed (applied by the next `aggregator fetch`)"
+    )
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    assert {story["title"]: story["topics"] for story in stories(run_cli, config)} == topics
+    [french] = [s for s in stories(run_cli, config) if s["title"].startswith("Un deuxième")]
+    shown = run_cli(config, "stories", "show", str(french["id"]))
+    assert (
+        "car-t-ms: \u201cUn deuxième patient atteint de SEP traité par CAR-T\u201d" in shown.stdout
+    )

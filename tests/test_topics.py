@@ -66,7 +66,10 @@ def test_fetched_items_are_matched_and_listed_per_topic_with_the_reason(
     assert len(titles(run_cli, config, "--all")) == 4
 
     table = run_cli(config, "stories", "list", "--topic", "car-t-ms").stdout
-    assert "MS (title), CAR T (title), CD19 (title)" in table
+    assert "CD19, CAR T, MS" in table
+    [story_id] = [line.split()[0] for line in table.splitlines() if "intrathecal" in line]
+    shown = run_cli(config, "stories", "show", story_id).stdout
+    assert "car-t-ms: \u201cAnti-CD19 CAR\u2011T cells reduce intrathecal IgG in MS\u201d" in shown
 
 
 def test_an_edited_item_is_about_what_it_now_says(
@@ -163,8 +166,11 @@ def test_evaluate_lists_the_misclassified(tmp_path: Path, run_cli: CliRunnerFunc
     )
     result = run_cli(ROOT / "config.toml", "topics", "evaluate", str(labelled))
     assert "precision 0.500  recall 0.500" in result.stdout
-    assert "false negative: b [society] CAR T explainer" in result.stdout
-    assert "false positive: c [news] CAR T in MS (mislabelled)" in result.stdout
+    assert "1 x false negative: no ms term\n      b [society] CAR T explainer\n" in result.stdout
+    assert (
+        "1 x false positive: kept on car_t 'CAR T' in the title + ms 'MS' in the title\n"
+        "      c [news] CAR T in MS (mislabelled)\n"
+    ) in result.stdout
 
 
 def test_evaluate_names_a_bad_line(tmp_path: Path, run_cli: CliRunnerFunction) -> None:

@@ -10,9 +10,8 @@ header folding and encoding keep feed text out of the headers' structure.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -22,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from aggregator.config import Subscriber
 from aggregator.models import PAUSED, FeedRow, StoryRow, StorySource
-from aggregator.publish.feeds import matched_words
 from aggregator.publish.templates import environment
+from aggregator.publish.why import Segment, Why, highlight, matched_words, why_shown
 
 # Section headings in the order readers asked for: trial news first, society posts last.
 KIND_HEADINGS: dict[str | None, str] = {
@@ -36,22 +35,6 @@ KIND_HEADINGS: dict[str | None, str] = {
     None: "Other sources",
 }
 EXCERPT_CHARS = 280  # two or three lines on a phone
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A run of excerpt text, highlighted when it is one of the words that matched."""
-
-    text: str
-    matched: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Why a story is in the digest: the topic, and the words that put it there."""
-
-    topic: str
-    words: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +53,7 @@ class DigestStory:
     updated: bool  # news again: a record changed after it was first seen
     change: str | None  # what changed, when a registry record's status did ("A → B")
     excerpt: tuple[Segment, ...]
-    reasons: tuple[Reason, ...]
+    reasons: tuple[Why, ...]  # each with its topic's title
     also: tuple[Source, ...]
 
 
@@ -199,8 +182,8 @@ def _digest_story(story: StoryRow, topic_titles: Mapping[str, str]) -> DigestSto
         change=" → ".join(story.status_change) if story.status_change else None,
         excerpt=highlight(excerpt(story.summary), words),
         reasons=tuple(
-            Reason(topic_titles.get(match.topic, match.topic), tuple(matched_words([match])))
-            for match in story.matches
+            replace(reason, topic=topic_titles.get(reason.topic, reason.topic))
+            for reason in why_shown(story.matches)
         ),
         also=_also_reported_by(story, best),
     )
@@ -233,26 +216,6 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
     return cut.rstrip(" ,.;:") + "…"
-
-
-def highlight(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
-    """Split `text` so that each occurrence of a matched word (any case) is its own segment."""
-    wanted = sorted({word for word in words if word.strip()}, key=len, reverse=True)
-    if not text or not wanted:
-        return (Segment(text, False),) if text else ()
-    pattern = re.compile(
-        r"(?<!\w)(" + "|".join(re.escape(word) for word in wanted) + r")(?!\w)", re.IGNORECASE
-    )
-    segments = []
-    position = 0
-    for found in pattern.finditer(text):
-        if found.start() > position:
-            segments.append(Segment(text[position : found.start()], False))
-        segments.append(Segment(found.group(), True))
-        position = found.end()
-    if position < len(text):
-        segments.append(Segment(text[position:], False))
-    return tuple(segments)
 
 
 def subject_line(template: str, content: DigestContent, title: str) -> str:

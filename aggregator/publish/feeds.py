@@ -19,7 +19,8 @@ from urllib.parse import urljoin
 from feedgen.feed import FeedGenerator
 
 from aggregator.config import OutputSettings
-from aggregator.models import SOURCE_KIND_LABELS, StoryRow, TopicMatch
+from aggregator.models import SOURCE_KIND_LABELS, StoryRow
+from aggregator.publish.why import why_shown
 
 Format = Literal["rss", "atom", "json"]
 FORMATS: tuple[Format, ...] = ("rss", "atom", "json")
@@ -114,17 +115,6 @@ def source_kinds(story: StoryRow) -> list[str]:
     return [kind for kind in SOURCE_KIND_LABELS if kind in kinds]
 
 
-def matched_words(matches: Sequence[TopicMatch]) -> list[str]:
-    """The words that made a story match, as first written, once each whatever their case
-    (a feed's context by its group name)."""
-    words: dict[str, str] = {}
-    for match in matches:
-        for hit in match.hits:
-            word = hit.text or hit.group
-            words.setdefault(word.casefold(), word)
-    return list(words.values())
-
-
 def _story_id(story: StoryRow, output: OutputSettings) -> str:
     return urljoin(output.base_url, f"stories/{story.id}")
 
@@ -136,10 +126,11 @@ def _last_change(channel: Channel) -> datetime:
 def _entry_html(story: StoryRow, topic_titles: Mapping[str, str]) -> str:
     """Summary, why it matched, and who else reported it; every text escaped, links http(s)."""
     parts = [f"<p>{html.escape(story.summary)}</p>"] if story.summary else []
-    for match in story.matches:
-        topic = html.escape(topic_titles.get(match.topic, match.topic))
-        words = html.escape(", ".join(matched_words([match])))
-        parts.append(f"<p><strong>Why it is here ({topic}):</strong> {words}</p>")
+    for reason in why_shown(story.matches):
+        topic = html.escape(topic_titles.get(reason.topic, reason.topic))
+        parts.append(
+            f"<p><strong>Why it is here ({topic}):</strong> {html.escape(reason.text)}</p>"
+        )
     others = [source for source in story.sources if source.link != story.link]
     if others:
         links = ", ".join(

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from aggregator.models import SOURCE_KIND_LABELS, StoryRow
-from aggregator.publish.feeds import matched_words, source_kinds
+from aggregator.publish.feeds import source_kinds
+from aggregator.publish.why import Why, why_shown
 
 
 @cache
@@ -36,9 +37,9 @@ def day(moment: datetime, timezone: str = "UTC") -> str:
     return f"{moment.astimezone(ZoneInfo(timezone)):%-d %b %Y}"
 
 
-def why(story: StoryRow) -> str:
-    """The words that made a story match, for a line under it."""
-    return ", ".join(matched_words(story.matches))
+def why(story: StoryRow) -> list[Why]:
+    """Why a story is shown: the sentences that made it match, for lines under it."""
+    return why_shown(story.matches)
 
 
 def kinds(story: StoryRow) -> list[str]:

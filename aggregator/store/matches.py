@@ -25,6 +25,7 @@ def store_matches(
             "topic": match.topic,
             "score": match.score,
             "hits": [_hit_values(hit) for hit in match.hits],
+            "evidence": match.evidence,
         }
         for item_id, found in matches.items()
         for match in found
@@ -40,7 +41,8 @@ def matches_of(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[Top
         rows = session.scalars(select(Match).where(Match.item_id.in_(batch)).order_by(Match.topic))
         for row in rows:
             hits = tuple(TermHit(**hit) for hit in row.hits)
-            found.setdefault(row.item_id, []).append(TopicMatch(row.topic, row.score, hits))
+            match = TopicMatch(row.topic, row.score, hits, row.evidence)
+            found.setdefault(row.item_id, []).append(match)
     return {item_id: tuple(matches) for item_id, matches in found.items()}
 
 

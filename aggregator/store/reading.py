@@ -130,14 +130,15 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                 pair[0].published_at,
             ),
         )
-        best_per_topic: dict[str, TopicMatch] = {}
+        # Why the story is shown: the match of the item whose title and link it shows, else
+        # the best scored of the others (a stale copy's sentence is not the story's).
+        best_per_topic: dict[str, tuple[tuple[bool, float], TopicMatch]] = {}
         for item, _ in members:
+            own = (item.link, item.title) == (story.link, story.title)
             for match in matches.get(item.id, ()):
-                if (
-                    match.topic not in best_per_topic
-                    or match.score > best_per_topic[match.topic].score
-                ):
-                    best_per_topic[match.topic] = match
+                rank = (own, match.score)
+                if match.topic not in best_per_topic or rank > best_per_topic[match.topic][0]:
+                    best_per_topic[match.topic] = (rank, match)
         rows.append(
             StoryRow(
                 id=story.id,
@@ -159,7 +160,7 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                     )
                     for item, feed in members
                 ),
-                matches=tuple(best_per_topic[topic] for topic in sorted(best_per_topic)),
+                matches=tuple(best_per_topic[topic][1] for topic in sorted(best_per_topic)),
                 published=story.published_at,
                 published_estimated=story.published_estimated,
                 statuses=_history(status for item, _ in members for status in statuses[item.id]),

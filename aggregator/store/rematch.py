@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aggregator.models import ItemText, MatchChange, TopicMatch
@@ -47,6 +47,23 @@ class Rematcher:
             if changes:
                 new_content_version(session)
             return changes
+
+    def latest_item_texts(self, per_feed: int) -> dict[str, list[ItemText]]:
+        """Each feed's latest `per_feed` items (what a feed's boilerplate is learned from)."""
+        rank = (
+            func.row_number().over(partition_by=Item.feed_id, order_by=Item.id.desc()).label("rank")
+        )
+        ranked = (
+            select(Item.id, Feed.name, Item.title, Item.summary, Item.content_html, rank)
+            .join(Feed)
+            .subquery()
+        )
+        texts: dict[str, list[ItemText]] = {}
+        with self._db.reading() as session:
+            for *row, _ in session.execute(select(ranked).where(ranked.c.rank <= per_feed)):
+                text = ItemText(*row)
+                texts.setdefault(text.feed, []).append(text)
+        return texts
 
     def preview_rematch(self, match_item: ItemMatcher) -> list[MatchChange]:
         """What `rematch` would add and remove, without changing anything."""

@@ -252,6 +252,7 @@ class Match(Base):
     topic: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     score: Mapped[float]
     hits: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    evidence: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     item: Mapped[Item] = relationship(back_populates="matches")
 

@@ -1,0 +1,73 @@
+"""Which of the readers' languages a text is written in, from its function words. Pure.
+
+Short acronyms mean the disease only in their own language: SEP is "sclérose en plaques" in a
+French text and a septum elsewhere, EM "esclerosis múltiple" in Spanish and electron microscopy
+in English. A title and a summary are enough to tell, because every language leans on a few
+short words ("le, les, des, pour", "der, die, und, mit") that the others rarely use.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from aggregator.normalise import WordTable
+
+# Words frequent in one language and rare in the others (words two languages share, such as
+# "de" or "la", are left out: they would not tell the languages apart).
+FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        "the and of with for from this that these were was are has have been which their "
+        "who after into about".split()
+    ),
+    "fr": frozenset(
+        "le les des du une et est dans pour avec sur aux au ont été sont qui cette chez "
+        "selon leur pas à où atteint atteinte atteints traité traitée traités premier "
+        "première nouveau nouvelle deuxième".split()
+    ),
+    "de": frozenset(
+        "der die das und mit bei von im ist ein eine einer einem den dem des für wurde "
+        "werden nicht auch sich erste ersten erhält erhalten neue neuen zur zum".split()
+    ),
+    "es": frozenset(
+        "el los las del y es fue son su sus se tras según ante pacientes tratamiento "
+        "primer nuevo nueva ensayo ensayos".split()
+    ),
+    "it": frozenset(
+        "il gli dei della delle degli nel nella per che è sono di alla dal pazienti "
+        "primo prima nuovo nuova studio paziente trattato trattata trattati malattia".split()
+    ),
+    "nl": frozenset(
+        "het een van bij met voor zijn werd worden niet ook naar over dat deze eerste "
+        "nieuwe patiënt patiënten".split()
+    ),
+    "pt": frozenset(
+        "os das em um uma com foi são não também primeiros primeiras doentes ensaio".split()
+    ),
+}
+# Letters only one of the languages writes (counted once each when present).
+LETTERS: dict[str, str] = {"fr": "çèêùœâîû", "de": "äöüß", "es": "ñ¿¡", "it": "òì", "pt": "ãõ"}
+_WORDS_ONLY = WordTable()
+MIN_EVIDENCE = 2  # function words (and letters) needed before a language is named
+SAMPLE = 1000  # characters read: a title and a summary's start tell the language
+
+
+_LANGUAGE_OF = {word: language for language, words in FUNCTION_WORDS.items() for word in words}
+_LANGUAGE_OF_LETTER = {
+    letter: language for language, letters in LETTERS.items() for letter in letters
+}
+
+
+def guess_language(text: str) -> str | None:
+    """The ISO 639-1 code of the language `text` is most likely in, or None if it cannot
+    tell (too few function words, or a tie)."""
+    text = text[:SAMPLE]
+    # Upper-case tokens are acronyms ("EM", "SEP"), not words of a language.
+    words = [word.lower() for word in text.translate(_WORDS_ONLY).split() if not word.isupper()]
+    scores = Counter(map(_LANGUAGE_OF.get, words))
+    scores.update(map(_LANGUAGE_OF_LETTER.get, _LANGUAGE_OF_LETTER.keys() & set(text.lower())))
+    del scores[None]
+    ranked = [*scores.most_common(2), ("", 0), ("", 0)]
+    (best, score), (_, runner_up) = ranked[0], ranked[1]
+    if score < MIN_EVIDENCE or score == runner_up:
+        return None
+    return best

@@ -1,0 +1,317 @@
+"""Whether a term in a sentence is what the sentence is about, or a passing mention. Pure.
+
+"CAR T in lupus; MS might one day be a candidate", "a condition distinct from multiple
+sclerosis", "exclusion criteria: ... multiple sclerosis", "presented at the European Committee
+for Treatment and Research in Multiple Sclerosis", "Tupelo, MS", "Dana Lee, RN, MS": the words
+are there, the disease is not what is reported on. These rules read a sentence as written
+(case and punctuation kept) around a term found in it; they are rules of the languages readers
+write in, not of any one source.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from enum import Enum
+from functools import lru_cache
+from itertools import accumulate
+from typing import NamedTuple
+
+# How many words may stand between a cue and the term it speaks of ("unlike most forms of MS").
+CONTRAST_GAP = 3
+EXAMPLE_GAP = 2
+# A sentence with more of its ordinary words capitalised than this is in headline case.
+HEADLINE_SHARE = 2 / 3
+# How far around a term the rules that read punctuation look, in characters.
+NEAR = 80
+
+
+class Mention(Enum):
+    """Why a term found in a sentence does not count."""
+
+    CONTRAST = "a contrast"  # "distinct from MS", "unlike MS", "once regarded as MS"
+    EXAMPLE = "an example"  # "diseases such as MS"
+    EXCLUSION = "an exclusion criterion"  # "exclusion criteria: ... MS"
+    SPECULATION = "speculation"  # "in future, MS might also ..."
+    NAME = "part of a name"  # "Multiple Sclerosis News Today", "National MS Society"
+    VENUE = "a venue or publisher"  # "published in Multiple Sclerosis and Related Disorders"
+    PLACE = "a place"  # "Tupelo, MS"
+    DEGREE = "a degree"  # "RN, MS"
+
+
+# The phrases that make a term nearby a passing mention, in the readers' languages. They are
+# matched as terms are (whole words, case, accents and punctuation as the normaliser leaves
+# them: "e.g." is "e g", "critères d'exclusion" is "critères d exclusion"), in the same pass.
+CUES: dict[Mention, tuple[str, ...]] = {
+    Mention.CONTRAST: (
+        *("distinct from", "unlike", "rather than", "instead of", "other than"),
+        *("as opposed to", "differ from", "differs from", "different from", "differing from"),
+        *("distinguish from", "distinguished from", "distinguishing from", "taken for"),
+        *("mistaken for", "misdiagnosed as", "confused with", "regarded as", "variant of"),
+        *("mimic", "mimics", "mimicking", "im Gegensatz zu", "anders als"),
+        *("contrairement à", "à la différence de", "a diferencia de", "a differenza di"),
+        *("a differenza della", "a differenza del", "in tegenstelling tot"),
+        *("ao contrário de", "ao contrário da"),
+    ),
+    Mention.EXAMPLE: (
+        *("such as", "e.g.", "for example", "for instance", "etwa", "z. B.", "zB"),
+        *("beispielsweise", "par exemple", "notamment", "por ejemplo", "ad esempio", "zoals"),
+        *("bijvoorbeeld", "por exemplo"),
+    ),
+    Mention.EXCLUSION: (
+        *("exclusion criteria", "exclusion criterion", "exclude", "excluded", "excludes"),
+        *("excluding", "Ausschlusskriterien", "Ausschlusskriterium", "ausgeschlossen"),
+        *("critères d'exclusion", "critère d'exclusion", "criteres d'exclusion", "exclu"),
+        *("exclus", "exclue", "exclues", "criterios de exclusión", "criterio de exclusión"),
+        *("criterios de exclusion", "excluido", "excluida", "excluidos", "excluidas"),
+        *("criteri di esclusione", "esclusi", "escluso", "exclusiecriteria"),
+        *("exclusiecriterium", "uitgesloten", "critérios de exclusão", "critério de exclusão"),
+        *("criterios de exclusao",),
+    ),
+    Mention.SPECULATION: (
+        *("in future", "in the future", "one day", "someday", "some day", "years away"),
+        *("might also", "could also", "may also", "might one day", "no company"),
+        *("not planned", "not yet planned", "peut-être", "un jour", "pourrait", "pourraient"),
+        *("vielleicht", "eines Tages", "könnte", "könnten", "quizá", "quizás", "algún día"),
+        *("podría", "podrían", "forse", "un giorno", "potrebbe", "potrebbero", "misschien"),
+        *("ooit", "talvez", "um dia", "poderia", "poderiam"),
+    ),
+    # Where a paper appeared or a talk was given: the name that follows is a journal or a meeting.
+    Mention.VENUE: (
+        *("published in", "presented at", "publisher of", "reported in", "appeared in"),
+        *("congress of", "meeting of", "conference of", "veröffentlicht in", "publié dans"),
+        *("présenté au", "publicado en", "presentado en", "pubblicato su", "presentato al"),
+        *("gepubliceerd in", "gepresenteerd op", "publicado na", "apresentado no"),
+    ),
+}
+
+
+def by_cue(
+    cues: Iterable[tuple[Mention, int, int]], text: str, start: int, *, title: bool
+) -> Mention | None:
+    """Why a term is a passing mention by a cue phrase near it, or None.
+
+    `text` is the term's sentence as normalised for matching (words and single spaces, case
+    kept), `cues` the (kind, start, end) of the cue phrases found in it, and `start` where the
+    term begins. Speculation is judged in summaries and content only: a title is the item's own
+    claim.
+    """
+    venue_end = -1
+    for kind, _, cue_end in cues:
+        if cue_end > start:
+            if kind is Mention.SPECULATION and not title:
+                return kind
+            continue
+        gap = text.count(" ", cue_end, start)
+        if kind is Mention.CONTRAST and gap <= CONTRAST_GAP:
+            return kind
+        if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP:
+            return kind
+        if kind is Mention.EXCLUSION:
+            return kind
+        if kind is Mention.SPECULATION and not title:
+            return kind
+        if kind is Mention.VENUE:
+            venue_end = max(venue_end, cue_end)
+    if venue_end >= 0 and _only_name_words(text[venue_end:start]):
+        return Mention.VENUE
+    return None
+
+
+def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool]) -> Mention | None:
+    """Why the term written at sentence[start:end] is a passing mention by how it is written
+    (a place, a degree, part of a name), or None. Names are judged in English text only
+    (`english` is asked only then: other languages capitalise differently)."""
+    if _is_place(sentence, start, end):
+        return Mention.PLACE
+    if _is_degree(sentence, start, end):
+        return Mention.DEGREE
+    if _is_name(sentence, start, end) and english():
+        return Mention.NAME
+    return None
+
+
+_CREDENTIALS = frozenset(
+    "RN MD PhD PharmD DO BSN MSN NP PA PA-C OCN MPH MBA BS BA MA MSc DPhil FRCP FACP CCRP "
+    "CRNP APRN DNP RPh BCOP MBBS CNS".split()
+)
+_NAME_LINKS = frozenset("and of in for on the & de des du der für".split())
+_PUNCTUATION = ".,;:!?()[]{}\"'\u00ab\u00bb\u201c\u201d\u2018\u2019\u2026/|*"
+_LIST_WORDS = frozenset("and or und oder et ou y e".split())
+_SEPARATOR = r"\s*(?:,|;|\b(?:" + "|".join(sorted(_LIST_WORDS)) + r")\b)\s*"
+_SEPARATOR_BEFORE = re.compile(_SEPARATOR + "$")
+_SEPARATOR_AFTER = re.compile(_SEPARATOR)
+_ELEMENT_BOUNDARY = re.compile(r"[,;:.()]|\band\b|\bor\b|\bund\b|\bet\b|\by\b")
+_TOWN_BEFORE = re.compile(r"(?<![\w,(])[A-Z][a-z]+,\s*$")
+_NOT_A_PLACE_AFTER = re.compile(r"\s*(?:patients?|lesions?|cohort)", re.IGNORECASE)
+_CREDENTIAL_BEFORE = re.compile(r"([\w\-]+),\s*$")
+_CREDENTIAL_AFTER = re.compile(r"\s*,\s*([\w\-]+)")
+
+
+def in_enumeration(sentence: str, start: int, end: int) -> bool:
+    """True when the term is one element of a list of several ("lupus, myositis and multiple
+    sclerosis", "(SLE, MS)"): named among others, it is not the subject of its sentence."""
+    opened = sentence.rfind("(", 0, start)
+    if opened > sentence.rfind(")", 0, start) and (close := sentence.find(")", end)) != -1:
+        inside = sentence[opened + 1 : close]
+        if "," in inside or " and " in inside:
+            return True
+    before, after = _before(sentence, start), sentence[end : end + NEAR]
+    if _separator_at(before.rstrip(), last=True):
+        previous = _SEPARATOR_BEFORE.search(before)
+        if previous and _short_element(before[: previous.start()], at_end=True):
+            return True
+    if not _separator_at(after.lstrip(), last=False):
+        return False
+    following = _SEPARATOR_AFTER.match(after)
+    return following is not None and _short_element(after[following.end() :], at_end=False)
+
+
+def _separator_at(text: str, *, last: bool) -> bool:
+    """Whether `text` ends (`last`) or starts with a list separator: the cheap test before
+    the list is read."""
+    if not text:
+        return False
+    if (text[-1] if last else text[0]) in ",;":
+        return True
+    words = text.rsplit(maxsplit=1) if last else text.split(maxsplit=1)
+    return words[-1 if last else 0] in _LIST_WORDS
+
+
+def _short_element(text: str, *, at_end: bool) -> bool:
+    """Whether the list element next to a separator is short (at most four words up to the
+    next separator or the clause's end): a list of names, not a clause."""
+    parts = _ELEMENT_BOUNDARY.split(text)
+    element = parts[-1] if at_end else parts[0]
+    words = element.split()
+    return 0 < len(words) <= 4 and (len(parts) > 1 or not at_end)
+
+
+def _only_name_words(between: str) -> bool:
+    """Whether only the words of a name stand between a venue cue and a term ("published in
+    Multiple Sclerosis Journal"): the term is part of the journal's or meeting's name."""
+    return all(word in _NAME_LINKS or _capitalised(word) for word in between.split())
+
+
+def _is_place(sentence: str, start: int, end: int) -> bool:
+    """ "Tupelo, MS" or "Jackson, MS 39201": a US state after a town, not the disease."""
+    before = _before(sentence, start)
+    if end - start != 2 or not before.rstrip().endswith(","):
+        return False
+    return bool(_TOWN_BEFORE.search(before)) and not _NOT_A_PLACE_AFTER.match(sentence, end)
+
+
+def _is_degree(sentence: str, start: int, end: int) -> bool:
+    """ "Dana Lee, RN, MS, OCN": a degree among a person's credentials."""
+    if "," not in sentence[max(0, start - 3) : start] + sentence[end : end + 3]:
+        return False
+    before = _CREDENTIAL_BEFORE.search(_before(sentence, start))
+    after = _CREDENTIAL_AFTER.match(sentence, end)
+    return bool(before and before[1] in _CREDENTIALS) or bool(after and after[1] in _CREDENTIALS)
+
+
+def _is_name(sentence: str, start: int, end: int) -> bool:
+    """A term inside a capitalised name in sentence-case English text: "Multiple Sclerosis
+    News Today", "the European Committee for Treatment and Research in Multiple Sclerosis",
+    "National MS Society". Not at a sentence's start, where every word is capitalised."""
+    if not all(map(_capitalised, sentence[start:end].split())):
+        return False
+    previous = sentence[max(0, start - NEAR) : start].split()[-1:]
+    following = sentence[end : end + NEAR].split()[:1]
+    if not any(_name_word(word.strip(_PUNCTUATION)) for word in previous + following):
+        return False  # the quick answer: no word of a name stands next to it
+    if _headline_case(sentence):
+        return False  # capitals mark every word, not names
+    shape = _shape(sentence)
+    first, last = bisect_left(shape.starts, start), bisect_left(shape.starts, end)
+    run_start, run_end = first, last  # the name: words run_start to run_end - 1
+    while run_start > 1 and shape.in_name[run_start - 1]:
+        run_start -= 1
+    while run_end < len(shape.starts) and shape.in_name[run_end]:
+        run_end += 1
+    # Two capitalised words besides the term's own ("National MS Society"), not acronyms:
+    # "European CAR-T study" and "CD19 CAR T in ..." are no names.
+    named = shape.ordinary_capitalised
+    if named[run_end] - named[last] + named[first] - named[run_start] < 2:
+        return False
+    if run_start == 0 and run_end == len(shape.starts):
+        return False  # the whole sentence is capitalised: a heading, not a name in a sentence
+    # The rest of the sentence (its first word aside) is in sentence case.
+    ordinary, capitalised = shape.ordinary, shape.ordinary_capitalised
+    rest = ordinary[-1] - ordinary[run_end] + ordinary[max(1, run_start)] - ordinary[1]
+    upper = capitalised[-1] - capitalised[run_end] + capitalised[max(1, run_start)] - capitalised[1]
+    return rest > 0 and upper <= rest / 3
+
+
+@lru_cache(maxsize=64)
+def _headline_case(sentence: str) -> bool:
+    """Whether most words are capitalised ("CAR T Therapy Shows Promise In MS"), as headlines
+    often are: then capitals tell nothing about names. (Cheap: the full reading of a sentence's
+    words is needed only for sentences in sentence case.)"""
+    words = [word for word in sentence.split()[1:] if word.isalpha() and not word.isupper()]
+    return sum(map(_capitalised, words)) > len(words) * HEADLINE_SHARE
+
+
+class _Shape(NamedTuple):
+    """How a sentence's words are written, read once for all the terms in it. `ordinary` and
+    `ordinary_capitalised` count words before each index (prefix sums), so any stretch of the
+    sentence is counted in constant time."""
+
+    starts: list[int]  # where each word starts
+    in_name: list[bool]  # could be part of a name: capitalised (not a number), or a link
+    ordinary: list[int]  # words of letters not all in capitals (acronyms are neither)
+    ordinary_capitalised: list[int]  # such words, capitalised
+
+
+@lru_cache(maxsize=64)
+def _shape(sentence: str) -> _Shape:
+    tokens = sentence.split()
+    starts = []
+    at = 0
+    for token in tokens:
+        at = sentence.find(token, at)
+        starts.append(at)
+        at += len(token)
+    words = [token.strip(_PUNCTUATION) for token in tokens]
+    capital = [word[:1].isupper() for word in words]
+    link = [word in _NAME_LINKS for word in words]
+    ordinary = [word.isalpha() and not word.isupper() for word in words]
+    return _Shape(
+        starts=starts,
+        in_name=[
+            linked or (upper and not word.isdigit())
+            for word, upper, linked in zip(words, capital, link, strict=True)
+        ],
+        ordinary=_counts(ordinary),
+        ordinary_capitalised=_counts(map(operator.and_, ordinary, capital)),
+    )
+
+
+def _counts(flags: Iterable[bool]) -> list[int]:
+    """Prefix sums: how many flags are set before each index (the last: in all)."""
+    return [0, *accumulate(flags)]
+
+
+def _before(sentence: str, start: int) -> str:
+    """The words just before `start` (at most NEAR characters, whole words): what the rules
+    that look back read, so their cost does not grow with the sentence."""
+    if start <= NEAR:
+        return sentence[:start]
+    tail = sentence[start - NEAR : start]
+    return tail[tail.find(" ") + 1 :]
+
+
+def _capitalised(word: str) -> bool:
+    return word[:1].isupper()
+
+
+def _name_word(word: str) -> bool:
+    """A linking word or a capitalised ordinary word ("Society", "of"); not an acronym: a
+    name needs words besides "CD19 CAR T"."""
+    return word in _NAME_LINKS or (word[:1].isupper() and word.isalpha() and not word.isupper())
+
+
+def _part_of_name(word: str) -> bool:
+    return word in _NAME_LINKS or (_capitalised(word) and not word.isdigit())

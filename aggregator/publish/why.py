@@ -1,0 +1,86 @@
+"""Why a story is shown: the sentence that says it is about a topic, as every output quotes it.
+
+A reader judges a story by what it says, so pages, feeds and digests quote the sentence (or
+title) that made the match, with its matched words marked, rather than list words out of
+context. A feed's own topic ("every item of an MS society's feed is about MS") is no word of
+the story and is never shown as one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aggregator.models import TopicMatch
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of quoted text, marked when it is one of the words that matched."""
+
+    text: str
+    matched: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why a story is about `topic`: the quoted sentence, cut into marked and plain runs
+    (or, for a match stored before quotes were kept, just the words that made it)."""
+
+    topic: str
+    quote: tuple[Segment, ...]
+    words: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The reason as one line of plain text (terminals, plain-text email)."""
+        if self.quote:
+            return "\u201c" + "".join(segment.text for segment in self.quote) + "\u201d"
+        return ", ".join(self.words)
+
+
+def why_shown(matches: Sequence[TopicMatch]) -> list[Why]:
+    """One reason per topic; a sentence that makes several topics is quoted once, for the
+    first of them."""
+    reasons = []
+    quoted: set[str] = set()
+    for match in matches:
+        if match.evidence in quoted:
+            continue
+        words = matched_words([match])
+        if not match.evidence and not words:
+            continue
+        quoted.add(match.evidence)
+        reasons.append(Why(match.topic, highlight(match.evidence, words), tuple(words)))
+    return reasons
+
+
+def matched_words(matches: Sequence[TopicMatch]) -> list[str]:
+    """The words that made matches, as first written, once each whatever their case."""
+    words: dict[str, str] = {}
+    for match in matches:
+        for hit in match.hits:
+            if hit.field != "feed" and hit.text:
+                words.setdefault(hit.text.casefold(), hit.text)
+    return list(words.values())
+
+
+def highlight(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
+    """Split `text` so that each occurrence of a matched word (any case, any separator
+    between its parts: "CAR T" marks "CAR-T") is its own segment."""
+    wanted = sorted({word for word in words if word.strip()}, key=len, reverse=True)
+    if not text or not wanted:
+        return (Segment(text, False),) if text else ()
+    alternatives = (r"[\W_]*".join(map(re.escape, word.split())) for word in wanted)
+    pattern = re.compile(r"(?<!\w)(" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+    segments = []
+    position = 0
+    for found in pattern.finditer(text):
+        if found.start() > position:
+            segments.append(Segment(text[position : found.start()], False))
+        segments.append(Segment(found.group(), True))
+        position = found.end()
+    if position < len(text):
+        segments.append(Segment(text[position:], False))
+    return tuple(segments)

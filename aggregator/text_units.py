@@ -1,0 +1,122 @@
+"""An item's text cut into the units a statement is made in. Pure.
+
+"CAR T" and "MS" in the same sentence, or in the title, say something about each other; in two
+sentences of a round-up, or in a press release's "About ..." paragraph, they do not. So matching
+looks at units: the title whole, every sentence of the summary and content, and a list of short
+labels (tags, keywords, "Condition: MS") as one unit, since its labels describe the item
+together. What is not the item's own content is marked: a press release's boilerplate ("About
+Kyverna: ...") and a page's navigation ("Related stories: ..."), to the end of their field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from aggregator.normalise import text_from_html
+
+LABEL_WORDS = 6  # list items this short are labels of the item, not sentences of their own
+# Where a sentence ends: the space after . ! ? (and a closing mark) before a capital, a digit
+# or an opening mark. The pattern starts with the stop, so the engine skips to the next one.
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*(\s+)(?=[\"'\u201c\u2018(¿¡«]?[A-Z0-9À-ÝĀ-Ž])")
+_BAR = re.compile(r"\s+\|\s+")  # "Trial news | Site name": parts of their own
+_BLOCK = re.compile(
+    r"<(/?)(p|br|li|ul|ol|div|h[1-6]|tr|td|th|dd|dt|blockquote|section|article)\b[^>]*>",
+    re.IGNORECASE,
+)
+# Navigation a page adds around an item: what follows is other items' titles.
+_NAVIGATION = re.compile(
+    r"(?:^|\s)(?:related (?:stories|articles|news|posts|content)|read (?:more|also|next)|"
+    r"see also|more on this|you may also like|lire aussi|à lire aussi|voir aussi|"
+    r"lesen sie auch|mehr zum thema|weitere artikel|noticias relacionadas|"
+    r"not[íi]cies relacionades|art[íi]culos relacionados|leggi anche|articoli correlati|"
+    r"lees ook|gerelateerd|veja também|notícias relacionadas)\s*:",
+    re.IGNORECASE,
+)
+# A press release's boilerplate: "About Kyverna Therapeutics:" and its translations, at the
+# start of a sentence, introduce the company's or product's standing description.
+_ABOUT = re.compile(
+    r"^(?i:about|über|à propos de|acerca de|sobre|informazioni su|over)\s+"
+    r"\w[\w\-\u2011.]*(?:\s+[A-Z0-9][\w\-\u2011.]*){0,4}\s*:",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One statement of an item: its field, its readable text (punctuation kept), whether it
+    is the item's own content (False for boilerplate and navigation), and whether it is a list
+    of labels ("Condition: MS; Intervention: CAR T cells")."""
+
+    field: str
+    text: str
+    content: bool = True
+    labels: bool = False
+
+
+def units(fields: Mapping[str, str]) -> list[Unit]:
+    """The units of an item's fields (title, summary, content), in order."""
+    found: list[Unit] = []
+    for name, text in fields.items():
+        if not text:
+            continue
+        if name == "title":
+            found.append(Unit(name, text_from_html(text)))
+            continue
+        content = True
+        for piece, labels in _pieces(text):
+            if content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
+                content = False
+                before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
+                if before and not _ABOUT.match(piece):
+                    found.append(Unit(name, before))
+            found.append(Unit(name, piece, content, labels))
+    return found
+
+
+def _pieces(text: str) -> Iterator[tuple[str, bool]]:
+    """A field's sentences, and its lists of short labels each as one piece; (text, labels)."""
+    for block, labels in _blocks(text):
+        if labels:
+            yield block, True
+        else:
+            yield from ((sentence, False) for sentence in _sentences(block))
+
+
+def _sentences(block: str) -> Iterator[str]:
+    """The sentences of a block of running text."""
+    for part in _BAR.split(block) if "|" in block else (block,):
+        start = 0
+        for end in _SENTENCE_END.finditer(part):
+            if sentence := part[start : end.start(1)].strip():
+                yield sentence
+            start = end.end(1)
+        if sentence := part[start:].strip():
+            yield sentence
+
+
+def _blocks(text: str) -> Iterator[tuple[str, bool]]:
+    """The field's blocks of text (paragraphs, list items), with consecutive short list items
+    joined into one labels block; (text, is_labels)."""
+    if "<" not in text:
+        yield text_from_html(text), False
+        return
+    labels: list[str] = []
+    position = 0
+    in_item = False
+    for tag in [*_BLOCK.finditer(text), None]:
+        end = tag.start() if tag else len(text)
+        chunk = text_from_html(text[position:end])
+        if chunk:
+            if in_item and len(chunk.split()) <= LABEL_WORDS:
+                labels.append(chunk)
+            else:
+                if labels:
+                    yield "; ".join(labels), True
+                    labels = []
+                yield chunk, False
+        if tag is not None:
+            in_item = tag[2].lower() == "li" and not tag[1]
+            position = tag.end()
+    if labels:
+        yield "; ".join(labels), True

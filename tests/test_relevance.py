@@ -1,0 +1,313 @@
+"""Relevance on real-world text: one row per case the matching rule names (product.md, "Topics
+and matching"), on the shipped vocabulary, and the labelled sets (tests/data/relevance_dev*.jsonl,
+copies of the project's shared/data files, so the suite runs on a clone alone). Each row is a
+sentence as sources write it; the rules it exercises are rules of the language.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import load_settings
+from aggregator.evaluate import by_why, evaluate, read_labelled
+from aggregator.match import COUNTS, FeedContext, TopicRule, build_matcher, repeated_sentences
+
+ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parent / "data"
+SETTINGS = load_settings(ROOT / "config.toml", environ={})
+MATCHER = build_matcher(SETTINGS, feeds={"society": FeedContext(assume=("ms",))})
+CAR_T_MS = TopicRule("car-t-ms", all=("ms",), any=("car_t", "cd19"))
+
+
+def about(title: str, summary: str = "", feed: str = "news") -> bool:
+    matches = MATCHER.match({"title": title, "summary": summary}, feed=feed)
+    return any(match.topic == "car-t-ms" for match in matches)
+
+
+CASES = [
+    # The readers' languages, each with its own words for MS and CAR T
+    ("de-multiple", "Multiple Sklerose: Erste Patientin erhält CAR-T-Zellen", "", True),
+    ("de-multipler", "Patientin mit Multipler Sklerose erhält CAR-T-Zellen", "", True),
+    ("de-multiplen", "Therapie der Multiplen Sklerose mit CAR-T-Zellen in Erlangen", "", True),
+    ("fr-sclerose", "Cellules CAR-T et sclérose en plaques : premiers résultats", "", True),
+    ("fr-sep", "Un deuxième patient atteint de SEP traité par cellules CAR-T", "", True),
+    ("es-esclerosis", "Células CAR-T para la esclerosis múltiple: primer ensayo", "", True),
+    ("es-em", "Tratamiento con células T CAR en pacientes con EM progresiva", "", True),
+    ("it-sclerosi", "Cellule CAR-T nella sclerosi multipla: il primo paziente", "", True),
+    ("it-sm", "Primo paziente con SM trattato con cellule CAR-T a Milano", "", True),
+    ("nl", "Eerste Belgische MS-patiënt behandeld met CAR-T-celtherapie", "", True),
+    ("pt", "Esclerose múltipla: primeiros doentes tratados com células CAR-T", "", True),
+    ("em-in-english", "CAR T cells imaged by EM in lymphoma biopsies", "", False),
+    ("sep-in-english", "CAR T manufacturing: SEP 2026 update for lymphoma", "", False),
+    # MS as patients and subtypes write it, and products by their new names
+    ("pwms", "CAR-T in pwMS: what the first cases show", "", True),
+    (
+        "rms-defined",
+        "Trial update",
+        "People with relapsing MS (RMS) receive CD19 CAR T. The RMS cohort is full.",
+        True,
+    ),
+    ("rms-bare", "CAR T safety in RMS", "", False),
+    (
+        "pms-defined",
+        "Trial update",
+        "Progressive MS (PMS) patients get CD19 CAR T. PMS enrolment has begun.",
+        True,
+    ),
+    ("azer-cel", "Azer-cel dosed in first patient with multiple sclerosis", "", True),
+    ("azercabtagene", "Azercabtagene zapreleucel in progressive MS", "", True),
+    # Text as feeds send it: soft hyphens, list items
+    ("soft-hyphen", "Multi\u00adple scle\u00adrosis and CAR-T cells", "", True),
+    ("shy-entity", "Multi&shy;ple sclerosis and CAR-T cells", "", True),
+    (
+        "list-items",
+        "Round-up",
+        "<ul><li>CAR-T cells in three people with progressive MS</li>"
+        "<li>Vitamin D and fatigue</li></ul>",
+        True,
+    ),
+    # Where the terms stand: the item must report on CAR T for MS
+    (
+        "same-sentence",
+        "Why neurologists are excited",
+        "Early results in people with multiple sclerosis show B cells vanish after CAR T infusion.",
+        True,
+    ),
+    (
+        "venue-footer",
+        "CD19 CAR T in myasthenia gravis",
+        "Multiple Sclerosis News Today is a publisher of news about myasthenia and other diseases.",
+        False,
+    ),
+    (
+        "venue-meeting",
+        "CD19 CAR T data in myasthenia gravis",
+        "Presented at the annual meeting of the Consortium of Multiple Sclerosis Centers.",
+        False,
+    ),
+    (
+        "navigation",
+        "CAR T approved for myeloma in Japan",
+        "Related stories: CAR T cells tested in MS patients | Living with MS",
+        False,
+    ),
+    (
+        "about-boilerplate",
+        "CAR T for lupus nephritis: two-year data",
+        "Renal responses held. "
+        "About Kyverna: Kyverna develops KYV-101 for lupus, myasthenia and multiple sclerosis.",
+        False,
+    ),
+    (
+        "exclusion",
+        "CAR T trial in lupus",
+        "Main exclusion criteria: pregnancy, active infection or multiple sclerosis.",
+        False,
+    ),
+    (
+        "contrast",
+        "CD19 CAR T in myasthenia gravis",
+        "MG is an antibody disease, unlike multiple sclerosis.",
+        False,
+    ),
+    (
+        "speculation",
+        "CAR T for lupus: what next",
+        "In the future, multiple sclerosis might also be a target, researchers say.",
+        False,
+    ),
+    (
+        "round-up",
+        "Neurology digest",
+        "CAR T cells cleared lupus in a fifth patient. In MS, a new BTK inhibitor trial began.",
+        False,
+    ),
+    (
+        "indication-list",
+        "CAR T in lupus, myositis, scleroderma and multiple sclerosis: "
+        "a review of autoimmune targets",
+        "",
+        True,
+    ),
+    (
+        "listed-in-body",
+        "Kyverna raises funds",
+        "The company develops CAR T cells for lupus, myositis, scleroderma and multiple sclerosis.",
+        False,
+    ),
+    # Acronyms the text defines as something else
+    (
+        "mass-spectrometry",
+        "Proteomics of CAR T products",
+        "We used mass spectrometry (MS). MS data show 40 proteins.",
+        False,
+    ),
+    (
+        "median-survival",
+        "Median survival (MS) after CD19 CAR T in lymphoma",
+        "MS was 20 months.",
+        False,
+    ),
+    (
+        "cart-tree",
+        "Classification and regression tree (CART) predicts MS relapse",
+        "CART models used MRI data.",
+        False,
+    ),
+    ("rhabdomyosarcoma", "CAR T for rhabdomyosarcoma (RMS)", "RMS is a childhood cancer.", False),
+    ("post-marketing", "Post-marketing surveillance (PMS) of CAR T", "PMS data from 2025.", False),
+    ("aside-not-definition", "CAR T in MS (preliminary): first data", "", True),
+    # Places and titles
+    ("jackson", "Jackson, MS: new CAR T centre opens for lymphoma", "", False),
+    ("tupelo", "Tupelo, MS 38801: CAR T clinic opens", "", False),
+    ("pharmd", "Meet Sam Patel, PharmD, MS, our new CAR T pharmacist", "", False),
+    ("rn", "Dana Lee, RN, MS, joins the CAR T team", "", False),
+    ("ms-in-town-news", "Jackson hospital treats MS patients with CAR T", "", True),
+    # CD19 as a lab count, and CD19 as the subject
+    ("cd19-count", "CD19 counts after ocrelizumab in MS patients", "", False),
+    ("cd19-monitoring", "Monitoring CD19 B cells in people with MS on rituximab", "", False),
+    ("anti-cd19", "Anti-CD19 therapy in SPMS", "", True),
+    ("cd19-directed", "CD19-directed cell therapy reaches MS clinic", "", True),
+    # CART that is not CAR T
+    ("cart-peptide", "CART peptide levels in MS fatigue", "", False),
+    ("cartitude", "CARTITUDE-4 results and MS risk", "", False),
+    ("shopping-cart", "Shopping cart injuries in people with MS", "", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "expected"),
+    [pytest.param(title, summary, expected, id=name) for name, title, summary, expected in CASES],
+)
+def test_relevance_case(title: str, summary: str, expected: bool) -> None:
+    assert about(title, summary) is expected
+
+
+def labelled_rows() -> list[object]:
+    rows = []
+    for path in sorted(DATA.glob("relevance_dev*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            fields = (row["title"], row["summary"], row["feed"], bool(row["label"]))
+            rows.append(pytest.param(*fields, id=row["id"]))
+    return rows
+
+
+@pytest.mark.parametrize(("title", "summary", "feed", "expected"), labelled_rows())
+def test_labelled_relevance(title: str, summary: str, feed: str, expected: bool) -> None:
+    assert about(title, summary, feed) is expected
+
+
+def test_a_match_quotes_the_sentence_that_makes_it() -> None:
+    fields = {
+        "title": "Neurology news this week",
+        "summary": "A BTK inhibitor trial began. Two people with progressive MS received "
+        "CD19 CAR T cells in Erlangen. Vitamin D did not help fatigue.",
+    }
+    [match] = [m for m in MATCHER.match(fields) if m.topic == "car-t-ms"]
+    assert match.evidence == "Two people with progressive MS received CD19 CAR T cells in Erlangen."
+    assert {(hit.term, hit.field) for hit in match.hits} >= {
+        ("MS", "summary"),
+        ("CAR T", "summary"),
+    }
+
+
+def test_a_title_that_says_it_is_its_own_evidence() -> None:
+    [match] = [
+        m
+        for m in MATCHER.match({"title": "KYV-101 in progressive MS", "summary": "An update."})
+        if m.topic == "car-t-ms"
+    ]
+    assert match.evidence == "KYV-101 in progressive MS"
+    assert {(hit.group, hit.term, hit.field) for hit in match.hits} == {
+        ("ms", "MS", "title"),
+        ("car_t", "KYV-101", "title"),
+    }
+
+
+def test_sentences_a_feed_repeats_under_every_item_are_not_content() -> None:
+    footer = "Our CAR T coverage serves people with multiple sclerosis."
+    items = [
+        {"title": f"CAR T in lupus, case {n}", "summary": f"Case {n} went well. {footer}"}
+        for n in range(5)
+    ]
+    boilerplate = repeated_sentences(items)
+    assert len(boilerplate) == 1
+    item = {"title": "CAR T in lupus, case 9", "summary": f"Case 9 went well. {footer}"}
+    matches = MATCHER.match(item, boilerplate=boilerplate)
+    assert "car-t-ms" not in {match.topic for match in matches}
+    assert "car-t-ms" in {match.topic for match in MATCHER.match(item)}
+
+
+def test_explain_names_the_guard_for_every_term() -> None:
+    verdicts = MATCHER.explain(
+        {
+            "title": "CD19 CAR T in myasthenia gravis",
+            "summary": "MG is an antibody disease, unlike multiple sclerosis. Non-MS controls "
+            "were studied by LC-MS.",
+        }
+    )
+    why = {(verdict.term, verdict.why) for verdict in verdicts}
+    assert ("multiple sclerosis", "a passing mention: a contrast") in why
+    assert ("MS", "negated (after 'not' or 'non')") in why
+    assert ("MS", "vetoed by 'LC MS'") in why
+    assert ("CD19", COUNTS) in why
+
+
+def test_evaluate_reads_either_label_and_groups_errors_by_why(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "feed": "news", "title": "CAR T in MS", "summary": "", "label": 1},
+        {"id": "b", "feed": "news", "title": "CAR T in lupus", "relevant": False},
+        {
+            "id": "c",
+            "feed": "news",
+            "title": "CAR-T-Zellen: was Betroffene wissen sollten",
+            "relevant": True,
+        },
+        {"id": "d", "feed": "news", "title": "Ein Ratgeber zu CAR-T", "relevant": True},
+        {
+            "id": "e",
+            "feed": "news",
+            "title": "CAR T in lupus",
+            "summary": "Unlike MS, lupus is driven by antibodies.",
+            "label": 1,
+        },
+        {"id": "f", "feed": "news", "title": "CD19 counts in MS on ocrelizumab", "label": 0},
+        {"id": "g", "feed": "news", "title": "CAR T cells in MS brains", "label": 0},
+    ]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    result = evaluate(MATCHER, read_labelled(path), CAR_T_MS)
+    assert (result.true_positives, result.false_positives) == (1, 1)
+    assert (result.false_negatives, result.true_negatives) == (3, 2)
+    groups = {
+        why: [m.item.id for m in mistakes] for why, mistakes in by_why(result.misclassified).items()
+    }
+    assert groups["false negative: no ms term"] == ["c", "d"]
+    assert groups["false negative: ms 'MS' (summary): a passing mention: a contrast"] == ["e"]
+    assert groups["false positive: kept on car_t 'CAR T' in the title + ms 'MS' in the title"] == [
+        "g"
+    ]
+    assert next(iter(groups)) == "false negative: no ms term"  # the most frequent first
+
+
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [
+        pytest.param('{"title": "x", "label": 2}', "label must be 0 or 1", id="label-2"),
+        pytest.param(
+            '{"title": "x", "relevant": "yes"}', "relevant must be true or false", id="str"
+        ),
+        pytest.param('{"title": "x"}', "relevant", id="neither"),
+        pytest.param("not json", "JSONDecodeError", id="not-json"),
+    ],
+)
+def test_a_malformed_labelled_line_is_named(tmp_path: Path, line: str, complaint: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"title": "CAR T in MS", "label": 1}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(Exception, match=complaint) as caught:
+        read_labelled(path)
+    assert "line 2" in str(caught.value) or getattr(caught.value, "line", None) == 2
