@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from aggregator.config import Settings, load_settings
+from aggregator.config import Settings, load_settings, split_marker
 from aggregator.match import build_matcher
 from bench.corpus import Item, make_items
 
@@ -24,7 +24,9 @@ TARGET_SPEEDUP = 10.0
 def naive_matcher(settings: Settings) -> Callable[[Item], list[str]]:
     """The obvious implementation: a compiled word-bounded regex per term, tried on each field."""
     patterns = {
-        group: [re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE) for term in terms]
+        group: [
+            re.compile(rf"\b{re.escape(split_marker(term)[0])}\b", re.IGNORECASE) for term in terms
+        ]
         for group, terms in settings.terms.items()
     }
 
