@@ -53,7 +53,7 @@ from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
-from aggregator.web import create_app
+from aggregator.web import create_app, server_config
 
 log = logs.get_logger("aggregator.cli")
 PREVIEW_READER = "reader@localhost"  # whom a preview is for when no subscriber is configured
@@ -166,6 +166,8 @@ def init(app: _App) -> None:
         click.echo(f"database {'created' if before is None else 'upgraded'} at revision {after}")
     if titled := repository.title_untitled_items(utc_now()):
         click.echo(f"gave {titled} untitled items a title from their text")
+    if indexed := repository.index_unindexed_items():
+        click.echo(f"indexed {indexed} stored items for search")
 
 
 @cli.command()
@@ -356,13 +358,8 @@ def serve(app: _App, host: str | None, port: int | None) -> None:
     # handler it found; ours turns that into the clean exit 0 the contract promises.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _exit_cleanly)
-    uvicorn.run(
-        create_app(repository, Outbox(app.engine), app.settings),
-        host=host or server.host,
-        port=port or server.port,
-        log_config=None,  # our logging: one line per event on stderr
-        proxy_headers=False,
-    )
+    site = create_app(repository, Outbox(app.engine), app.settings)
+    uvicorn.Server(server_config(site, host or server.host, port or server.port)).run()
 
 
 def _exit_cleanly(_signal: int, _frame: object) -> None:

@@ -46,21 +46,39 @@ def _drop_unprintable(found: re.Match[str]) -> str:
 
 class WordTable(dict[int, str | None]):
     """A `str.translate` table that leaves only words: letters and digits (and `keep`) stay,
-    formatting characters (a soft hyphen inside a word) go, anything else becomes a space.
-    Filled as characters are first seen, so translating reads it at C speed afterwards."""
+    characters of the `drop` categories go (formatting characters: a soft hyphen inside a
+    word), anything else becomes a space. Filled as characters are first seen, so translating
+    reads it at C speed afterwards."""
 
-    def __init__(self, keep: str = "") -> None:
+    def __init__(self, keep: str = "", drop: frozenset[str] = frozenset({"Cf"})) -> None:
         super().__init__()
         self._keep = keep
+        self._drop = drop
 
     def __missing__(self, code: int) -> str | None:
         char = chr(code)
         if char.isalnum() or char in self._keep:
             kept: str | None = char
         else:
-            kept = None if unicodedata.category(char) == "Cf" else " "
+            kept = None if unicodedata.category(char) in self._drop else " "
         self[code] = kept
         return kept
+
+
+# Letters a searched word needs before it also matches longer words ("trial" finds "trials").
+SEARCH_PREFIX_FROM = 3
+# Search folds accents away: the combining marks NFKD splits off are dropped with the rest.
+_SEARCH_TABLE = WordTable(drop=frozenset({"Cf", "Mn"}))
+
+
+def search_words(text: str) -> list[str]:
+    """The words of `text` as search compares them: lower case, accents and punctuation gone
+    ("Sclérose en plaques" -> sclerose, en, plaques; "NCT06138132", "10.1056/NEJMoa2207" ->
+    10, 1056, nejmoa2207). Stored text and a reader's query are folded alike, so both
+    databases' full-text indexes see the same plain words."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+    return text.casefold().translate(_SEARCH_TABLE).split()
 
 
 def clean_text(text: str, max_length: int | None = None) -> str:

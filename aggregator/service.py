@@ -50,7 +50,7 @@ from aggregator.publish.sending import DigestSender
 from aggregator.schedule import cron_trigger
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import single_service_process, this_process
-from aggregator.web import create_app
+from aggregator.web import create_app, server_config
 
 log = logs.get_logger(__name__)
 
@@ -235,10 +235,7 @@ class Service:
             scheduler_health=self.health,
         )
         server = self._settings.server
-        config = uvicorn.Config(
-            app, host=server.host, port=server.port, log_config=None, proxy_headers=False
-        )
-        return uvicorn.Server(config)
+        return uvicorn.Server(server_config(app, server.host, server.port))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)

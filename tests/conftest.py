@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner, Result
@@ -28,6 +30,8 @@ from aggregator.cli import cli
 
 DATA_DIR = Path(__file__).parent / "data"
 FEEDS_DIR = DATA_DIR / "feeds"
+# What a person would look at after a run: screenshots of every page the browser tests visit.
+ARTEFACTS_DIR = Path(__file__).parent.parent / "test-artefacts"
 
 ConfigFactory = Callable[..., Path]
 CliRunnerFunction = Callable[..., Result]
@@ -172,6 +176,55 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def screenshot(browser: Any, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """Save what the browser shows as test-artefacts/screenshots/<test>[<params>]-<name>.png,
+    kept after the run for a person to look at; returns the file."""
+    folder = ARTEFACTS_DIR / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    test = request.node.name.removeprefix("test_")
+
+    def save(name: str) -> Path:
+        path = folder / f"{test}-{name}.png"
+        browser.save_screenshot(str(path))
+        assert path.stat().st_size > 5_000  # a page, not a blank
+        return path
+
+    return save
+
+
+@contextmanager
+def serve_process(config: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`aggregator serve` in a process of its own on a free port, once it answers; yields its
+    base URL and the process, and stops it (SIGTERM) afterwards. Its log goes to a file beside
+    the config (a pipe nobody reads would fill and stall it)."""
+    port = free_port()
+    command = [sys.executable, "-m", "aggregator", "--config", str(config), "serve"]
+    log = (config.parent / "serve.log").open("wb")
+    with (
+        log,
+        subprocess.Popen(
+            [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log
+        ) as process,
+    ):
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/healthz")
+                break
+            except httpx.ConnectError:
+                assert process.poll() is None, "aggregator serve exited early"
+                assert time.monotonic() < deadline, "aggregator serve did not start"
+                time.sleep(0.1)
+        try:
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=10)
 
 
 @contextmanager

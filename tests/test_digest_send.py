@@ -237,6 +237,10 @@ def test_a_digest_is_delivered_once_with_every_new_story(
         page = httpx.get(f"{url}/digests/{link}")
         assert page.status_code == 200
         assert MS_TITLES[0] in page.text
+        assert 'href="/digests/">← Digest archive</a>' in page.text  # in the site's frame
+        assert '<nav aria-label="Topics">' in page.text
+        assert "'unsafe-inline'" in page.headers["content-security-policy"]  # an email's styles
+        assert "script" not in page.headers["content-security-policy"]
         assert READER not in page.text  # the public archive does not show who got it
         assert httpx.get(url + "/digests/999999").status_code == 404
 

@@ -4,24 +4,21 @@ on SQLite and PostgreSQL. Titles, words, identifiers, dates and statuses as read
 from __future__ import annotations
 
 import json
-import zlib
 from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
-from conftest import FEEDS_DIR, CliRunnerFunction, ConfigFactory
+from conftest import CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer
 from outputs import assert_valid_outputs
 from samples import TOPIC_RULES
 from sqlalchemy import create_engine, text
+from worlds import KYSA7, OUTPUT, dated_feed, listed, literature_config, serve_kysa7
 
 from aggregator.config import load_settings
 from aggregator.sources import pubmed
-
-OUTPUT = '[output]\nbase_url = "https://news.example.org/"\n'
 
 
 def feed_state(run_cli: CliRunnerFunction, config: Path, name: str) -> dict[str, Any]:
@@ -29,12 +26,6 @@ def feed_state(run_cli: CliRunnerFunction, config: Path, name: str) -> dict[str,
     assert result.exit_code == 0, result.output
     [feed] = [feed for feed in json.loads(result.stdout) if feed["name"] == name]
     return feed  # type: ignore[no-any-return]
-
-
-def listed(run_cli: CliRunnerFunction, config: Path) -> list[dict[str, Any]]:
-    result = run_cli(config, "stories", "list", "--all", "--json", "--limit", "1000")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -118,32 +109,6 @@ def test_init_gives_stories_stored_without_a_title_one_and_the_atom_export_works
     assert_valid_outputs(tmp_path / "public")
     again = run_cli(untitled_world, "init")
     assert "untitled" not in again.stdout
-
-
-def literature_config(
-    make_config: ConfigFactory, database_url: str, feed_server: FeedServer, extra: str = ""
-) -> Path:
-    """Journal feeds and literature databases that carry some of the same papers."""
-    feeds = [
-        ("nature", "real/nature-ms.rdf", "rss"),
-        ("medrxiv", "real/medrxiv-neurology.rdf", "rss"),
-        ("sage", "real/sage-msj-toc.xml", "rss"),
-        ("pubmed", "real/literature/entrez/eutils/esearch.fcgi?db=pubmed&term=car-t", "pubmed"),
-        (
-            "europepmc",
-            "real/literature/europepmc/webservices/rest/search?query=car-t",
-            "europepmc",
-        ),
-    ]
-    tables = "".join(
-        f'[[feeds]]\nname = "{name}"\nurl = "{feed_server.url(path)}"\ntype = "{kind}"\n\n'
-        for name, path, kind in feeds
-    )
-    return make_config(
-        database_url,
-        fetch='timeout = "5s"\ncontact_email = "operator@example.org"',
-        extra=OUTPUT + tables + extra + TOPIC_RULES,
-    )
 
 
 def test_one_paper_from_a_journal_feed_and_a_literature_database_is_one_story(
@@ -349,19 +314,6 @@ def test_a_later_page_that_fails_keeps_the_pages_read(
     assert feed["consecutive_failures"] == 0
 
 
-KYSA7 = "KYV-101, a Fully Human Anti-CD19 CAR T-cell Therapy, in Refractory Progressive Multiple "
-KYSA7 += "Sclerosis (KYSA-7)"
-
-
-def serve_kysa7(feed_server: FeedServer, site: str, version: str) -> str:
-    """Serve KYSA-7 as the registry published it in `version` ("recruiting" in August,
-    "active" in November) from one ClinicalTrials.gov query; returns the query's URL."""
-    page = feed_server.root / site / "api/clinicaltrials/page-first.json"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text((FEEDS_DIR / f"real/clinicaltrials/kysa7-{version}.json").read_text())
-    return feed_server.url(f"{site}/api/v2/studies?query.cond=multiple+sclerosis")
-
-
 def test_the_freshest_copy_of_a_trial_record_wins_and_says_what_changed(
     database_url: str,
     make_config: ConfigFactory,
@@ -405,24 +357,6 @@ def test_the_freshest_copy_of_a_trial_record_wins_and_says_what_changed(
     rss = (tmp_path / "public" / "feed.xml").read_text(encoding="utf-8")
     assert f"<title>Active, not recruiting: {KYSA7}</title>" in rss
     assert "Now recruiting" not in rss
-
-
-def dated_feed(feed_server: FeedServer, name: str, items: list[tuple[str, datetime | None]]) -> str:
-    """An RSS 2.0 feed of `items` (title, publication date or None), in the given order."""
-    entries = "".join(
-        f"<item><title>{title}</title><link>https://{name}.example/{zlib.crc32(title.encode())}"
-        f'</link><guid isPermaLink="false">{title}</guid><description>{title}.</description>'
-        + (f"<pubDate>{format_datetime(published)}</pubDate>" if published else "")
-        + "</item>"
-        for title, published in items
-    )
-    (feed_server.root / f"{name}.xml").write_text(
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
-        f"<link>https://{name}.example/</link><description>d</description>{entries}"
-        "</channel></rss>",
-        encoding="utf-8",
-    )
-    return feed_server.url(f"{name}.xml")
 
 
 def test_stories_are_ordered_and_dated_by_when_their_sources_published_them(

@@ -115,11 +115,12 @@ def test_every_format_parses_and_lists_the_stories(published: Path) -> None:
         feed = parse(public / name)
         [entry] = feed.entries  # one story from two sources; the picnic matches no topic
         assert entry.title == "Kyverna receives RMAT for KYV-101 in MS"
-        assert entry.link == "https://kyverna.example/rmat"
         assert entry.id.startswith("https://news.example.org/stories/")
+        assert entry.link == entry.id  # the story's own page, with every source
         assert [tag.term for tag in entry.tags] == [category]
         content = entry.content[0].value if "content" in entry else entry.description
-        assert "Also reported by:" in content
+        assert "Reported by:" in content
+        assert 'href="https://kyverna.example/rmat"' in content
         assert 'href="https://wire.example/k"' in content
         assert "Why it is here (CAR T in MS):" in content
 
@@ -135,7 +136,8 @@ def test_rss_has_the_required_elements_and_a_self_link(published: Path) -> None:
     assert self_link.get("href") == "https://news.example.org/feed.xml"
     for item in channel.findall("item"):
         assert item.findtext("title")
-        assert item.find("guid").get("isPermaLink") == "false"
+        assert item.find("guid").get("isPermaLink") == "true"  # the story's page
+        assert item.findtext("link") == item.findtext("guid")
 
 
 def test_atom_has_the_required_elements(published: Path) -> None:
@@ -165,8 +167,9 @@ def test_json_feed_has_the_required_fields(published: Path) -> None:
     assert document["feed_url"] == "https://news.example.org/feed.json"
     [item] = document["items"]
     assert item["id"].startswith("https://news.example.org/stories/")
-    assert item["url"] == "https://kyverna.example/rmat"
-    assert "Also reported by" in item["content_html"]
+    assert item["url"] == item["id"]
+    assert item["external_url"] == "https://kyverna.example/rmat"
+    assert "Reported by" in item["content_html"]
     assert item["tags"] == ["car-t-ms"]
 
 

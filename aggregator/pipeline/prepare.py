@@ -28,9 +28,10 @@ class Prepared:
 
 
 def prepare(repository: Repository, matcher: Matcher, now: datetime) -> Prepared:
-    """Group items stored before stories existed, then re-match stored items if the rules
-    changed since they were matched."""
+    """Group items stored before stories existed and index those stored before search read
+    them, then re-match stored items if the rules changed since they were matched."""
     grouped = repository.group_unassigned_items(now)
+    repository.index_unindexed_items()
     return Prepared(grouped, apply_rule_changes(repository, matcher))
 
 

@@ -67,11 +67,14 @@ def render(
     # feedgen prepends entries; adding oldest first leaves the newest at the top.
     for story in reversed(channel.stories):
         entry = generator.add_entry()
-        entry.id(_story_id(story, output))
-        entry.guid(_story_id(story, output), permalink=False)
+        page = story_page(story, output)
+        entry.id(page)
+        entry.guid(page, permalink=True)
         entry.title(story.title)
-        if story.link:
-            entry.link(href=story.link, rel="alternate")
+        # Only this link: feedgen writes an entry's links without their rel, so a second one
+        # (the source, as rel="related") would read as a second alternate. The sources' links
+        # are in the content.
+        entry.link(href=page, rel="alternate")
         entry.published(story.published)
         entry.updated(story.updated)
         entry.content(_entry_html(story, topic_titles), type="html")
@@ -94,7 +97,8 @@ def _json_feed(channel: Channel, output: OutputSettings, topic_titles: Mapping[s
         "language": "en",
         "items": [
             {
-                "id": _story_id(story, output),
+                "id": story_page(story, output),
+                "url": story_page(story, output),
                 "title": story.title,
                 "content_html": _entry_html(story, topic_titles),
                 "summary": story.summary,
@@ -102,7 +106,7 @@ def _json_feed(channel: Channel, output: OutputSettings, topic_titles: Mapping[s
                 "date_modified": story.updated.isoformat(),
                 "tags": [match.topic for match in story.matches] + source_kinds(story),
             }
-            | ({"url": story.link} if story.link else {})
+            | ({"external_url": story.link} if story.link else {})
             for story in channel.stories
         ],
     }
@@ -115,7 +119,9 @@ def source_kinds(story: StoryRow) -> list[str]:
     return [kind for kind in SOURCE_KIND_LABELS if kind in kinds]
 
 
-def _story_id(story: StoryRow, output: OutputSettings) -> str:
+def story_page(story: StoryRow, output: OutputSettings) -> str:
+    """The story's own page on the site: each entry's id and link, where readers see every
+    source, why it matched and a trial's status history."""
     return urljoin(output.base_url, f"stories/{story.id}")
 
 
@@ -124,20 +130,19 @@ def _last_change(channel: Channel) -> datetime:
 
 
 def _entry_html(story: StoryRow, topic_titles: Mapping[str, str]) -> str:
-    """Summary, why it matched, and who else reported it; every text escaped, links http(s)."""
+    """Summary, why it matched, and every source with its link (the entry's own link is the
+    story's page); every text escaped, links http(s)."""
     parts = [f"<p>{html.escape(story.summary)}</p>"] if story.summary else []
     for reason in why_shown(story.matches):
         topic = html.escape(topic_titles.get(reason.topic, reason.topic))
         parts.append(
             f"<p><strong>Why it is here ({topic}):</strong> {html.escape(reason.text)}</p>"
         )
-    others = [source for source in story.sources if source.link != story.link]
-    if others:
-        links = ", ".join(
-            f'<a href="{html.escape(source.link)}">{html.escape(source.feed)}</a>'
-            if source.link
-            else html.escape(source.feed)
-            for source in others
-        )
-        parts.append(f"<p><strong>Also reported by:</strong> {links}</p>")
+    links = ", ".join(
+        f'<a href="{html.escape(source.link)}">{html.escape(source.feed)}</a>'
+        if source.link
+        else html.escape(source.feed)
+        for source in story.sources
+    )
+    parts.append(f"<p><strong>Reported by:</strong> {links}</p>")
     return "\n".join(parts)

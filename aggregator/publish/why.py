@@ -9,10 +9,12 @@ the story and is never shown as one.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aggregator.models import TopicMatch
+from aggregator.normalise import SEARCH_PREFIX_FROM
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +86,45 @@ def highlight(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
     if position < len(text):
         segments.append(Segment(text[position:], False))
     return tuple(segments)
+
+
+def search_marks(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
+    """Split `text` so that each word found by a search for `words` is its own segment: as
+    search compares them (any case, accents ignored), a word of three letters or more also as
+    the start of a longer one ("trial" marks "Trials")."""
+    if not text or not words:
+        return (Segment(text, False),) if text else ()
+    folded = text.lower() if text.isascii() else text.translate(_FOLDED)  # positions hold
+    alternatives = sorted(
+        (
+            re.escape(word) + (r"[^\W_]*" if len(word) >= SEARCH_PREFIX_FROM else "")
+            for word in words
+        ),
+        key=len,
+        reverse=True,
+    )
+    pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(alternatives) + r")(?![^\W_])")
+    segments = []
+    position = 0
+    for found in pattern.finditer(folded):
+        if found.start() > position:
+            segments.append(Segment(text[position : found.start()], False))
+        segments.append(Segment(text[found.start() : found.end()], True))
+        position = found.end()
+    if position < len(text):
+        segments.append(Segment(text[position:], False))
+    return tuple(segments)
+
+
+class _FoldTable(dict[int, str]):
+    """A `str.translate` table of each character as search sees it, as one character (its
+    base letter, lower case), filled as characters are first seen."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = unicodedata.normalize("NFKD", char)[:1].casefold()[:1] or char
+        self[code] = folded
+        return folded
+
+
+_FOLDED = _FoldTable()

@@ -24,6 +24,7 @@ from aggregator.store.batches import batches
 from aggregator.store.matches import store_matches
 from aggregator.store.meta import new_content_version
 from aggregator.store.schema import Feed, Item, RecordStatus, table_of, update_by_id
+from aggregator.store.search import fill_search_text, search_text
 from aggregator.store.sessions import Sessions
 from aggregator.store.statistics import analyse_outgrown_tables
 from aggregator.store.stories import (
@@ -120,6 +121,14 @@ class FetchRecorder:
     ) -> dict[int, tuple[int, int]]:
         new: Counter[int] = Counter()
         updated: Counter[int] = Counter()
+        sources = {
+            feed_id: f"{name} {title or ''}"
+            for feed_id, name, title in session.execute(
+                select(Feed.id, Feed.name, Feed.title).where(
+                    Feed.id.in_({fetch.feed_id for fetch in fetches})
+                )
+            )
+        }
         stream = ((fetch.feed_id, analysed) for fetch in fetches for analysed in fetch.entries)
         for batch in batches(stream):
             known = {
@@ -136,6 +145,7 @@ class FetchRecorder:
             fresh: dict[tuple[int, str], AnalysedEntry] = {}
             changed: dict[int, AnalysedEntry] = {}
             new_status: dict[int, AnalysedEntry] = {}
+            feed_of: dict[int, int] = {}
             unchanged_ids: list[int] = []
             for feed_id, analysed in batch:
                 key = (feed_id, analysed.entry.identity)
@@ -145,6 +155,7 @@ class FetchRecorder:
                     new[feed_id] += 1
                 elif content_hash != analysed.entry.content_hash:
                     changed[item_id] = analysed
+                    feed_of[item_id] = feed_id
                     updated[feed_id] += 1
                     if analysed.entry.status not in (None, status):
                         new_status[item_id] = analysed
@@ -154,13 +165,14 @@ class FetchRecorder:
                 session.execute(
                     update_by_id(Item),
                     [
-                        _item_values(a) | {"row_id": item_id, "last_seen_at": now}
+                        _item_values(a, sources[feed_of[item_id]])
+                        | {"row_id": item_id, "last_seen_at": now}
                         for item_id, a in changed.items()
                     ],
                 )
             new_items = [
                 NewItem(
-                    _item_values(a)
+                    _item_values(a, sources[feed_id])
                     | {"feed_id": feed_id, "first_seen_at": now, "last_seen_at": now},
                     a.fingerprint,
                     backlog=feed_id in backlog,
@@ -214,6 +226,11 @@ class FetchRecorder:
             refresh_stories(session, {story for *_, story in untitled if story is not None}, now)
             new_content_version(session)
             return len(untitled)
+
+    def index_unindexed_items(self) -> int:
+        """Fill the search words of items stored before search read them; returns how many."""
+        with self._db.transaction() as session:
+            return fill_search_text(session)
 
 
 def _recent_publish_times(
@@ -269,9 +286,12 @@ def _record_statuses(session: Session, items: Mapping[int, AnalysedEntry], now: 
         session.execute(insert(table_of(RecordStatus)), rows)
 
 
-def _item_values(analysed: AnalysedEntry) -> dict[str, Any]:
+def _item_values(analysed: AnalysedEntry, source: str) -> dict[str, Any]:
     entry = analysed.entry
     return {
+        "search_text": search_text(
+            entry.title, entry.summary, entry.content_html, entry.identifiers, source
+        ),
         "identity": entry.identity,
         "guid": entry.guid,
         "link": entry.link,

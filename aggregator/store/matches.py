@@ -38,11 +38,14 @@ def matches_of(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[Top
     """The stored matches of each of `item_ids` that has any, by topic."""
     found: dict[int, list[TopicMatch]] = {}
     for batch in batches(item_ids):
-        rows = session.scalars(select(Match).where(Match.item_id.in_(batch)).order_by(Match.topic))
-        for row in rows:
-            hits = tuple(TermHit(**hit) for hit in row.hits)
-            match = TopicMatch(row.topic, row.score, hits, row.evidence)
-            found.setdefault(row.item_id, []).append(match)
+        rows = session.execute(
+            select(Match.item_id, Match.topic, Match.score, Match.hits, Match.evidence)
+            .where(Match.item_id.in_(batch))
+            .order_by(Match.topic)
+        )
+        for item_id, topic, score, hits, evidence in rows:
+            match = TopicMatch(topic, score, tuple(TermHit(**hit) for hit in hits), evidence)
+            found.setdefault(item_id, []).append(match)
     return {item_id: tuple(matches) for item_id, matches in found.items()}
 
 

@@ -41,6 +41,17 @@ class DigestDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedDigest:
+    """A sent digest as the archive lists it."""
+
+    id: int
+    subject: str
+    topics: tuple[str, ...]
+    story_count: int
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredDigest:
     id: int
     subscriber: str
@@ -185,16 +196,33 @@ class Outbox:
                 .values(status=FAILED, last_error=error, claimed_until=None)
             )
 
-    def sent(self, limit: int) -> list[StoredDigest]:
-        """Sent digests, newest first, for the archive."""
-        with self._db.reading() as session:
-            rows = session.scalars(
-                select(Digest)
-                .where(Digest.status == SENT)
-                .order_by(Digest.sent_at.desc(), Digest.id.desc())
-                .limit(limit)
+    def archive(self, limit: int) -> list[ArchivedDigest]:
+        """Sent digests, newest first, once each: readers with the same topics were sent the
+        same digest for a run. Read from the rows' columns; no message is parsed."""
+        query = (
+            select(
+                Digest.id,
+                Digest.subject,
+                Digest.topics,
+                Digest.story_count,
+                Digest.sent_at,
+                Digest.run_at,
+                Digest.period_start,
+                Digest.period_end,
             )
-            return [_stored(row) for row in rows]
+            .where(Digest.status == SENT)
+            .order_by(Digest.sent_at.desc(), Digest.id.desc())
+        )
+        archive: dict[tuple[object, ...], ArchivedDigest] = {}
+        with self._db.reading() as session:
+            for row in session.execute(query.execution_options(yield_per=500)):
+                digest_id, subject, topics, count, sent_at, run_at, start, end = row
+                key = (run_at, tuple(sorted(topics)), start, end, subject)
+                if key not in archive:
+                    archive[key] = ArchivedDigest(digest_id, subject, tuple(topics), count, sent_at)
+                if len(archive) == limit:
+                    break
+        return list(archive.values())
 
     def get_sent(self, digest_id: int) -> StoredDigest | None:
         with self._db.reading() as session:

@@ -6,11 +6,12 @@ Lists, the page, the output feeds and the digest all read stories through here, 
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, false, func, literal_column, select, table
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from aggregator.models import MergeReason, StatusSeen, StoryRow, StorySource, TopicMatch
@@ -18,6 +19,7 @@ from aggregator.store.batches import batches
 from aggregator.store.matches import matches_of
 from aggregator.store.meta import CONTENT_VERSION
 from aggregator.store.schema import Feed, Item, Match, RecordStatus, Story, StoryLink
+from aggregator.store.search import query_words, ranked_items
 from aggregator.store.sessions import Sessions
 
 
@@ -37,25 +39,53 @@ class StoryReader:
         topic: str | None = None,
         matched_only: bool = True,
         search: str | None = None,
+        before: int | None = None,
+        published: tuple[datetime, datetime] | None = None,
     ) -> list[StoryRow]:
         """The newest stories first, with their sources and why they matched.
 
         Only stories an item of which matches a topic (`topic`, if given) are listed, unless
-        `matched_only` is false; `search` keeps those with an item containing every word of it
-        (full-text: SQLite FTS5, PostgreSQL tsvector).
+        `matched_only` is false. `before` pages back: the stories that come after that story
+        in this order; `published` keeps those published in [start, end). `search` keeps the
+        stories an item of which holds every word of it (`store/search.py`), best ranked first.
         """
         query = select(Story)
-        if search is not None:
-            matching = select(Item.story_id).where(_text_search(search, self._db.dialect))
-            query = query.where(Story.id.in_(matching))
         if topic is not None or matched_only:
             matched = select(Item.story_id).join(Match)
             if topic is not None:
                 matched = matched.where(Match.topic == topic)
             query = query.where(Story.id.in_(matched))
-        query = query.order_by(Story.published_at.desc(), Story.id.desc()).limit(limit)
+        if published is not None:
+            query = query.where(
+                Story.published_at >= published[0], Story.published_at < published[1]
+            )
+        newest_first = (Story.published_at.desc(), Story.id.desc())
+        if search is not None:
+            words = query_words(search)
+            if not words:
+                return []
+            ranked = ranked_items(words, self._db.dialect)
+            best = (
+                select(Item.story_id, func.max(ranked.c.score).label("score"))
+                .join(ranked, ranked.c.item_id == Item.id)
+                .group_by(Item.story_id)
+                .subquery()
+            )
+            query = query.join(best, best.c.story_id == Story.id).order_by(
+                best.c.score.desc(), *newest_first
+            )
+        else:
+            if before is not None:  # an unknown story: an empty page
+                anchor = select(Story.published_at).where(Story.id == before).scalar_subquery()
+                query = query.where(
+                    or_(
+                        Story.published_at < anchor,
+                        and_(Story.published_at == anchor, Story.id < before),
+                    )
+                )
+            query = query.order_by(*newest_first)
         with self._db.reading() as session:
-            return _story_rows(session, list(session.scalars(query)))
+            return _story_rows(session, list(session.scalars(query.limit(limit))))
 
     def stories_by_id(self, story_ids: Sequence[int]) -> list[StoryRow]:
         """The stories with these ids, in the order given (ids that no longer exist left out)."""
@@ -81,6 +111,29 @@ class StoryReader:
             )
             return row, [MergeReason(x.item_id, x.other_item_id, x.reason) for x in links]
 
+    def months(self, topic: str | None = None) -> list[tuple[date, int]]:
+        """The months stories (on `topic`, else on any topic) were published in, newest
+        first, with how many: the archive's index."""
+        month = (
+            func.strftime("%Y-%m", Story.published_at)
+            if self._db.dialect == "sqlite"
+            else func.to_char(Story.published_at, "YYYY-MM")
+        ).label("month")
+        matched = select(Item.story_id).join(Match)
+        if topic is not None:
+            matched = matched.where(Match.topic == topic)
+        query = (
+            select(month, func.count())
+            .where(Story.id.in_(matched))
+            .group_by(month)
+            .order_by(month.desc())
+        )
+        with self._db.reading() as session:
+            return [
+                (date.fromisoformat(f"{value}-01"), count)
+                for value, count in session.execute(query)
+            ]
+
     def content_version(self) -> str:
         """A token that changes in every transaction that changes stories, their items or
         their matches (a random one, so writers in several processes can never repeat one).
@@ -91,50 +144,46 @@ class StoryReader:
             return connection.scalar(CONTENT_VERSION) or ""
 
 
-def _text_search(words: str, dialect: str) -> ColumnElement[bool]:
-    """Items containing every word of `words`, through the database's full-text index.
-
-    Words are quoted for FTS5 so that a reader's "CAR-T" or a stray quote is text, never query
-    syntax; PostgreSQL's websearch_to_tsquery is made to take what people type.
-    """
-    terms = re.findall(r"\w+", words)
-    if not terms:
-        return false()
-    if dialect == "sqlite":
-        matching: Select[int] = (
-            select(literal_column("rowid", Integer))
-            .select_from(table("items_search"))
-            .where(literal_column("items_search").op("MATCH")(" ".join(f'"{t}"' for t in terms)))
-        )
-        return Item.id.in_(matching)
-    document = func.to_tsvector("english", Item.title + " " + Item.summary)
-    return document.op("@@")(func.websearch_to_tsquery("english", " ".join(terms)))
+# What a story's list entry shows of each of its items: not their content or search text.
+_SOURCE_COLUMNS = (
+    Item.id,
+    Item.story_id,
+    Item.title,
+    Item.link,
+    Item.summary,
+    Item.published_at,
+    Item.kind,
+    Feed.name,
+    Feed.kind.label("feed_kind"),
+    Feed.title.label("feed_title"),
+)
 
 
 def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
-    """Stories with their sources (best first: the story's own link, then by date) and matches."""
-    items: dict[int, list[tuple[Item, Feed]]] = {story.id: [] for story in stories}
+    """Stories with their sources (best first: the story's own link, then by date) and matches.
+
+    Reads plain columns, not ORM objects: a page of a hundred stories is read on every
+    change, and building an object per item and match cost most of that."""
+    items: dict[int, list[Any]] = {story.id: [] for story in stories}
     for batch in batches([story.id for story in stories]):
-        query = select(Item, Feed).join(Feed).where(Item.story_id.in_(batch))
-        for item, feed in session.execute(query):
-            items[item.story_id or 0].append((item, feed))
-    item_ids = [item.id for pairs in items.values() for item, _ in pairs]
+        query = select(*_SOURCE_COLUMNS).join(Feed).where(Item.story_id.in_(batch))
+        for row in session.execute(query):
+            items[row.story_id].append(row)
+    item_ids = [row.id for rows in items.values() for row in rows]
     matches = matches_of(session, item_ids)
     statuses = _statuses_of(session, item_ids)
     rows = []
     for story in stories:
+        own_copy = (story.link, story.title)
         members = sorted(
             items[story.id],
-            key=lambda pair: (
-                (pair[0].link, pair[0].title) != (story.link, story.title),
-                pair[0].published_at,
-            ),
+            key=lambda item: ((item.link, item.title) != own_copy, item.published_at),
         )
         # Why the story is shown: the match of the item whose title and link it shows, else
         # the best scored of the others (a stale copy's sentence is not the story's).
         best_per_topic: dict[str, tuple[tuple[bool, float], TopicMatch]] = {}
-        for item, _ in members:
-            own = (item.link, item.title) == (story.link, story.title)
+        for item in members:
+            own = (item.link, item.title) == own_copy
             for match in matches.get(item.id, ()):
                 rank = (own, match.score)
                 if match.topic not in best_per_topic or rank > best_per_topic[match.topic][0]:
@@ -147,23 +196,23 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
                 first_seen=story.first_seen_at,
                 updated=story.updated_at,
                 news_at=story.news_at,
-                summary=members[0][0].summary if members else "",
+                summary=members[0].summary if members else "",
                 sources=tuple(
                     StorySource(
                         item.id,
-                        feed.name,
-                        item.kind or feed.kind,
+                        item.name,
+                        item.kind or item.feed_kind,
                         item.title,
                         item.link,
                         item.published_at,
-                        feed.title or feed.name,
+                        item.feed_title or item.name,
                     )
-                    for item, feed in members
+                    for item in members
                 ),
                 matches=tuple(best_per_topic[topic][1] for topic in sorted(best_per_topic)),
                 published=story.published_at,
                 published_estimated=story.published_estimated,
-                statuses=_history(status for item, _ in members for status in statuses[item.id]),
+                statuses=_history(status for item in members for status in statuses[item.id]),
             )
         )
     return rows

@@ -164,6 +164,9 @@ class Item(Base):
     # from what its source states; NULL for items stored before they were kept.
     identifiers: Mapped[list[str] | None] = mapped_column(JSON)
     status: Mapped[str | None] = mapped_column(String(64))  # a registry record's status
+    # Its words as search folds them (normalise.search_words), with its source's name: what
+    # the full-text index reads. Empty until filled (rows stored before it existed).
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     story_id: Mapped[int | None] = mapped_column(
         ForeignKey("stories.id", ondelete="SET NULL"), index=True
     )

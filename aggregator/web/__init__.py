@@ -1,0 +1,213 @@
+"""The HTTP face: the pages, the output feeds, health. An ASGI app (Starlette) for uvicorn.
+
+Everything that reads the database or renders a template runs in a worker thread, a few at a
+time (`PAGE_THREADS`), never on the event loop: a flood of page requests queues for those
+threads while `/healthz` has threads of its own and answers at once. A rendered page is kept
+until the stored content changes (`cache.PageCache`), and its ETag is that content version, so
+a reader's browser revalidating costs one small query and a 304. Feeds are served from the
+files `export` writes. Responses are gzipped for clients that ask, and carry the headers in
+`security.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from anyio import CapacityLimiter, to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from aggregator import __version__
+from aggregator.config import Settings
+from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aggregator.metrics import Metrics
+from aggregator.models import PAUSED
+from aggregator.store import Outbox, Repository
+from aggregator.web.cache import FreshVersion, PageCache, Rendered
+from aggregator.web.files import FeedFiles
+from aggregator.web.pages import NotFound, Site, listing
+from aggregator.web.security import SecurityHeaders
+
+PAGE_THREADS = 2  # pages rendered at once: each holds the GIL, which the event loop needs
+HEALTH_THREADS = 2  # kept apart, so a flood of page requests never queues /healthz
+STATIC = Path(__file__).parent / "static"
+
+# uvicorn's limits: past LIMIT_CONCURRENCY open requests a client gets a quick 503 rather than
+# a slot in an ever longer queue; an idle keep-alive connection is closed after a few seconds,
+# and a request whose headers never end is cut off at MAX_HEADER_BYTES.
+LIMIT_CONCURRENCY = 512
+KEEP_ALIVE_SECONDS = 5
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def create_app(
+    repository: Repository,
+    outbox: Outbox,
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    scheduler_health: Callable[[], dict[str, Any]] | None = None,
+) -> Starlette:
+    """The application: the pages, the digest archive, /healthz, /metrics, then every exported
+    feed. `aggregator run` passes its metrics and scheduler; `serve` has neither of its own."""
+    metrics = metrics or Metrics(repository)
+    site = Site(repository, outbox, settings)
+    cache = PageCache()
+    page_threads = CapacityLimiter(PAGE_THREADS)
+    version_now = FreshVersion(
+        lambda: to_thread.run_sync(repository.content_version, limiter=page_threads)
+    )
+    health_threads = CapacityLimiter(HEALTH_THREADS)
+    # What else shapes a page, fixed while the server runs.
+    rendering = repr((__version__, settings.output.title, settings.output.max_items))
+
+    async def serve_page(request: Request, render: Callable[[], Rendered]) -> Response:
+        """A page at the current content version: from the cache, or rendered in a thread."""
+        version = await version_now.get()
+        key = (request.url.path, request.url.query)
+        etag = 'W/"' + hashlib.sha256(repr((version, rendering, key)).encode()).hexdigest()[:32]
+        etag += '"'
+        validators = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+            return Response(status_code=304, headers=validators)
+
+        async def rendered() -> Rendered:
+            try:
+                return await to_thread.run_sync(render, limiter=page_threads)
+            except NotFound as missing:
+                return site.error(404, "Not found", str(missing))
+
+        page = await cache.page(version, key, rendered)
+        headers = validators if page.status == 200 else {}
+        return _html(page, headers)
+
+    async def front(request: Request) -> Response:
+        return await serve_page(request, lambda: site.stories(listing(request.query_params)))
+
+    async def month(request: Request) -> Response:
+        month = request.path_params["month"]
+        return await serve_page(request, lambda: site.stories(listing(request.query_params, month)))
+
+    async def archive(request: Request) -> Response:
+        topic = request.query_params.get("topic") or None
+        return await serve_page(request, partial(site.archive, topic))
+
+    async def story(request: Request) -> Response:
+        return await serve_page(request, partial(site.story, request.path_params["story_id"]))
+
+    async def digests(request: Request) -> Response:
+        return await serve_page(request, site.digests)
+
+    async def digest(request: Request) -> Response:
+        return await serve_page(request, partial(site.digest, request.path_params["digest_id"]))
+
+    async def healthz(_request: Request) -> JSONResponse:
+        health = await to_thread.run_sync(
+            partial(_health, repository, scheduler_health), limiter=health_threads
+        )
+        return JSONResponse(health)
+
+    async def metrics_page(_request: Request) -> Response:
+        exposition = await to_thread.run_sync(metrics.exposition, limiter=health_threads)
+        return Response(exposition, media_type=METRICS_CONTENT_TYPE)
+
+    async def not_found(_request: Request, _exc: Exception) -> Response:
+        return _html(site.error(404, "Not found", "There is no page at this address."))
+
+    async def server_error(_request: Request, _exc: Exception) -> Response:
+        message = "Something went wrong on our side; the page should be back shortly."
+        return _html(site.error(500, "Something went wrong", message))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return await not_found(request, exc)
+        return Response(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+    settings.output.dir.mkdir(parents=True, exist_ok=True)
+    return Starlette(
+        routes=[
+            Route("/", front),
+            Route("/stories/{story_id:int}", story),
+            Route("/archive/", archive),
+            Route("/archive/{month}", month),
+            Route("/digests/", digests),
+            Route("/digests/{digest_id:int}", digest),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics_page),
+            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+            Mount("/", app=FeedFiles(directory=settings.output.dir)),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(GZipMiddleware, minimum_size=500),
+        ],
+        exception_handlers={HTTPException: http_error, 500: server_error},
+    )
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves the app, for `serve` and `run` alike: bounded, so that slow or
+    numerous clients cannot starve the others."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # our logging: one line per event on stderr
+        proxy_headers=False,
+        limit_concurrency=LIMIT_CONCURRENCY,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
+
+
+def _html(page: Rendered, headers: dict[str, str] | None = None) -> Response:
+    response = Response(page.body, status_code=page.status, media_type="text/html", headers=headers)
+    response.headers["Content-Security-Policy"] = page.policy
+    return response
+
+
+def _health(
+    repository: Repository, scheduler_health: Callable[[], dict[str, Any]] | None
+) -> dict[str, Any]:
+    feeds = repository.list_feeds()
+    successes = [feed.last_success_at for feed in feeds if feed.last_success_at]
+    failing = [
+        {
+            "name": feed.name,
+            "status": feed.status,
+            "last_error": feed.last_error,
+            "consecutive_failures": feed.consecutive_failures,
+        }
+        for feed in feeds
+        if feed.last_error is not None
+    ]
+    return {
+        "status": "ok",
+        "version": __version__,
+        "scheduler": scheduler_health() if scheduler_health else {"state": "off"},
+        "last_successful_fetch": max(successes).isoformat() if successes else None,
+        "feeds": len(feeds),
+        "failing_feeds": failing,
+        "paused_feeds": [feed.name for feed in feeds if feed.status == PAUSED],
+    }
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110's weak comparison, which is the one If-None-Match uses."""
+    if if_none_match.strip() == "*":
+        return True
+    return etag.removeprefix("W/") in {
+        tag.strip().removeprefix("W/") for tag in if_none_match.split(",")
+    }
