@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from bench import dedupe, farm, match
+from bench import dedupe, farm, match, site
 
 
 def main() -> None:
@@ -13,14 +14,24 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000, help="items to match (default 50,000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     parser.add_argument(
-        "--only", choices=["match", "dedupe", "farm"], help="run one benchmark (default: all)"
+        "--only",
+        choices=["match", "dedupe", "farm", "site"],
+        help="run one benchmark (default: all)",
     )
     parser.add_argument("--feeds", type=int, default=1_000, help="feed farm: feeds")
     parser.add_argument("--per-feed", type=int, default=50, help="feed farm: items per feed")
-    parser.add_argument("--database-url", help="feed farm: PostgreSQL URL (default: SQLite)")
+    parser.add_argument(
+        "--database-url", help="feed farm and site: PostgreSQL URL (default: SQLite)"
+    )
+    parser.add_argument(
+        "--site-baseline", type=Path, help="site: a worktree of an earlier version to compare"
+    )
     args = parser.parse_args()
     if args.only in (None, "farm"):  # the whole service: both cores, as it runs
         lines = farm.run(args.feeds, args.per_feed, min(args.runs, 3), args.database_url)
+        print("\n".join(lines), end="\n\n", flush=True)
+    if args.only in (None, "site"):  # the server as it runs: both cores
+        lines = site.run(min(args.runs, 3), args.database_url, args.site_baseline)
         print("\n".join(lines), end="\n\n", flush=True)
     # "One core" literally: pinning stops the scheduler moving the process mid-measurement,
     # which on a small shared machine is most of the run-to-run noise.

@@ -242,7 +242,7 @@ class Service:
             # per-host politeness limit is lifted to the overall one (as the floor has it).
             f'timeout = "60s"\nmax_bytes = "50MB"\nper_host = 16\n'
             f'[output]\ndir = "{folder / "public"}"\n'
-            f"[server]\nport = {_free_port()}\n"
+            f"[server]\nport = {free_port()}\n"
             f'[digest]\nfrom = "bench@localhost"\nto = ["reader@localhost"]\n{feeds}\n{rules}'
         )
         self.settings: Settings = load_settings(self.config, environ={})
@@ -307,7 +307,7 @@ def requests_per_second(config: Path, path: str, runs: int, connections: int = 3
         stderr=subprocess.DEVNULL,
     )
     try:
-        conditional = f"If-None-Match: {_wait_for(url).headers.get('etag', '')}"
+        conditional = f"If-None-Match: {wait_for(url).headers.get('etag', '')}"
         rates = []
         for _ in range(runs):
             command = [wrk, "-t1", f"-c{connections}", "-d3s", "-H", conditional, url]
@@ -323,7 +323,7 @@ def requests_per_second(config: Path, path: str, runs: int, connections: int = 3
     return statistics.median(rates)
 
 
-def _wait_for(url: str) -> httpx.Response:
+def wait_for(url: str) -> httpx.Response:
     for _ in range(300):
         try:
             return httpx.get(url)
@@ -332,7 +332,7 @@ def _wait_for(url: str) -> httpx.Response:
     raise RuntimeError(f"{url} did not come up")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
