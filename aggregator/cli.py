@@ -691,7 +691,10 @@ def _ratio(value: float | None) -> str:
 def _configure_logging(verbose: int) -> None:
     # On a terminal the progress bar tells the story; elsewhere (cron, systemd) log lines do.
     quiet = sys.stderr.isatty() and verbose == 0
-    logs.configure(logging.DEBUG if verbose > 1 else logging.WARNING if quiet else logging.INFO)
+    logs.configure(
+        logging.DEBUG if verbose > 1 else logging.WARNING if quiet else logging.INFO,
+        requests=verbose > 0,
+    )
 
 
 @contextmanager

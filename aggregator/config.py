@@ -7,6 +7,7 @@ expected; the CLI turns that into exit code 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -31,12 +32,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from aggregator import __version__
 from aggregator.errors import ConfigError
 from aggregator.models import SourceKind
+from aggregator.redact import redacted
 from aggregator.schedule import cron_trigger
 from aggregator.sources.registry import TYPES as SOURCE_TYPES
 
@@ -113,7 +115,21 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an absolute http(s) URL, got {value!r}")
+    if _is_numeric_host(parts.hostname):
+        try:
+            ipaddress.IPv4Address(parts.hostname)
+        except ValueError:
+            raise ValueError(
+                "a numeric host must be a plain dotted IPv4 address like 192.0.2.1 (octal, hex "
+                f"and single-number forms reach other addresses than they seem), got {value!r}"
+            ) from None
     return value
+
+
+def _is_numeric_host(host: str) -> bool:
+    """A host written as numbers (0177.0.0.1, 0x7f.1, 2130706433): an IPv4 address in some
+    form, since no top-level domain is all digits."""
+    return all(re.fullmatch(r"\d+|0x[0-9a-f]*", label) for label in host.lower().split("."))
 
 
 def _source_type(value: str) -> str:
@@ -178,23 +194,45 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     return value if value.is_absolute() else (base_dir / value).resolve()
 
 
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
 def resolve_database_url(url: str, base_dir: Path) -> str:
-    """Make a SQLite path absolute against the config's folder; pick psycopg 3 for PostgreSQL."""
+    """Make a SQLite path absolute against the config's folder; pick psycopg 3 for PostgreSQL.
+
+    Every message about the URL hides its password: it is printed, and logged by systemd."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ValueError(
-            f"expected a database URL like 'sqlite:///aggregator.db', got {url!r}"
+            f"expected a database URL like 'sqlite:///aggregator.db', got {redacted(url)!r}"
         ) from None
-    if parsed.drivername == "sqlite" and parsed.database and parsed.database != ":memory:":
+    if parsed.drivername not in DATABASE_DRIVERS:
+        raise ValueError(
+            "expected sqlite:///PATH or postgresql://USER@HOST/DATABASE (psycopg 3 is the "
+            f"driver), got {parsed.render_as_string(hide_password=True)!r}"
+        )
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
         if not path.is_absolute():
             parsed = parsed.set(database=str((base_dir / path).resolve()))
-    elif parsed.drivername in ("postgresql", "postgres"):
+    elif parsed.drivername.startswith("postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    elif not parsed.drivername.startswith(("sqlite", "postgresql")):
-        raise ValueError(f"expected a sqlite:// or postgresql:// URL, got {url!r}")
+        _check_connection_options(parsed)
     return parsed.render_as_string(hide_password=False)
+
+
+def _check_connection_options(url: URL) -> None:
+    """Refuse connection options libpq does not know, here rather than at the first connect."""
+    try:
+        from psycopg import ProgrammingError, conninfo
+    except ImportError:  # without the postgres extra, connecting says what to install
+        return
+    options = {name: str(value) for name, value in url.query.items()}
+    try:
+        conninfo.make_conninfo("", **options)
+    except ProgrammingError as error:
+        raise ValueError(f"{error} in {url.render_as_string(hide_password=True)!r}") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

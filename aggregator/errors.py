@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from aggregator.redact import redacted
+
 
 class AggregatorError(Exception):
     """Root of the errors the aggregator raises deliberately."""
@@ -25,15 +27,16 @@ class ConfigError(AggregatorError):
 
 
 class FeedError(AggregatorError):
-    """Something went wrong with one feed; carries its URL so logs and summaries can name it."""
+    """Something went wrong with one feed; carries its URL so logs and summaries can name it.
+    The reason is stored and shown (`feeds list`, /healthz): no URL secret stays in it."""
 
     def __init__(self, url: str, message: str) -> None:
         self.url = url
-        self.reason = message
+        self.reason = redacted(message)
         super().__init__(url, message)  # the arguments as given, so it pickles across processes
 
     def __str__(self) -> str:
-        return f"{self.url}: {self.reason}"
+        return f"{redacted(self.url)}: {self.reason}"
 
 
 class FetchError(FeedError):

@@ -131,7 +131,8 @@ class Fetcher:
                 raise FetchError(
                     url, f"more than {self._settings.max_redirects} redirects (a redirect loop?)"
                 ) from None
-            except httpx.UnsupportedProtocol as exc:
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                # InvalidURL (a host httpx cannot read, such as 0177.0.0.1) is no HTTPError.
                 raise FetchError(url, f"unsupported URL or redirect: {exc}") from None
             except httpx.HTTPError as exc:
                 raise FetchError(
@@ -248,12 +249,40 @@ def is_public_address(address: str) -> bool:
     """True for globally routable unicast addresses.
 
     Loopback, private, link-local (cloud metadata at 169.254.169.254), carrier-grade NAT,
-    multicast and reserved ranges are refused, including IPv4 written inside IPv6.
+    multicast, reserved and IETF protocol (192.0.0.0/24) ranges are refused. An IPv6 address
+    that carries an IPv4 one (mapped, IPv4-compatible, 6to4, NAT64, Teredo's client) is judged
+    by the IPv4 address it reaches: `ipaddress` calls 64:ff9b::7f00:1 global, yet a NAT64
+    gateway delivers it to 127.0.0.1. Local-use NAT64 (64:ff9b:1::/48) is never public.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            ip = embedded
+    if ip in _IETF_PROTOCOL_ASSIGNMENTS:
+        return False
     return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IETF_PROTOCOL_ASSIGNMENTS = ipaddress.IPv4Network("192.0.0.0/24")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and a packet to it would reach, if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
 
 
 class _PublicOnlyBackend(httpcore.AsyncNetworkBackend):

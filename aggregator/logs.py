@@ -20,6 +20,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor
 
+from aggregator.redact import redacted
+
 # Libraries whose lines appear under our names, and the event their lines stand for.
 FOREIGN_LOGGERS = {
     "uvicorn.access": ("aggregator.http", "http_request"),
@@ -53,14 +55,16 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-def configure(level: int, stream: TextIO | None = None) -> None:
-    """Send every log line at `level` or above to `stream` (standard error), in logfmt."""
+def configure(level: int, stream: TextIO | None = None, *, requests: bool = False) -> None:
+    """Send every log line at `level` or above to `stream` (standard error), in logfmt; a
+    line per HTTP request served only with `requests` (a busy page would drown the rest)."""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_SHARED, _as_our_event],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             _without_none,
+            _without_secrets,
             structlog.processors.LogfmtRenderer(key_order=_ORDER, bool_as_flag=False),
         ],
     )
@@ -71,8 +75,16 @@ def configure(level: int, stream: TextIO | None = None) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logging.getLogger("uvicorn.access").setLevel(level if requests else logging.WARNING)
     # A poll skipped because the previous fetch pass is still running is expected, not news.
     logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
+
+
+def _without_secrets(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """No URL password or token in any value (`redact.py`), whoever logged it."""
+    return {
+        key: redacted(value) if isinstance(value, str) else value for key, value in event.items()
+    }
 
 
 def _as_our_event(_logger: Any, _method: str, event: EventDict) -> EventDict:

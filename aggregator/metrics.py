@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -43,12 +49,13 @@ class Metrics:
             "aggregator_digest_pass_seconds", "Time of one digest pass.", registry=self.registry
         )
         self.registry.register(_StoreCollector(repository))
+        ProcessCollector(registry=self.registry)  # memory, CPU, open files of this process
 
     def record_fetches(self, reports: Sequence[FeedReport]) -> None:
         for report in reports:
             if report.status == "skipped":
                 continue
-            self._fetches.labels(report.status).inc()
+            self._fetches.labels(label(report.status)).inc()
             self._items.labels("new").inc(report.new)
             self._items.labels("updated").inc(report.updated)
             self._fetch_seconds.observe(report.seconds)
@@ -60,6 +67,12 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def label(value: str) -> str:
+    """A label value as scrapers and dashboards expect it: one word ("not modified" ->
+    "not_modified")."""
+    return value.replace(" ", "_")
 
 
 class _StoreCollector(Collector):
@@ -80,7 +93,7 @@ class _StoreCollector(Collector):
             "aggregator_feeds", "Active feeds by status.", labels=["status"]
         )
         for status, count in sorted(Tally(feed.status for feed in feeds).items()):
-            by_status.add_metric([status], count)
+            by_status.add_metric([label(status)], count)
         yield by_status
         successes = [feed.last_success_at for feed in feeds if feed.last_success_at]
         if successes:

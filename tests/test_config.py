@@ -161,7 +161,7 @@ url = "https://b.example/feed"
         pytest.param(
             '[database]\nurl = "mysql://x/y"\n',
             2,
-            "database.url: expected a sqlite:// or postgresql://",
+            "database.url: expected sqlite:///PATH or postgresql://USER@HOST/DATABASE",
             id="bad-db",
         ),
         pytest.param(
@@ -224,6 +224,12 @@ url = "https://b.example/feed"
             id="unknown-subject-field",
         ),
         pytest.param(
+            VALID_FEEDS.replace('"https://b.example/feed"', '"http://0177.0.0.1/feed"'),
+            10,
+            "feeds[1].url: a numeric host must be a plain dotted IPv4 address like 192.0.2.1",
+            id="octal-host",
+        ),
+        pytest.param(
             '[fetch]\nmin_interval = "2d"\n',
             2,
             "fetch.min_interval: min_interval is longer than max_interval",
@@ -252,6 +258,31 @@ def test_config_errors_exit_2_naming_key_and_line(
     assert result.exit_code == 2, result.output
     assert f"{path}:{line}: " in result.stderr
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+asyncpg://reader:hunter2@db/news", "psycopg 3 is the driver"),
+        ("mysql://reader:hunter2@db/news", "expected sqlite:///PATH or postgresql://"),
+        (
+            "postgresql://reader:hunter2@db/news?sslmod=require",
+            'invalid connection option "sslmod"',
+        ),
+        ("postgresql://reader:hunter2@db:port/news", "expected a database URL like"),
+    ],
+)
+def test_a_mistyped_database_url_exits_2_without_its_password(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(path), "init"])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:2: database.url: " in result.stderr
+    assert message in result.stderr
+    assert "hunter2" not in result.output
+    assert "reader:***@db" in result.stderr
 
 
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:

@@ -94,6 +94,11 @@ def test_redirects_are_followed_and_the_final_url_kept(feed_server: FeedServer) 
         pytest.param("status/500", "HTTP 500 Internal Server Error", id="500"),
         pytest.param("status/410", "HTTP 410 Gone", id="410"),
         pytest.param("missing.xml", "HTTP 404", id="missing-file"),
+        pytest.param(
+            "redirect-to?url=http://0177.0.0.1/feed",
+            "Invalid URL in location header",
+            id="redirect-to-an-octal-host",
+        ),
     ],
 )
 def test_failures_name_the_url_and_the_cause(
@@ -103,6 +108,13 @@ def test_failures_name_the_url_and_the_cause(
     with pytest.raises(FetchError, match=message) as caught:
         fetch(url)
     assert caught.value.url == url
+
+
+def test_a_url_httpx_cannot_read_is_the_feeds_error_not_a_crash() -> None:
+    """httpx's InvalidURL is not an HTTPError; the config refuses such hosts, and a fetch
+    given one anyway names it as that feed's error."""
+    with pytest.raises(FetchError, match="unsupported URL or redirect: Invalid IPv4 address"):
+        fetch("http://0177.0.0.1/feed")
 
 
 def test_status_code_is_kept_on_http_errors(feed_server: FeedServer) -> None:
@@ -177,6 +189,17 @@ def test_localhost_name_is_refused_after_resolution(feed_server: FeedServer) -> 
         pytest.param("fe80::1", False, id="ipv6-link-local"),
         pytest.param("fd00::1", False, id="ipv6-unique-local"),
         pytest.param("::ffff:10.0.0.1", False, id="ipv4-mapped-private"),
+        pytest.param("64:ff9b::7f00:1", False, id="nat64-to-loopback"),
+        pytest.param("64:ff9b::a9fe:a9fe", False, id="nat64-to-cloud-metadata"),
+        pytest.param("64:ff9b:1::5db8:d70e", False, id="local-use-nat64"),
+        pytest.param("2002:7f00:1::", False, id="6to4-of-loopback"),
+        pytest.param("2002:c0a8:101::1", False, id="6to4-of-private"),
+        pytest.param("::7f00:1", False, id="ipv4-compatible-loopback"),
+        pytest.param("::a00:1", False, id="ipv4-compatible-private"),
+        pytest.param("2001:0:4136:e378:8000:63bf:3fff:fdd2", False, id="teredo-to-test-net"),
+        pytest.param("192.0.0.192", False, id="ietf-protocol-assignments"),
+        pytest.param("64:ff9b::5db8:d70e", True, id="nat64-to-public"),
+        pytest.param("2002:5db8:d70e::1", True, id="6to4-of-public"),
         pytest.param("93.184.215.14", True, id="public-ipv4"),
         pytest.param("2606:4700::1111", True, id="public-ipv6"),
     ],

@@ -14,6 +14,8 @@ import pwd
 import random
 import re
 import sqlite3
+import subprocess
+import sys
 import tracemalloc
 import unicodedata
 from collections.abc import Iterator
@@ -41,6 +43,7 @@ from aggregator.errors import AggregatorError, FetchError
 from aggregator.fetch import Fetcher
 from aggregator.match import normalise_for_matching
 from aggregator.normalise import canonical_url, clean_text, safe_link, text_from_html
+from aggregator.redact import redacted
 from aggregator.sources import rss
 from aggregator.sources.rss import (
     MAX_AUTHOR_FIELD,
@@ -480,3 +483,51 @@ def test_items_with_very_long_links_are_stored_and_grouped_on_every_database(
     assert [(feed["items"], feed["last_error"]) for feed in feeds] == [(1, None), (1, None)]
     [story] = json.loads(run_cli(config, "stories", "list", "--all", "--json").stdout)
     assert story["title"] == title  # one story: the same page, however long its address
+
+
+def test_credentials_in_a_feed_url_are_never_logged_or_shown(
+    database_url: str, make_config: ConfigFactory, feed_server: FeedServer
+) -> None:
+    """An operator's feed URL with a password and a token, whose server fails: the log, the
+    summary, `feeds list` and /healthz name the feed and the failure, never the secrets."""
+    secret_url = feed_server.url("status/503?token=tok3n-s3cret&page=1").replace(
+        "http://", "http://reader:hunter2@"
+    )
+    config = make_config(database_url, [("private", secret_url)])
+    command = [sys.executable, "-m", "aggregator", "--config", str(config)]
+    outputs = []
+    for args in (["init"], ["-v", "fetch", "--all"], ["feeds", "list", "--json"]):
+        done = subprocess.run([*command, *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout + done.stderr)
+    settings = load_settings(config, environ={})
+    engine = create_database_engine(settings.database.url)
+    try:
+        with serving(create_app(Repository(engine), Outbox(engine), settings)) as url:
+            outputs.append(httpx.get(url + "/healthz").text)
+    finally:
+        engine.dispose()
+    shown = "\n".join(outputs)
+    assert "HTTP 503" in shown  # the failure is reported...
+    assert "hunter2" not in shown.replace(f'"url": "{secret_url}"', "")  # ...not the secrets
+    assert "tok3n-s3cret" not in shown.replace(f'"url": "{secret_url}"', "")
+    assert "reader:***@" in outputs[1]
+    assert "token=***" in outputs[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://u:p@x.example/f", "https://u:***@x.example/f"),
+        (
+            "error at https://x.example/f?a=1&token=abc#top",
+            "error at https://x.example/f?a=1&token=***#top",
+        ),
+        ("https://x.example/f?API_KEY=abc&key=def", "https://x.example/f?API_KEY=***&key=***"),
+        ("postgresql+psycopg://news:pw@db:5432/news", "postgresql+psycopg://news:***@db:5432/news"),
+        ("https://x.example/f?monkey=1&keyword=cd19", "https://x.example/f?monkey=1&keyword=cd19"),
+        ("no url here", "no url here"),
+    ],
+)
+def test_secrets_in_urls_are_redacted_wherever_they_stand(text: str, shown: str) -> None:
+    assert redacted(text) == shown

@@ -346,7 +346,13 @@ def test_aggregator_run_fetches_publishes_serves_and_stops_on_sigterm(
             lambda: sum(r.path == "/mixed-topics.xml" for r in feed_server.requests) >= 2,
             what="a second scheduled fetch",
         )
-        metrics = httpx.get(base + "/metrics").text
+        metrics = wait_for(
+            lambda: (m := httpx.get(base + "/metrics").text) and "not_modified" in m and m,
+            what="the second fetch counted",
+        )
+        assert 'aggregator_fetches_total{status="not_modified"}' in metrics  # one word
+        assert "process_resident_memory_bytes" in metrics
+        assert "process_open_fds" in metrics
         assert 'aggregator_fetches_total{status="ok"} 1.0' in metrics
         assert 'aggregator_fetches_total{status="error"}' in metrics
         assert 'aggregator_items_total{change="new"} 4.0' in metrics

@@ -137,7 +137,10 @@ def test_aggregator_serve_runs_until_stopped(
         process.wait(timeout=10)
     assert response.status_code == 200
     assert feedparser.parse(response.content).version == "rss20"
-    assert process.returncode == 0, (config.parent / "serve.log").read_text()
+    log = (config.parent / "serve.log").read_text()
+    assert process.returncode == 0, log
+    assert "event=http_server" in log  # uvicorn's own lines, under our name and form
+    assert "event=http_request" not in log  # a line per request only with -v
 
 
 def test_the_page_lists_filters_and_searches_stories(site: str) -> None:
