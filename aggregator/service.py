@@ -55,6 +55,7 @@ from aggregator.web import create_app, server_config
 log = logs.get_logger(__name__)
 
 RESEND_EVERY = timedelta(minutes=10)
+SIGNAL_POLL_SECONDS = 0.1  # how soon the main thread notices a stop signal
 
 
 class Service:
@@ -80,6 +81,7 @@ class Service:
         self.metrics = Metrics(self._repository)
         self.owner = this_process()
         self.stopping = threading.Event()
+        self._signalled: int | None = None
         self._scheduler = (
             BackgroundScheduler(
                 timezone="UTC",
@@ -111,7 +113,10 @@ class Service:
             try:
                 if uvicorn_server is not None:
                     uvicorn_server.run()  # returns once a signal asked it to stop
-                self.stopping.wait()
+                while self._signalled is None and not self.stopping.is_set():
+                    time.sleep(SIGNAL_POLL_SECONDS)
+                if self._signalled is not None:
+                    log.info("stopping", signal=signal.Signals(self._signalled).name)
             finally:
                 self._shut_down()
 
@@ -238,8 +243,10 @@ class Service:
         return uvicorn.Server(server_config(app, server.host, server.port))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        self.stopping.set()
+        # Only an assignment: the handler runs between any two bytecodes of the main thread,
+        # which may hold the very lock that logging or Event.set() would take (a SIGTERM
+        # arriving as `run` entered Event.wait() once left a process deaf to it).
+        self._signalled = signum
 
     def _shut_down(self) -> None:
         self.stopping.set()
