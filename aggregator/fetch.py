@@ -109,8 +109,6 @@ class Fetcher:
         `rate` (requests per second) is shared by every request to the same host in this run:
         an API's limit holds however many feeds query it.
         """
-        if rate is not None:
-            await self._wait_turn(urlsplit(url).hostname or "", rate)
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -120,6 +118,8 @@ class Fetcher:
         host = urlsplit(url).hostname or ""
         # The host's turn first: a request waiting for its host holds no overall place.
         async with self._per_host[host], self._overall:
+            if rate is not None:  # last, just before sending: any wait after it makes bursts
+                await self._wait_turn(host, rate)
             try:
                 async with asyncio.timeout(deadline):
                     return await self._get(url, headers)
@@ -140,14 +140,17 @@ class Fetcher:
                 ) from None
 
     async def _wait_turn(self, host: str, rate: float) -> None:
-        """Space requests to `host` 1/rate seconds apart, in the order they asked."""
+        """Space requests to `host` 1/rate seconds apart, in the order they asked.
+
+        The next turn counts from when this one really went, not when it was due: a busy
+        event loop that wakes a request late must not send the ones queued behind it at once
+        (NCBI counts arrivals)."""
         loop = asyncio.get_running_loop()
         async with self._turn_locks[host]:
-            now = loop.time()
-            turn = max(now, self._next_turn[host])
-            self._next_turn[host] = turn + 1 / rate
-        if turn > now:
-            await asyncio.sleep(turn - now)
+            wait = self._next_turn[host] - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_turn[host] = loop.time() + 1 / rate
 
     async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
         async with self._client.stream("GET", url, headers=headers) as response:
