@@ -108,6 +108,10 @@ def test_items_stored_before_stories_existed_are_grouped_after_upgrade(database_
         stories = repository.list_stories(10, matched_only=False)
         assert sorted(len(story.sources) for story in stories) == [1, 2]
         assert repository.group_unassigned_items(now) == 0
+        assert repository.index_unindexed_items() == 3  # stored before search read them
+        found = repository.list_stories(10, matched_only=False, search="item 3")
+        assert [story.title for story in found] == ["Item 3"]
+        assert repository.index_unindexed_items() == 0
     finally:
         engine.dispose()
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Update,
     bindparam,
+    text,
     update,
 )
 from sqlalchemy.orm import (
@@ -140,6 +141,14 @@ class Item(Base):
         # Finding the links several items of a feed share (dedupe) looks items up by canonical
         # URL. A hash index on PostgreSQL: a btree entry cannot hold the longest links.
         Index("ix_items_canonical_url", "canonical_url", postgresql_using="hash"),
+        # Items search has not read yet (stored before it existed): looked for on every pass,
+        # so found without reading the table; empty once they are filled.
+        Index(
+            "ix_items_unindexed",
+            "id",
+            sqlite_where=text("search_text = ''"),
+            postgresql_where=text("search_text = ''"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

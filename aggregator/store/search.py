@@ -20,6 +20,9 @@ from aggregator.store.batches import BATCH_SIZE
 from aggregator.store.schema import Feed, Item, update_by_id
 
 MAX_QUERY_WORDS = 12
+# Written out, not bound: a planner matches a partial index's condition (ix_items_unindexed)
+# only against the same literal.
+_UNINDEXED = text("items.search_text = ''")
 SEARCH_CONTENT_CHARS = 20_000  # of an item's content text, enough for any reader's words
 
 # (item id, score: higher is better) of the items holding every word of :query. FTS5's `rank`
@@ -78,7 +81,7 @@ def fill_search_text(session: Session) -> int:
                 Feed.title,
             )
             .join(Feed)
-            .where(Item.search_text == "")
+            .where(_UNINDEXED)
             .limit(BATCH_SIZE)
         ).all()
         if not rows:

@@ -6,7 +6,7 @@ SQLite did neither: one query meant two things. Now the application folds each i
 (lower case, no accents, no punctuation: `aggregator.normalise.search_words`) into
 `search_text`, and both indexes only split it on spaces: FTS5 over it on SQLite, a 'simple'
 tsvector on PostgreSQL. Existing rows are filled by the application (`aggregator init` or the
-next fetch), which owns the folding.
+next fetch), which owns the folding; a partial index finds the rows still to fill.
 
 Written by hand: autogenerate knows neither FTS5 virtual tables nor expression indexes.
 
@@ -35,11 +35,21 @@ def upgrade() -> None:
     else:
         op.execute("DROP INDEX ix_items_search")
     op.add_column("items", sa.Column("search_text", sa.Text(), nullable=False, server_default=""))
+    op.create_index(
+        "ix_items_unindexed",
+        "items",
+        ["id"],
+        sqlite_where=sa.text("search_text = ''"),
+        postgresql_where=sa.text("search_text = ''"),
+    )
     if sqlite:
         op.execute(
             "CREATE VIRTUAL TABLE items_search USING fts5(search_text, content='items', "
             "content_rowid='id', tokenize='unicode61 remove_diacritics 0')"
         )
+        # The index must hold every existing row as it stands (empty), or the update trigger's
+        # 'delete' of a row it never held corrupts it when the application fills the row.
+        op.execute("INSERT INTO items_search(items_search) VALUES ('rebuild')")
         op.execute(
             "CREATE TRIGGER items_search_insert AFTER INSERT ON items BEGIN "
             "INSERT INTO items_search(rowid, search_text) VALUES (new.id, new.search_text); END"
@@ -70,6 +80,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE items_search")
     else:
         op.execute("DROP INDEX ix_items_search")
+    op.drop_index("ix_items_unindexed", table_name="items")
     with op.batch_alter_table("items") as batch:
         batch.drop_column("search_text")
     if sqlite:
