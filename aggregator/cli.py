@@ -49,6 +49,7 @@ from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
 from aggregator.publish.sending import DigestSender, PreparedDigest
 from aggregator.publish.why import matched_words, why_shown
+from aggregator.redact import redacted
 from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
 from aggregator.store import Outbox, Repository
@@ -340,9 +341,19 @@ def run(app: _App, no_server: bool, no_scheduler: bool) -> None:
         raise ConfigError("--no-server and --no-scheduler together leave nothing to run")
     if app.verbose == 0:
         logging.getLogger().setLevel(app.settings.service.log_level.upper())
+    settings = app.settings
+    log.info(
+        "starting",
+        version=__version__,
+        config=str(app.config_file),
+        database=redacted(settings.database.url),
+        feeds=len(settings.feeds),
+        topics=len(settings.topics),
+        subscribers=len(settings.all_subscribers),
+    )
     app.warn_about_settings()
     app.repository()  # the schema is current and the feeds follow the config
-    Service(app.settings, app.engine, scheduler=not no_scheduler, server=not no_server).run()
+    Service(settings, app.engine, scheduler=not no_scheduler, server=not no_server).run()
 
 
 @cli.command()

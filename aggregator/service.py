@@ -109,6 +109,7 @@ class Service:
                 owner=self.owner,
                 scheduler=self._scheduler is not None,
                 server=uvicorn_server is not None,
+                next_digest=self._next_digest(),
             )
             try:
                 if uvicorn_server is not None:
@@ -189,12 +190,12 @@ class Service:
         poll = self._settings.fetch.poll.total_seconds()
         add(self._job(self.fetch_due), IntervalTrigger(seconds=poll), id="fetch", next_run_time=now)
         readers = self._settings.all_subscribers
-        for reader in readers:
+        for number, reader in enumerate(readers, start=1):
             add(
                 self._job(self.send_digests),
                 cron_trigger(reader.schedule, reader.timezone),
                 args=[[reader]],
-                id=f"digest:{reader.email}",
+                id=f"digest-{number}",  # not the address: job ids show in /healthz
             )
         if readers:
             add(
@@ -210,6 +211,17 @@ class Service:
                 kwargs={"resend_only": True},
                 id="digest-resend",
             )
+
+    def _next_digest(self) -> str | None:
+        """When the next scheduled digest goes out, for the start-up line."""
+        if self._scheduler is None:
+            return None
+        times = [
+            job.next_run_time
+            for job in self._scheduler.get_jobs()
+            if job.id.startswith("digest-") and job.id[7:].isdigit() and job.next_run_time
+        ]
+        return min(times).isoformat() if times else None
 
     def _job(self, work: Callable[..., None]) -> Callable[..., None]:
         """`work` as a job: skipped once stopping, counted while running, never raising."""

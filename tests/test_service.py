@@ -26,6 +26,7 @@ from samples import TOPIC_RULES
 from smtp_server import SmtpServer
 from sqlalchemy import Engine
 
+from aggregator import __version__
 from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
 from aggregator.pipeline.fetch_pass import fetch_feeds
@@ -365,6 +366,8 @@ def test_aggregator_run_fetches_publishes_serves_and_stops_on_sigterm(
     assert time.monotonic() - stopped_at < 10
     assert "event=stopping signal=SIGTERM" in output
     assert "event=stopped" in output
+    assert f"event=starting version={__version__} config={config} database=" in output
+    assert "feeds=2 topics=2 subscribers=0" in output
 
 
 def test_kill_9_mid_fetch_loses_and_duplicates_nothing(
@@ -485,6 +488,9 @@ def test_three_processes_share_fifty_feeds_and_send_one_digest(
         smtp.stop()
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
     assert all("event=stopped owner=" in output for output in outputs), outputs
+    # The start-up line says when the next digest goes; no line names the reader.
+    assert all("next_digest=20" in output for output in outputs), outputs
+    assert not any("reader@example.org" in output for output in outputs), outputs
     assert set(fetched) == set(names)
     assert max(fetched.values()) <= 3, fetched
     assert len(smtp.received) == 1

@@ -323,7 +323,7 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
     second_page = visible_titles(browser)
     assert len(second_page) == PER_PAGE
     assert not set(first_page) & set(second_page)
-    assert browser.find_element(By.PARTIAL_LINK_TEXT, "Newer stories").is_displayed()
+    assert browser.find_element(By.PARTIAL_LINK_TEXT, "Latest stories").is_displayed()
     assert_readable(browser)
     screenshot("older")
 
