@@ -55,6 +55,7 @@ from aggregator.web import create_app, server_config
 log = logs.get_logger(__name__)
 
 RESEND_EVERY = timedelta(minutes=10)
+READER_DIGEST_JOB = "digest-for-"  # a subscriber's scheduled digest: digest-for-1, ...
 SIGNAL_POLL_SECONDS = 0.1  # how soon the main thread notices a stop signal
 
 
@@ -195,7 +196,7 @@ class Service:
                 self._job(self.send_digests),
                 cron_trigger(reader.schedule, reader.timezone),
                 args=[[reader]],
-                id=f"digest-{number}",  # not the address: job ids show in /healthz
+                id=f"{READER_DIGEST_JOB}{number}",  # not the address: ids show in /healthz
             )
         if readers:
             add(
@@ -219,7 +220,7 @@ class Service:
         times = [
             job.next_run_time
             for job in self._scheduler.get_jobs()
-            if job.id.startswith("digest-") and job.id[7:].isdigit() and job.next_run_time
+            if job.id.startswith(READER_DIGEST_JOB) and job.next_run_time
         ]
         return min(times).isoformat() if times else None
 

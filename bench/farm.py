@@ -232,8 +232,6 @@ class Service:
         feeds = "".join(
             f'[[feeds]]\nname = "feed-{n}"\nurl = "{farm.url(n)}"\n' for n in range(farm.feeds)
         )
-        shipped = (ROOT / "config.toml").read_text()
-        rules = shipped[shipped.index("[terms]") : shipped.index("\n[digest]")]
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "config.toml"
         self.config.write_text(
@@ -243,7 +241,8 @@ class Service:
             f'timeout = "60s"\nmax_bytes = "50MB"\nper_host = 16\n'
             f'[output]\ndir = "{folder / "public"}"\n'
             f"[server]\nport = {free_port()}\n"
-            f'[digest]\nfrom = "bench@localhost"\nto = ["reader@localhost"]\n{feeds}\n{rules}'
+            f'[digest]\nfrom = "bench@localhost"\nto = ["reader@localhost"]\n'
+            f"{feeds}\n{shipped_rules()}"
         )
         self.settings: Settings = load_settings(self.config, environ={})
         self.engine = create_database_engine(self.settings.database.url)
@@ -321,6 +320,12 @@ def requests_per_second(config: Path, path: str, runs: int, connections: int = 3
         server.terminate()
         server.wait()
     return statistics.median(rates)
+
+
+def shipped_rules() -> str:
+    """The shipped config.toml's terms, vetoes and topics: what every benchmark matches by."""
+    shipped = (ROOT / "config.toml").read_text()
+    return shipped[shipped.index("[terms]") : shipped.index("\n[digest]")]
 
 
 def wait_for(url: str) -> httpx.Response:

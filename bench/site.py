@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 from sqlalchemy import create_engine, text
 
 from bench.corpus import make_feed_items
-from bench.farm import ROOT, free_port, wait_for
+from bench.farm import ROOT, free_port, shipped_rules, wait_for
 
 STORIES = 100
 CONNECTIONS = 32
@@ -100,22 +100,21 @@ def _measure(tree: Path, config: Path, lua: Path) -> dict[str, float | None]:
             "search, the same query again": _rate(base + "/?q=car+t+sclerosis"),
             "search, a new query every request": _rate(base + "/", "-s", str(lua)),
         }
-        floods = [
-            _wrk(base + "/", "-d", f"{SECONDS + 2}s", "-c", str(CONNECTIONS), background=True),
-            _wrk(base + "/", "-s", str(lua), "-d", f"{SECONDS + 2}s", background=True),
+        floods = [  # outlasting the health measurement at both ends
+            subprocess.Popen(
+                _wrk_command(base + "/", *options, seconds=SECONDS + 2), stdout=subprocess.DEVNULL
+            )
+            for options in ((), ("-s", str(lua)))
         ]
-        health = _wrk(base + "/healthz", "-c", "1", "-d", f"{SECONDS}s", "--latency")
+        health = _wrk(base + "/healthz", "--latency", connections=1)
         for flood in floods:
-            assert isinstance(flood, subprocess.Popen)
             flood.wait()
-        assert isinstance(health, str)
         measured["/healthz p99 while / and search flooded"] = _p99_ms(health)
     return measured
 
 
 def _rate(url: str, *options: str) -> float | None:
     report = _wrk(url, *options)
-    assert isinstance(report, str)
     if "Non-2xx or 3xx responses" in report:
         return None  # a route this version does not have
     errors = re.search(r"connect (\d+), read (\d+), write (\d+)", report)
@@ -126,19 +125,16 @@ def _rate(url: str, *options: str) -> float | None:
     return float(rate[1])
 
 
-def _wrk(url: str, *options: str, background: bool = False) -> str | subprocess.Popen[bytes]:
-    settings = {"-c": str(CONNECTIONS), "-d": f"{SECONDS}s"}
-    rest: list[str] = []
-    pairs = iter(options)
-    for option in pairs:
-        if option in settings:
-            settings[option] = next(pairs)
-        else:
-            rest.append(option)
-    command = ["wrk", "-t1", *(f"{k}{v}" for k, v in settings.items()), *rest, url]
-    if background:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+def _wrk(url: str, *options: str, connections: int = CONNECTIONS) -> str:
+    """wrk's report of SECONDS of requests to `url` from `connections` connections."""
+    command = _wrk_command(url, *options, connections=connections)
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def _wrk_command(
+    url: str, *options: str, connections: int = CONNECTIONS, seconds: int = SECONDS
+) -> list[str]:
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *options, url]
 
 
 def _p99_ms(report: str) -> float | None:
@@ -161,14 +157,12 @@ def _filled_site(tree: Path, folder: Path, feed_url: str, database_url: str | No
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         engine.dispose()
-    shipped = (ROOT / "config.toml").read_text()
-    rules = shipped[shipped.index("[terms]") : shipped.index("\n[digest]")]
     config = folder / "config.toml"
     config.write_text(
         f'[database]\nurl = "{url}"\n[fetch]\nallow_private_addresses = true\n'
         f'[output]\ndir = "{folder / "public"}"\nmax_items = {STORIES}\n'
         f"[server]\nport = {free_port()}\n"
-        f'[[feeds]]\nname = "news"\nurl = "{feed_url}"\n\n{rules}'
+        f'[[feeds]]\nname = "news"\nurl = "{feed_url}"\n\n{shipped_rules()}'
     )
     for command in ("init", "fetch"):
         _aggregator(tree, config, command, *(["--all"] if command == "fetch" else []))

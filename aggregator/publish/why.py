@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aggregator.models import TopicMatch
@@ -76,16 +76,7 @@ def highlight(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
         return (Segment(text, False),) if text else ()
     alternatives = (r"[\W_]*".join(map(re.escape, word.split())) for word in wanted)
     pattern = re.compile(r"(?<!\w)(" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
-    segments = []
-    position = 0
-    for found in pattern.finditer(text):
-        if found.start() > position:
-            segments.append(Segment(text[position : found.start()], False))
-        segments.append(Segment(found.group(), True))
-        position = found.end()
-    if position < len(text):
-        segments.append(Segment(text[position:], False))
-    return tuple(segments)
+    return _marked_segments(text, pattern.finditer(text))
 
 
 def search_marks(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
@@ -104,13 +95,19 @@ def search_marks(text: str, words: Sequence[str]) -> tuple[Segment, ...]:
         reverse=True,
     )
     pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(alternatives) + r")(?![^\W_])")
+    return _marked_segments(text, pattern.finditer(folded))
+
+
+def _marked_segments(text: str, found: Iterable[re.Match[str]]) -> tuple[Segment, ...]:
+    """`text` cut at the spans `found` (in `text` or in a folding of it that keeps every
+    position), those spans marked."""
     segments = []
     position = 0
-    for found in pattern.finditer(folded):
-        if found.start() > position:
-            segments.append(Segment(text[position : found.start()], False))
-        segments.append(Segment(text[found.start() : found.end()], True))
-        position = found.end()
+    for span in found:
+        if span.start() > position:
+            segments.append(Segment(text[position : span.start()], False))
+        segments.append(Segment(text[span.start() : span.end()], True))
+        position = span.end()
     if position < len(text):
         segments.append(Segment(text[position:], False))
     return tuple(segments)

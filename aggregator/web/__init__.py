@@ -76,8 +76,8 @@ def create_app(
         """A page at the current content version: from the cache, or rendered in a thread."""
         version = await version_now.get()
         key = (request.url.path, request.url.query)
-        etag = 'W/"' + hashlib.sha256(repr((version, rendering, key)).encode()).hexdigest()[:32]
-        etag += '"'
+        digest = hashlib.sha256(repr((version, rendering, key)).encode()).hexdigest()[:32]
+        etag = f'W/"{digest}"'
         validators = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
         if _etag_matches(request.headers.get("If-None-Match", ""), etag):
             return Response(status_code=304, headers=validators)

@@ -70,24 +70,19 @@ class FreshVersion:
     def __init__(self, read: Callable[[], Awaitable[str]]) -> None:
         self._read = read
         self._next: asyncio.Future[str] | None = None  # the read that starts next
-        self._reading = False
         self._reader: asyncio.Task[None] | None = None
 
     async def get(self) -> str:
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
-            if not self._reading:
-                self._reading = True
+            if self._reader is None or self._reader.done():
                 self._reader = asyncio.ensure_future(self._read_while_asked())
         return await asyncio.shield(self._next)
 
     async def _read_while_asked(self) -> None:
-        try:
-            while self._next is not None:
-                asked, self._next = self._next, None
-                try:
-                    asked.set_result(await self._read())
-                except Exception as error:  # every caller waiting on this read sees it
-                    asked.set_exception(error)
-        finally:
-            self._reading = False
+        while self._next is not None:
+            asked, self._next = self._next, None
+            try:
+                asked.set_result(await self._read())
+            except Exception as error:  # every caller waiting on this read sees it
+                asked.set_exception(error)

@@ -113,12 +113,12 @@ class Site:
             raise NotFound(f"There is no digest {digest_id}.")
         html = _html_part(digest.message)
         body = found[1] if (found := _BODY.search(html)) else html
-        page = self._page("digest_page.html", digest=digest, body=body, topic=None)
-        return Rendered(page.status, page.body, DIGEST_POLICY)
+        return self._page(
+            "digest_page.html", policy=DIGEST_POLICY, digest=digest, body=body, topic=None
+        )
 
     def error(self, status: int, heading: str, message: str) -> Rendered:
-        page = self._page("error.html", heading=heading, message=message, topic=None)
-        return Rendered(status, page.body, PAGE_POLICY)
+        return self._page("error.html", status=status, heading=heading, message=message, topic=None)
 
     def _topic(self, topic_id: str | None) -> dict[str, str] | None:
         if topic_id is None:
@@ -127,9 +127,11 @@ class Site:
             raise NotFound(f"There is no topic {topic_id!r}.")
         return {"id": topic_id, "title": self._titles[topic_id]}
 
-    def _page(self, template: str, **context: Any) -> Rendered:
+    def _page(
+        self, template: str, *, status: int = 200, policy: str = PAGE_POLICY, **context: Any
+    ) -> Rendered:
         body = self._env.get_template(template).render(self._common | context)
-        return Rendered(200, body.encode("utf-8"), PAGE_POLICY)
+        return Rendered(status, body.encode("utf-8"), policy)
 
 
 def listing(params: Mapping[str, str], month: str | None = None) -> Listing:
