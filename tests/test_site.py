@@ -65,9 +65,11 @@ def library(
     make_config: ConfigFactory,
     run_cli: CliRunnerFunction,
     feed_server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Library]:
     """Journals, literature databases, a trial registry whose record moved on, and four months
     of news, fetched into one database and served with five stories a page."""
+    monkeypatch.setenv("NCBI_API_KEY", "site-tests")  # NCBI's faster rate with a key
     now = datetime.now(UTC).replace(microsecond=0)
     news = dated_feed(
         feed_server,
