@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,7 @@ from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.publish.mailer import Mailer
+from aggregator.publish.readers import FREQUENCIES, digest_readers, signing_tokens
 from aggregator.publish.sending import DigestSender, PreparedDigest
 from aggregator.publish.why import matched_words, why_shown
 from aggregator.redact import redacted
@@ -54,7 +56,9 @@ from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
+from aggregator.store.subscribers import Choice, SubscriberRecord, Subscriptions
 from aggregator.web import create_app, server_config
+from aggregator.web.subscribe import subscribing
 
 log = logs.get_logger("aggregator.cli")
 PREVIEW_READER = "reader@localhost"  # whom a preview is for when no subscriber is configured
@@ -114,7 +118,13 @@ class _App:
         check_schema_current(self.engine)
         repository = Repository(self.engine)
         repository.sync_feeds(self.settings.feeds)
+        self.subscriptions().sync_config(
+            [reader.email for reader in self.settings.all_subscribers], utc_now()
+        )
         return repository
+
+    def subscriptions(self) -> Subscriptions:
+        return Subscriptions(self.engine)
 
     def topic(self, topic_id: str) -> TopicSettings:
         """The configured topic `topic_id`; a ConfigError lists the ids there are."""
@@ -159,8 +169,8 @@ def main() -> None:
 def init(app: _App) -> None:
     """Create the database, or upgrade it to this version's schema."""
     before, after = upgrade_to_head(app.engine)
-    repository = Repository(app.engine)
-    repository.sync_feeds(app.settings.feeds)
+    repository = app.repository()
+    app.subscriptions().secret_key()  # made now, unless AGGREGATOR_SECRET_KEY is set
     if before == after:
         click.echo(f"database is up to date (revision {after})")
     else:
@@ -266,11 +276,23 @@ def digest(
         raise ConfigError(f"--to: expected an e-mail address, got {recipient!r}")
     if output is not None and output.suffix.lower() not in _DIGEST_WRITERS:
         raise ConfigError(f"--output: expected a .eml, .html or .txt file, got {str(output)!r}")
-    readers = _digest_readers(app.settings, email, preview=preview, recipient=recipient)
+    repository = app.repository()
+    subscriptions = app.subscriptions()
+    readers = _digest_readers(
+        app.settings,
+        digest_readers(app.settings, subscriptions),
+        email,
+        preview=preview,
+        recipient=recipient,
+    )
     if output is not None and len(readers) > 1:
         raise ConfigError("--output writes one digest: choose whose with --subscriber EMAIL")
     sender = DigestSender(
-        app.settings, app.repository(), Outbox(app.engine), Mailer(app.settings.smtp, os.environ)
+        app.settings,
+        repository,
+        Outbox(app.engine),
+        Mailer(app.settings.smtp, os.environ),
+        signing_tokens(subscriptions, os.environ),
     )
     now = utc_now()
     if preview:
@@ -308,25 +330,32 @@ _DIGEST_OUTCOMES: dict[str, str] = {
     "empty": "{report.subscriber}: no new stories since the last digest; nothing sent",
     "already-sent": "{report.subscriber}: this run's digest was already sent ({report.message_id})",
     "busy": "{report.subscriber}: another process is sending {report.message_id}; left to it",
+    "not-yet": "{report.subscriber}: subscribed after this run; their first digest is the next",
 }
 
 
 def _digest_readers(
-    settings: Settings, email: str | None, *, preview: bool, recipient: str | None
+    settings: Settings,
+    everyone: list[Subscriber],
+    email: str | None,
+    *,
+    preview: bool,
+    recipient: str | None,
 ) -> list[Subscriber]:
     """The subscribers to work on; a preview with none configured shows every topic's digest."""
-    readers = settings.all_subscribers
+    readers = everyone
     if email is not None:
         readers = [reader for reader in readers if reader.email.lower() == email.lower()]
         if not readers:
-            known = ", ".join(r.email for r in settings.all_subscribers) or "none"
-            raise ConfigError(f"no subscriber {email!r} (subscribers: {known})")
+            raise ConfigError(
+                f"no subscriber {email!r} (see `aggregator subscribers list` for who reads)"
+            )
     if readers:
         return readers
     if not preview:
         raise ConfigError(
             "nobody to send a digest to: add addresses to digest.to or [[subscribers]] "
-            "in the config"
+            "in the config, or `aggregator subscribers add`"
         )
     return [settings.reader_of_everything(recipient or PREVIEW_READER)]
 
@@ -342,6 +371,7 @@ def run(app: _App, no_server: bool, no_scheduler: bool) -> None:
     if app.verbose == 0:
         logging.getLogger().setLevel(app.settings.service.log_level.upper())
     settings = app.settings
+    app.repository()  # the schema is current and the feeds follow the config
     log.info(
         "starting",
         version=__version__,
@@ -349,10 +379,9 @@ def run(app: _App, no_server: bool, no_scheduler: bool) -> None:
         database=redacted(settings.database.url),
         feeds=len(settings.feeds),
         topics=len(settings.topics),
-        subscribers=len(settings.all_subscribers),
+        subscribers=len(digest_readers(settings, app.subscriptions())),
     )
     app.warn_about_settings()
-    app.repository()  # the schema is current and the feeds follow the config
     Service(settings, app.engine, scheduler=not no_scheduler, server=not no_server).run()
 
 
@@ -369,7 +398,12 @@ def serve(app: _App, host: str | None, port: int | None) -> None:
     # handler it found; ours turns that into the clean exit 0 the contract promises.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _exit_cleanly)
-    site = create_app(repository, Outbox(app.engine), app.settings)
+    site = create_app(
+        repository,
+        Outbox(app.engine),
+        app.settings,
+        subscribing=subscribing(app.settings, app.engine, os.environ),
+    )
     uvicorn.Server(server_config(site, host or server.host, port or server.port)).run()
 
 
@@ -607,6 +641,90 @@ def _story_json(row: StoryRow) -> dict[str, object]:
             for s in row.sources
         ],
         "matches": [asdict(match) for match in row.matches],
+    }
+
+
+@cli.group()
+def subscribers() -> None:
+    """List, add and remove digest readers (those in config.toml are listed, not changed)."""
+
+
+@subscribers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_app
+def subscribers_list(app: _App, as_json: bool) -> None:
+    """Every reader with an address: from the page, added here, or in the config."""
+    app.repository()  # the config's readers have their rows
+    records = app.subscriptions().listed()
+    if as_json:
+        _print_json([_subscriber_json(record) for record in records])
+        return
+    _print_table(
+        ["email", "state", "managed by", "topics", "frequency", "time zone", "since"],
+        [
+            [
+                record.email or "",
+                record.state,
+                record.source,
+                ", ".join(record.topics) or "all",
+                record.frequency,
+                record.timezone,
+                _when(record.confirmed_at or record.created_at),
+            ]
+            for record in records
+        ],
+    )
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--topic", "topics", multiple=True, metavar="ID", help="Only these topics.")
+@click.option("--frequency", type=click.Choice(FREQUENCIES), default="weekly", show_default=True)
+@click.option("--timezone", help="Their time zone (default: [digest] timezone).")
+@pass_app
+def subscribers_add(
+    app: _App, email: str, topics: tuple[str, ...], frequency: str, timezone: str | None
+) -> None:
+    """Add a reader who asked you to, active at once (no confirmation email)."""
+    if not EMAIL_ADDRESS.fullmatch(email):
+        raise ConfigError(f"expected an e-mail address, got {email!r}")
+    for topic in topics:
+        app.topic(topic)
+    zone = timezone or app.settings.digest.timezone
+    if zone not in zoneinfo.available_timezones():
+        raise ConfigError(f"--timezone: unknown time zone {zone!r}")
+    app.repository()
+    record = app.subscriptions().add(email, Choice(topics, frequency, zone), utc_now())
+    click.echo(f"Added {email} ({frequency}, {', '.join(record.topics) or 'all topics'})")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_app
+def subscribers_remove(app: _App, email: str) -> None:
+    """Unsubscribe a reader now and delete their address (only its hash is kept)."""
+    app.repository()
+    subscriptions = app.subscriptions()
+    record = subscriptions.find(email)
+    if record is None or record.state == "unsubscribed":
+        raise ConfigError(f"no subscriber {email!r}")
+    if record.source == "config":
+        raise ConfigError(f"{email} is listed in {app.config_file}: remove it there")
+    subscriptions.unsubscribe(record.id)
+    click.echo(f"Removed {email}; its address is deleted")
+
+
+def _subscriber_json(record: SubscriberRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "email": record.email,
+        "state": record.state,
+        "source": record.source,
+        "topics": list(record.topics),
+        "frequency": record.frequency,
+        "timezone": record.timezone,
+        "created_at": record.created_at,
+        "confirmed_at": record.confirmed_at,
     }
 
 

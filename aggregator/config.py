@@ -14,7 +14,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from string import Formatter
@@ -37,7 +37,7 @@ from sqlalchemy.exc import ArgumentError
 
 from aggregator import __version__
 from aggregator.errors import ConfigError
-from aggregator.models import SourceKind
+from aggregator.models import SourceKind, reader_key
 from aggregator.redact import redacted
 from aggregator.schedule import cron_trigger
 from aggregator.sources.registry import TYPES as SOURCE_TYPES
@@ -339,7 +339,8 @@ class TopicSettings(_Section):
 class DigestSettings(_Section):
     """Defaults for every subscriber; `to` lists subscribers who take all of them."""
 
-    schedule: CronSchedule = "0 7 * * 1"
+    schedule: CronSchedule = "0 7 * * 1"  # also when a weekly reader of the page gets theirs
+    daily_schedule: CronSchedule = "0 7 * * *"  # when a daily reader of the page gets theirs
     timezone: TimeZone = "Europe/London"
     sender: Mailbox | None = Field(None, alias="from")
     to: tuple[EmailAddress, ...] = ()
@@ -366,6 +367,15 @@ class Subscriber:
     schedule: str
     timezone: str
     send_empty: bool
+    id: int | None = None  # the database's row: what links in the digest name them by
+    due_from: datetime | None = None  # runs before this are not theirs (see `Subscription`)
+    from_config: bool = True
+
+    @property
+    def key(self) -> str:
+        """Whose digests these are in the outbox: the address for a reader the config names
+        (as always), a row number for one who subscribed, so no address is copied there."""
+        return self.email if self.from_config or self.id is None else reader_key(self.id)
 
 
 class SmtpSettings(_Section):

@@ -224,3 +224,8 @@ class MatchChange:
     item_id: int
     title: str
     added: bool
+
+
+def reader_key(subscriber_id: int) -> str:
+    """How the outbox names a reader who subscribed (never by address): `reader-ID`."""
+    return f"reader-{subscriber_id}"

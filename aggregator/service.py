@@ -10,6 +10,9 @@ APScheduler 3 runs the jobs, each a thin call into the pipeline, the digest or e
   Jobs are coalesced and a digest belongs to the latest run at or before now, so a machine
   waking from sleep sends one digest, not one per missed run; the outbox makes sure only one
   process sends it.
+- readers, every minute: the digests of readers who subscribed on the page (or whom the
+  operator added), on the schedule of the frequency they chose; they come and go while the
+  service runs, so one job looks at them all rather than a job each.
 - resend, every ten minutes: digests a failure left unsent.
 
 SIGTERM or SIGINT stops new work, lets feeds already under way be stored (bounded by
@@ -28,7 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -39,22 +42,26 @@ from sqlalchemy import Engine
 
 from aggregator import logs
 from aggregator.clock import utc_now
-from aggregator.config import Settings, Subscriber
+from aggregator.config import Settings
 from aggregator.match import build_matcher
 from aggregator.metrics import Metrics
 from aggregator.pipeline.fetch_pass import fetch_feeds
 from aggregator.pipeline.prepare import prepare
 from aggregator.publish.export import export_all
 from aggregator.publish.mailer import Mailer
-from aggregator.publish.sending import DigestSender
-from aggregator.schedule import cron_trigger
+from aggregator.publish.readers import digest_readers, signing_tokens
+from aggregator.publish.sending import DigestReport, DigestSender
+from aggregator.schedule import cron_trigger, last_run_time
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import single_service_process, this_process
+from aggregator.store.subscribers import Subscriptions
 from aggregator.web import create_app, server_config
+from aggregator.web.subscribe import Subscribing
 
 log = logs.get_logger(__name__)
 
 RESEND_EVERY = timedelta(minutes=10)
+READERS_EVERY = timedelta(minutes=1)  # how late a page reader's digest may leave
 READER_DIGEST_JOB = "digest-for-"  # a subscriber's scheduled digest: digest-for-1, ...
 SIGNAL_POLL_SECONDS = 0.1  # how soon the main thread notices a stop signal
 
@@ -75,10 +82,15 @@ class Service:
         self._engine = engine
         self._repository = Repository(engine)
         self._outbox = Outbox(engine)
+        self._subscriptions = Subscriptions(engine)
         self._matcher = build_matcher(settings)
-        self._digests = DigestSender(
-            settings, self._repository, self._outbox, Mailer(settings.smtp, environ)
+        tokens = signing_tokens(self._subscriptions, environ)
+        mailer = Mailer(settings.smtp, environ)
+        self._digests = DigestSender(settings, self._repository, self._outbox, mailer, tokens)
+        self._subscribing = (
+            Subscribing(self._subscriptions, tokens, mailer) if settings.digest.sender else None
         )
+        self._handled_runs: dict[str, datetime] = {}  # a page reader's latest run dealt with
         self.metrics = Metrics(self._repository)
         self.owner = this_process()
         self.stopping = threading.Event()
@@ -160,16 +172,41 @@ class Service:
         if any(report.new or report.updated for report in reports):
             export_all(self._settings, self._repository)
 
-    def send_digests(self, subscribers: list[Subscriber], *, resend_only: bool = False) -> None:
+    def send_digests(self, emails: list[str] | None = None, *, resend_only: bool = False) -> None:
+        """The digests of the config's readers (those of `emails`, or all), read afresh: one
+        who left through a link gets nothing. `resend_only`: every reader's unsent ones."""
         started = time.monotonic()
         now = utc_now()
+        readers = digest_readers(self._settings, self._subscriptions)
         if resend_only:
-            reports = [
-                r for reader in subscribers for r in self._digests.resend_unsent(reader, now)
-            ]
+            reports = [r for reader in readers for r in self._digests.resend_unsent(reader, now)]
         else:
-            reports = self._digests.send_all(subscribers, now)
+            wanted = None if emails is None else {email.lower() for email in emails}
+            chosen = [
+                reader
+                for reader in readers
+                if reader.from_config and (wanted is None or reader.email.lower() in wanted)
+            ]
+            reports = self._digests.send_all(chosen, now)
         self.metrics.record_digests(reports, time.monotonic() - started)
+
+    def send_readers_digests(self) -> None:
+        """Page readers whose schedule has reached a run not yet dealt with: their digest."""
+        started = time.monotonic()
+        now = utc_now()
+        reports: list[DigestReport] = []
+        for reader in digest_readers(self._settings, self._subscriptions):
+            if reader.from_config:
+                continue
+            run_at = last_run_time(cron_trigger(reader.schedule, reader.timezone), now)
+            if self._handled_runs.get(reader.key) == run_at:
+                continue
+            sent = self._digests.send_all([reader], now)
+            if not any(report.outcome == "failed" for report in sent):
+                self._handled_runs[reader.key] = run_at
+            reports += sent
+        if reports:
+            self.metrics.record_digests(reports, time.monotonic() - started)
 
     def _recover(self) -> None:
         """Take back what a killed process left, apply changed rules, publish what is stored."""
@@ -182,6 +219,7 @@ class Service:
         if released:
             log.info("leases_released", feeds=released)
         prepare(self._repository, self._matcher, now)
+        self._subscriptions.sync_config([r.email for r in self._settings.all_subscribers], now)
         export_all(self._settings, self._repository)
 
     def _schedule_jobs(self) -> None:
@@ -195,20 +233,22 @@ class Service:
             add(
                 self._job(self.send_digests),
                 cron_trigger(reader.schedule, reader.timezone),
-                args=[[reader]],
+                args=[[reader.email]],
                 id=f"{READER_DIGEST_JOB}{number}",  # not the address: ids show in /healthz
             )
         if readers:
+            add(self._job(self.send_digests), id="digest-catch-up", next_run_time=now)
+        if self._subscribing is not None:  # readers can subscribe on the page
             add(
-                self._job(self.send_digests),
-                args=[readers],
-                id="digest-catch-up",
+                self._job(self.send_readers_digests),
+                IntervalTrigger(seconds=READERS_EVERY.total_seconds()),
+                id="digest-readers",
                 next_run_time=now,
             )
+        if readers or self._subscribing is not None:
             add(
                 self._job(self.send_digests),
                 IntervalTrigger(seconds=RESEND_EVERY.total_seconds()),
-                args=[readers],
                 kwargs={"resend_only": True},
                 id="digest-resend",
             )
@@ -251,6 +291,7 @@ class Service:
             self._settings,
             metrics=self.metrics,
             scheduler_health=self.health,
+            subscribing=self._subscribing,
         )
         server = self._settings.server
         return uvicorn.Server(server_config(app, server.host, server.port))

@@ -228,9 +228,10 @@ def serve_process(config: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    port = free_port()
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on 127.0.0.1 (on `port`, or a free one) in a thread;
+    yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )

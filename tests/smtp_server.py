@@ -52,6 +52,7 @@ class SmtpServer:
         self.logins: list[tuple[str, bool]] = []
         self.on_data: Callable[[], str | None] | None = None
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._users = users
         self._delay = delay
         self.port = free_port()
@@ -75,6 +76,13 @@ class SmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[Received]:
+        """Until `count` messages have been accepted; fails after `timeout` seconds."""
+        with self._arrived:
+            arrived = self._arrived.wait_for(lambda: len(self.received) >= count, timeout)
+            assert arrived, f"{len(self.received)} of {count} messages arrived"
+            return list(self.received)
 
     def _authenticate(
         self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, auth_data: Any
@@ -100,8 +108,9 @@ class _Handler:
         if state.on_data is not None and state.on_data() == DROP:
             server.transport.close()
             return "421 connection dropped by the test"
-        with state._lock:
+        with state._arrived:
             state.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
+            state._arrived.notify_all()
         return "250 OK"

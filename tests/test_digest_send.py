@@ -211,7 +211,10 @@ def test_a_digest_is_delivered_once_with_every_new_story(
     assert message.get_content_type() == "multipart/alternative"
     assert message["Subject"].startswith("3 new stories · ")
     assert message["From"] == SENDER
-    assert message["List-Unsubscribe"] == "<mailto:digest@news.example.org?subject=unsubscribe>"
+    one_click, mailto = message["List-Unsubscribe"].strip().split(", ")
+    assert one_click.startswith("<https://news.example.org/unsubscribe/")
+    assert mailto == "<mailto:digest@news.example.org?subject=unsubscribe>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert titles(message) == [*MS_TITLES, LUPUS_TITLE]  # topic, then trials before papers
     text = str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert text.index("== CAR T in MS ==") < text.index("-- Trial updates --")
@@ -238,6 +241,9 @@ def test_a_digest_is_delivered_once_with_every_new_story(
         assert page.status_code == 200
         assert MS_TITLES[0] in page.text
         assert 'href="/digests/">← Digest archive</a>' in page.text  # in the site's frame
+        assert "/unsubscribe/" in str(message.get_body(("html",)).get_content())  # type: ignore[union-attr]
+        assert "/unsubscribe/" not in page.text  # a reader's own links stay in their mail
+        assert "/preferences/" not in page.text
         assert '<nav aria-label="Topics">' in page.text
         assert "'unsafe-inline'" in page.headers["content-security-policy"]  # an email's styles
         assert "script" not in page.headers["content-security-policy"]

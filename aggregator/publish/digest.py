@@ -78,6 +78,14 @@ class FailingSource:
 
 
 @dataclass(frozen=True, slots=True)
+class ReaderLinks:
+    """The reader's own links: their preferences page and one-click unsubscribe."""
+
+    preferences: str
+    unsubscribe: str
+
+
+@dataclass(frozen=True, slots=True)
 class DigestContent:
     """Everything a digest says, ready for either template."""
 
@@ -90,6 +98,7 @@ class DigestContent:
     failing: tuple[FailingSource, ...]
     archive_url: str
     contact: str  # where to write to change or stop the subscription
+    links: ReaderLinks | None = None  # for a reader the database knows
 
     @property
     def count(self) -> int:
@@ -255,7 +264,12 @@ def compose(content: DigestContent, envelope: Envelope) -> bytes:
     message["Message-ID"] = envelope.message_id
     address = parseaddr(envelope.sender)[1]
     message["List-Id"] = f"{content.title} <digest.{_domain(envelope.sender)}>"
-    message["List-Unsubscribe"] = f"<mailto:{address}?subject=unsubscribe>"
+    mailto = f"<mailto:{address}?subject=unsubscribe>"
+    if content.links is None:
+        message["List-Unsubscribe"] = mailto
+    else:  # RFC 8058: mail clients POST to the link, so leaving takes one click
+        message["List-Unsubscribe"] = f"<{content.links.unsubscribe}>, {mailto}"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a digest
     message.set_content(render_text(content), cte="quoted-printable")
     message.add_alternative(render_html(content), subtype="html", cte="quoted-printable")

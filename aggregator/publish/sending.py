@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Literal
+from urllib.parse import urljoin
 
 from aggregator import logs
 from aggregator.config import Settings, Subscriber
 from aggregator.publish.digest import (
     DigestContent,
     Envelope,
+    ReaderLinks,
     build_content,
     compose,
     message_id,
@@ -30,12 +32,13 @@ from aggregator.publish.mailer import DeliveryError, Mailer
 from aggregator.schedule import cron_trigger, last_run_time
 from aggregator.store import Repository
 from aggregator.store.outbox import SENT, DigestDraft, Outbox, StoredDigest
+from aggregator.tokens import Tokens
 
 log = logs.get_logger(__name__)
 
 PREVIEW_SENDER = "digest@localhost"
 
-Outcome = Literal["sent", "resent", "failed", "empty", "already-sent", "busy"]
+Outcome = Literal["sent", "resent", "failed", "empty", "already-sent", "busy", "not-yet"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,28 +65,35 @@ class PreparedDigest:
 
 
 class DigestSender:
-    """Builds and sends digests for the configured subscribers, through the outbox."""
+    """Builds and sends digests for the given subscribers, through the outbox. With `tokens`,
+    a reader the database knows gets their own preferences and unsubscribe links."""
 
     def __init__(
-        self, settings: Settings, repository: Repository, outbox: Outbox, mailer: Mailer
+        self,
+        settings: Settings,
+        repository: Repository,
+        outbox: Outbox,
+        mailer: Mailer,
+        tokens: Tokens | None = None,
     ) -> None:
         self._settings = settings
         self._repository = repository
         self._outbox = outbox
         self._mailer = mailer
+        self._tokens = tokens
 
     def prepare(self, subscriber: Subscriber, now: datetime) -> PreparedDigest:
         """This run's digest for `subscriber`, as it would be sent at `now`."""
         settings = self._settings
         trigger = cron_trigger(subscriber.schedule, subscriber.timezone)
         run_at = last_run_time(trigger, now)
-        coverage = self._outbox.coverage(subscriber.email)
+        coverage = self._outbox.coverage(subscriber.key)
         if coverage is None:  # a new reader starts with one period's news, not the archive
             period = run_at - last_run_time(trigger, run_at - timedelta(seconds=1))
             since = period_start = now - period
         else:
             since, period_start = coverage
-        due = self._outbox.due_stories(subscriber.email, subscriber.topics, since)
+        due = self._outbox.due_stories(subscriber.key, subscriber.topics, since)
         sender = settings.digest.sender or PREVIEW_SENDER
         content = build_content(
             self._repository.stories_by_id([story_id for story_id, _ in due]),
@@ -95,10 +105,11 @@ class DigestSender:
             base_url=settings.output.base_url,
             contact=parseaddr(sender)[1],
         )
+        content = replace(content, links=self._links(subscriber))
         envelope = Envelope(
             sender=sender,
             recipient=subscriber.email,
-            message_id=message_id(subscriber.email, run_at, sender),
+            message_id=message_id(subscriber.key, run_at, sender),
             subject=subject_line(settings.digest.subject, content, settings.output.title),
         )
         news_at = dict(due)
@@ -122,12 +133,18 @@ class DigestSender:
 
     def resend_unsent(self, subscriber: Subscriber, now: datetime) -> list[DigestReport]:
         """Send again what earlier runs committed but could not deliver (same message)."""
-        return [self._resend(digest, now) for digest in self._outbox.unsent(subscriber.email)]
+        return [
+            self._resend(digest, subscriber.email, now)
+            for digest in self._outbox.unsent(subscriber.key)
+        ]
 
     def send(self, subscriber: Subscriber, now: datetime) -> list[DigestReport]:
         """Resend what is unsent, then send this run's digest unless it exists or is empty."""
         reports = self.resend_unsent(subscriber, now)
         run_at = last_run_time(cron_trigger(subscriber.schedule, subscriber.timezone), now)
+        if subscriber.due_from is not None and run_at < subscriber.due_from:
+            # They subscribed (or changed schedule) after this run: theirs is the next one.
+            return [*reports, DigestReport(subscriber.email, "not-yet")]
         made = self._made_elsewhere(subscriber, run_at, reports)
         if made is not None:
             return [*reports, *made]
@@ -144,7 +161,7 @@ class DigestSender:
         )
         digest_id = self._outbox.add(
             DigestDraft(
-                subscriber=subscriber.email,
+                subscriber=subscriber.key,
                 run_at=prepared.run_at,
                 period_start=prepared.content.period_start,
                 period_end=prepared.content.period_end,
@@ -159,14 +176,17 @@ class DigestSender:
         )
         if digest_id is None:  # another process made this run's digest first
             return [*reports, replace(report, outcome="busy")]
-        return [*reports, self._deliver(digest_id, prepared.message, report, now)]
+        return [
+            *reports,
+            self._deliver(digest_id, prepared.message, subscriber.email, report, now),
+        ]
 
     def _made_elsewhere(
         self, subscriber: Subscriber, run_at: datetime, reports: list[DigestReport]
     ) -> list[DigestReport] | None:
         """If this run's digest exists (sent, or in some process's hands), what to report of it:
         nothing more when this pass just resent it."""
-        existing = self._outbox.find(subscriber.email, run_at)
+        existing = self._outbox.find(subscriber.key, run_at)
         if existing is None:
             return None
         if existing.message_id in {report.message_id for report in reports}:
@@ -185,18 +205,28 @@ class DigestSender:
             compose(prepared.content, envelope), parseaddr(envelope.sender)[1], [recipient]
         )
 
-    def _resend(self, digest: StoredDigest, now: datetime) -> DigestReport:
-        report = DigestReport(digest.subscriber, "resent", digest.story_count, digest.message_id)
+    def _links(self, subscriber: Subscriber) -> ReaderLinks | None:
+        if self._tokens is None or subscriber.id is None:
+            return None
+        token = self._tokens.make("manage", subscriber.id)
+        base = self._settings.output.base_url
+        return ReaderLinks(
+            preferences=urljoin(base, f"preferences/{token}"),
+            unsubscribe=urljoin(base, f"unsubscribe/{token}"),
+        )
+
+    def _resend(self, digest: StoredDigest, recipient: str, now: datetime) -> DigestReport:
+        report = DigestReport(recipient, "resent", digest.story_count, digest.message_id)
         if not self._outbox.claim(digest.id, now, now + self._mailer.longest_send):
             return replace(report, outcome="busy")
-        return self._deliver(digest.id, digest.message, report, now)
+        return self._deliver(digest.id, digest.message, recipient, report, now)
 
     def _deliver(
-        self, digest_id: int, message: bytes, report: DigestReport, now: datetime
+        self, digest_id: int, message: bytes, recipient: str, report: DigestReport, now: datetime
     ) -> DigestReport:
         sender = parseaddr(self._settings.digest.sender or PREVIEW_SENDER)[1]
         try:
-            self._mailer.send(message, sender, [report.subscriber])
+            self._mailer.send(message, sender, [recipient])
         except DeliveryError as error:
             self._outbox.mark_failed(digest_id, str(error))
             return replace(report, outcome="failed", error=str(error))

@@ -326,3 +326,30 @@ class DigestStory(Base):
     )
     subscriber: Mapped[str] = mapped_column(String(320))
     news_at: Mapped[datetime]
+
+
+class Subscription(Base):
+    """A digest reader known to the database: one who subscribed on the page, one the operator
+    added, or one listed in the config (whose topics and schedule stay in the config).
+
+    `email_hash` outlives the address: unsubscribing empties `email` and keeps the hash, which
+    is all it takes to recognise the address again and never mail it without new consent.
+    `due_from` is when the reader's schedule started counting (confirmation, or a change of
+    frequency): runs before it are not theirs, so nobody is sent a digest for a run they were
+    not yet subscribed to.
+    """
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # page, operator, config
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    frequency: Mapped[str] = mapped_column(String(16))  # daily, weekly
+    timezone: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, active, paused, ...
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    confirmation_sent_at: Mapped[datetime | None]
+    due_from: Mapped[datetime | None]

@@ -34,10 +34,11 @@ from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
 from aggregator.models import PAUSED
 from aggregator.store import Outbox, Repository
-from aggregator.web.cache import FreshVersion, PageCache, Rendered
+from aggregator.web.cache import FreshVersion, PageCache, Rendered, html_response
 from aggregator.web.files import FeedFiles
 from aggregator.web.pages import NotFound, Site, listing
 from aggregator.web.security import SecurityHeaders
+from aggregator.web.subscribe import Subscribing, subscription_routes
 
 PAGE_THREADS = 2  # pages rendered at once: each holds the GIL, which the event loop needs
 HEALTH_THREADS = 2  # kept apart, so a flood of page requests never queues /healthz
@@ -58,9 +59,11 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     scheduler_health: Callable[[], dict[str, Any]] | None = None,
+    subscribing: Subscribing | None = None,
 ) -> Starlette:
-    """The application: the pages, the digest archive, /healthz, /metrics, then every exported
-    feed. `aggregator run` passes its metrics and scheduler; `serve` has neither of its own."""
+    """The application: the pages, the reader's subscription pages (given `subscribing`), the
+    digest archive, /healthz, /metrics, then every exported feed. `aggregator run` passes its
+    metrics and scheduler; `serve` has neither of its own."""
     metrics = metrics or Metrics(repository)
     site = Site(repository, outbox, settings)
     cache = PageCache()
@@ -90,7 +93,7 @@ def create_app(
 
         page = await cache.page(version, key, rendered)
         headers = validators if page.status == 200 else {}
-        return _html(page, headers)
+        return html_response(page, headers)
 
     async def front(request: Request) -> Response:
         return await serve_page(request, lambda: site.stories(listing(request.query_params)))
@@ -123,11 +126,11 @@ def create_app(
         return Response(exposition, media_type=METRICS_CONTENT_TYPE)
 
     async def not_found(_request: Request, _exc: Exception) -> Response:
-        return _html(site.error(404, "Not found", "There is no page at this address."))
+        return html_response(site.error(404, "Not found", "There is no page at this address."))
 
     async def server_error(_request: Request, _exc: Exception) -> Response:
         message = "Something went wrong on our side; the page should be back shortly."
-        return _html(site.error(500, "Something went wrong", message))
+        return html_response(site.error(500, "Something went wrong", message))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -144,6 +147,7 @@ def create_app(
             Route("/archive/{month}", month),
             Route("/digests/", digests),
             Route("/digests/{digest_id:int}", digest),
+            *subscription_routes(site, settings, subscribing, page_threads),
             Route("/healthz", healthz),
             Route("/metrics", metrics_page),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
@@ -170,12 +174,6 @@ def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
-
-
-def _html(page: Rendered, headers: dict[str, str] | None = None) -> Response:
-    response = Response(page.body, status_code=page.status, media_type="text/html", headers=headers)
-    response.headers["Content-Security-Policy"] = page.policy
-    return response
 
 
 def _health(

@@ -14,6 +14,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+
 MAX_PAGES = 512  # distinct pages (topics, months, searches, stories) kept at one version
 
 
@@ -22,6 +25,23 @@ class Rendered:
     status: int
     body: bytes
     policy: str  # its Content-Security-Policy
+
+
+def html_response(
+    page: Rendered,
+    headers: dict[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> Response:
+    """The response carrying `page`, with its own Content-Security-Policy."""
+    response = Response(
+        page.body,
+        status_code=page.status,
+        media_type="text/html",
+        headers=headers,
+        background=background,
+    )
+    response.headers["Content-Security-Policy"] = page.policy
+    return response
 
 
 class PageCache:

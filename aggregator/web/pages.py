@@ -30,6 +30,8 @@ MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
 MAX_QUERY_CHARS = 200
 SEARCH_RESULTS = 20  # the best ranked; past them a reader adds a word rather than pages
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
+# A reader's own links in a digest (preferences, unsubscribe): never shown in the archive.
+_PERSONAL = re.compile(r"<!-- personal -->.*?<!-- /personal -->", re.DOTALL)
 
 
 class NotFound(Exception):
@@ -59,6 +61,7 @@ class Site:
             "site_title": settings.output.title,
             "topics": [{"id": i, "title": t} for i, t in self._titles.items()],
             "topic_titles": self._titles,
+            "subscriptions_open": settings.digest.sender is not None,
         }
 
     def stories(self, listing: Listing) -> Rendered:
@@ -79,7 +82,7 @@ class Site:
         if more and listing.query is None:
             older = _link(base, topic=listing.topic, before=shown[-1].id)
         newer = _link(base, topic=listing.topic) if listing.before is not None else None
-        return self._page(
+        return self.page(
             "index.html",
             stories=shown,
             topic=topic,
@@ -96,29 +99,29 @@ class Site:
         if found is None:
             raise NotFound(f"There is no story {story_id}.")
         row: StoryRow = found[0]
-        return self._page("story.html", story=row, topic=None)
+        return self.page("story.html", story=row, topic=None)
 
     def archive(self, topic_id: str | None) -> Rendered:
         topic = self._topic(topic_id)
         months = self._repository.months(topic_id)
-        return self._page("archive.html", months=months, topic=topic)
+        return self.page("archive.html", months=months, topic=topic)
 
     def digests(self) -> Rendered:
         archive = self._outbox.archive(ARCHIVE_SIZE)
-        return self._page("digests.html", digests=archive, topic=None)
+        return self.page("digests.html", digests=archive, topic=None)
 
     def digest(self, digest_id: int) -> Rendered:
         digest = self._outbox.get_sent(digest_id) if digest_id <= MAX_ID else None
         if digest is None:
             raise NotFound(f"There is no digest {digest_id}.")
         html = _html_part(digest.message)
-        body = found[1] if (found := _BODY.search(html)) else html
-        return self._page(
+        body = _PERSONAL.sub("", found[1] if (found := _BODY.search(html)) else html)
+        return self.page(
             "digest_page.html", policy=DIGEST_POLICY, digest=digest, body=body, topic=None
         )
 
     def error(self, status: int, heading: str, message: str) -> Rendered:
-        return self._page("error.html", status=status, heading=heading, message=message, topic=None)
+        return self.page("notice.html", status=status, heading=heading, message=message)
 
     def _topic(self, topic_id: str | None) -> dict[str, str] | None:
         if topic_id is None:
@@ -127,7 +130,7 @@ class Site:
             raise NotFound(f"There is no topic {topic_id!r}.")
         return {"id": topic_id, "title": self._titles[topic_id]}
 
-    def _page(
+    def page(
         self, template: str, *, status: int = 200, policy: str = PAGE_POLICY, **context: Any
     ) -> Rendered:
         body = self._env.get_template(template).render(self._common | context)
