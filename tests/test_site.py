@@ -16,7 +16,7 @@ import feedparser
 import httpx
 import lxml.html
 import pytest
-from axe_core_python.selenium import Axe
+from browsing import assert_readable
 from conftest import CliRunnerFunction, ConfigFactory, serve_process, serving
 from feed_server import FeedServer
 from selenium.webdriver.common.by import By
@@ -384,20 +384,6 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
 
 def visible_titles(browser: Any) -> list[str]:
     return [h2.text for h2 in browser.find_elements(By.CSS_SELECTOR, "article h2") if h2.text]
-
-
-def assert_readable(browser: Any) -> None:
-    """Nothing runs off the side of the screen, and axe-core finds no serious or critical
-    accessibility fault (contrast, labels, landmarks, names of links and controls)."""
-    width = browser.execute_script("return document.documentElement.clientWidth")
-    assert browser.execute_script("return document.documentElement.scrollWidth") <= width
-    results = Axe().run(browser)
-    faults = [
-        f"{fault['id']}: {fault['help']} ({len(fault['nodes'])} elements)"
-        for fault in results["violations"]
-        if fault["impact"] in {"serious", "critical"}
-    ]
-    assert faults == [], browser.current_url
 
 
 def background(browser: Any, element: Any) -> str:

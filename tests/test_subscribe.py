@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browsing import assert_readable
 from conftest import CliRunnerFunction, ConfigFactory, serving
 from feed_server import FeedServer, Item, write_feed
 from ports import free_port
@@ -362,6 +363,7 @@ def test_subscription_pages_at_phone_width(
     browser.set_window_size(390, 844)
     browser.get(town.url + "/subscribe")
     _wait_for_heading(browser, "Get the digest by email")
+    assert_readable(browser)
     screenshot("subscribe")
     browser.find_element(By.ID, "email").send_keys(READER)
     browser.find_element(By.CSS_SELECTOR, "form.reader button").click()
@@ -381,6 +383,7 @@ def test_subscription_pages_at_phone_width(
     WebDriverWait(browser, 10, ignored_exceptions=IGNORED).until(
         lambda page: page.find_element(By.CSS_SELECTOR, "[role=status]").text == "Saved."
     )
+    assert_readable(browser)
     screenshot("preferences")
     record = Subscriptions(town.engine).find(READER)
     assert record is not None
