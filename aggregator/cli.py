@@ -42,7 +42,7 @@ from aggregator.match import FeedContext, TopicRule, build_matcher
 from aggregator.models import StoryRow
 from aggregator.opml import Subscription, name_for, read_opml, write_opml
 from aggregator.pipeline.check import CheckReport, check_feed
-from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds
+from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds, fetch_lease
 from aggregator.pipeline.prepare import prepare, stored_item_matcher
 from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.export import export_all, export_one
@@ -55,7 +55,12 @@ from aggregator.redact import redacted
 from aggregator.service import Service
 from aggregator.sources.rss import require_safe_expat
 from aggregator.store import Outbox, Repository
-from aggregator.store.database import check_schema_current, create_database_engine, upgrade_to_head
+from aggregator.store.database import (
+    check_schema_current,
+    create_database_engine,
+    this_process,
+    upgrade_to_head,
+)
 from aggregator.store.subscribers import Choice, SubscriberRecord, Subscriptions
 from aggregator.web import create_app, server_config
 from aggregator.web.subscribe import subscribing
@@ -203,7 +208,19 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
             f"matching rules applied to stored items: {added} topic matches added, "
             f"{len(changes) - added} removed"
         )
-    feeds = repository.feeds_to_fetch(utc_now(), names=names or None, include_not_due=fetch_all)
+    # Claimed like `run` claims them, so a fetch overlapping the service (or another fetch)
+    # leaves feeds in another process's hands to it instead of storing them twice.
+    now, owner, wanted = utc_now(), this_process(), names or None
+    candidates = repository.feeds_to_fetch(now, names=wanted, include_not_due=fetch_all)
+    feeds = repository.claim_feeds(
+        now,
+        lease_until=now + fetch_lease(app.settings.fetch, len(candidates)),
+        owner=owner,
+        names=wanted,
+        include_not_due=fetch_all,
+    )
+    if busy := sorted({feed.name for feed in candidates} - {feed.name for feed in feeds}):
+        click.echo(f"left to the process fetching them now: {', '.join(busy)}")
     reports: list[FeedReport] = []
     if feeds:
         with _progress(len(feeds), "Fetching feeds") as advance:
@@ -213,7 +230,7 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
                 )
             )
         _print_fetch_summary(reports)
-    else:
+    elif not busy:
         click.echo("no feeds are due (use --all to fetch every feed now)")
     if changes or any(report.new or report.updated for report in reports):
         written = export_all(app.settings, repository)

@@ -45,7 +45,7 @@ from aggregator.clock import utc_now
 from aggregator.config import Settings
 from aggregator.match import build_matcher
 from aggregator.metrics import Metrics
-from aggregator.pipeline.fetch_pass import fetch_feeds
+from aggregator.pipeline.fetch_pass import fetch_feeds, fetch_lease
 from aggregator.pipeline.prepare import prepare
 from aggregator.publish.export import export_all
 from aggregator.publish.mailer import Mailer
@@ -154,10 +154,9 @@ class Service:
         """Claim the feeds that are due, fetch them, export if anything changed."""
         now = utc_now()
         fetch = self._settings.fetch
-        # Long enough for the request (bounded by the timeout) and storing what it brought.
-        lease = fetch.timeout * 2 + timedelta(seconds=30)
-        feeds = self._repository.claim_due_feeds(
-            now, lease_until=now + lease, owner=self.owner, limit=fetch.concurrency * 2
+        batch = fetch.concurrency * 2
+        feeds = self._repository.claim_feeds(
+            now, lease_until=now + fetch_lease(fetch, batch), owner=self.owner, limit=batch
         )
         if not feeds:
             return

@@ -84,7 +84,7 @@ def test_claims_give_each_due_feed_to_one_owner_until_its_lease_ends(
     store: Callable[..., Store],
 ) -> None:
     s = store([(f"feed{n}", f"https://example.org/{n}.xml") for n in range(5)])
-    claim = s.repository.claim_due_feeds
+    claim = s.repository.claim_feeds
     first = claim(T0, lease_until=T0 + MINUTE, owner="a:1", limit=3)
     second = claim(T0, lease_until=T0 + MINUTE, owner="b:2", limit=3)
     assert len(first) == 3
@@ -111,9 +111,7 @@ def test_processes_claiming_at_once_never_share_a_feed(store: Callable[..., Stor
         repository = Repository(engines[index])
         start.wait()
         for _ in range(5):
-            got = repository.claim_due_feeds(
-                T0, lease_until=T0 + MINUTE, owner=f"p:{index}", limit=4
-            )
+            got = repository.claim_feeds(T0, lease_until=T0 + MINUTE, owner=f"p:{index}", limit=4)
             claimed[index] += [feed.name for feed in got]
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(engines))]
@@ -175,9 +173,7 @@ def test_a_feed_failing_for_days_is_paused_reported_and_resumable(
 
     far_later = T0 + timedelta(days=30)
     assert s.repository.feeds_to_fetch(far_later) == []  # paused feeds are not fetched
-    assert (
-        s.repository.claim_due_feeds(far_later, lease_until=far_later, owner="x:1", limit=9) == []
-    )
+    assert s.repository.claim_feeds(far_later, lease_until=far_later, owner="x:1", limit=9) == []
     listed = json.loads(run_cli(s.config, "feeds", "list", "--json").stdout)
     assert {feed["name"]: feed["status"] for feed in listed} == {
         "flaky": "paused",
@@ -522,3 +518,41 @@ def test_roles_split_no_scheduler_serves_without_fetching(
     finally:
         output = stop(web_only)
     assert web_only.returncode == 0, output
+
+
+def test_two_overlapping_fetches_store_everything_and_fetch_each_feed_once(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    """A cron job's `fetch --all` overlapping another (or `run`): each feed is fetched by one
+    of them, the other says so, and no feed is recorded as failing."""
+    names = [f"source{n:02}" for n in range(12)]
+    for name in names:
+        write_feed(
+            feed_server.root,
+            name,
+            [(f"{name}-{n}", None, f"CAR T in MS, report {n} by {name}") for n in range(3)],
+            published=datetime.now(UTC) - timedelta(hours=1),
+        )
+    config = make_config(
+        database_url,
+        [(name, feed_server.url(f"delay/800/{name}.xml")) for name in names],
+        fetch='timeout = "5s"\nconcurrency = 2',
+        extra=TOPIC_RULES,
+    )
+    assert run_cli(config, "init").exit_code == 0
+    command = [sys.executable, "-m", "aggregator", "--config", str(config), "fetch", "--all"]
+    both = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=60)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    fetched = Counter(r.path.rsplit("/", 1)[1].removesuffix(".xml") for r in feed_server.requests)
+    assert fetched == Counter(names), outputs  # each feed once, by one process or the other
+    listed = json.loads(run_cli(config, "feeds", "list", "--json").output)
+    assert [feed["last_error"] for feed in listed] == [None] * len(names)
+    assert sum(feed["items"] for feed in listed) == 3 * len(names)
+    assert any("left to the process fetching them now" in output for output in outputs), outputs

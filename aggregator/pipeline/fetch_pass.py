@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from http import HTTPStatus
 from itertools import zip_longest
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from aggregator import logs
 from aggregator.analyse import analyse
 from aggregator.clock import Clock, utc_now
-from aggregator.config import Settings
+from aggregator.config import FetchSettings, Settings
 from aggregator.errors import FeedError, FetchError, StoreUnavailableError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.match import Matcher
@@ -62,6 +62,14 @@ QUIET_BATCH = 100
 # fetcher may open: enough to keep the parse workers and the store busy, few enough that the
 # bodies and parsed entries waiting for the store stay the same however many feeds a pass has.
 IN_FLIGHT_PER_CONNECTION = 4
+
+
+def fetch_lease(fetch: FetchSettings, feeds: int) -> timedelta:
+    """How long a process may hold `feeds` feeds it claimed: their requests, `concurrency` at
+    a time and each bounded by the timeout, and storing what they brought. Past it, another
+    process may take a feed over."""
+    rounds = -(-max(feeds, 1) // fetch.concurrency)
+    return (fetch.timeout * 2 + timedelta(seconds=30)) * rounds
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from aggregator.config import FeedSettings
 from aggregator.models import PAUSED, FeedRow, FeedState, FeedStatus
@@ -32,6 +33,12 @@ class FeedStore:
         and its next fetch is a first one (an API query starts afresh; what it brings is
         backlog, not news).
         """
+        try:
+            self._sync_feeds(feeds)
+        except IntegrityError:  # another process added the same new feed a moment ago
+            self._sync_feeds(feeds)
+
+    def _sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
         by_name = {feed.name: feed for feed in feeds}
         with self._db.transaction() as session:
             rows = {row.name: row for row in session.scalars(select(Feed))}
@@ -70,19 +77,37 @@ class FeedStore:
         with self._db.reading() as session:
             return [_feed_state(row) for row in session.scalars(query)]
 
-    def claim_due_feeds(
-        self, now: datetime, *, lease_until: datetime, owner: str, limit: int
+    def claim_feeds(
+        self,
+        now: datetime,
+        *,
+        lease_until: datetime,
+        owner: str,
+        limit: int | None = None,
+        names: Collection[str] | None = None,
+        include_not_due: bool = False,
     ) -> list[FeedState]:
-        """Take up to `limit` due feeds for `owner` until `lease_until`, in one statement.
+        """Take feeds for `owner` until `lease_until`, in one statement: those due (up to
+        `limit`, longest due first), every unpaused one with `include_not_due`, or those
+        named (paused ones too: naming one is how to try it again). A feed another process
+        holds a live lease on is never taken, so `run` and `fetch` can overlap freely.
 
-        On PostgreSQL the due rows are locked with SKIP LOCKED, so processes claiming at the
-        same moment get different feeds and never wait for each other; SQLite runs one writer
-        at a time anyway. The lease is the feed's next_fetch_at moved forward: if the owner dies,
+        On PostgreSQL the rows are locked with SKIP LOCKED, so processes claiming at the same
+        moment get different feeds and never wait for each other; SQLite runs one writer at a
+        time anyway. The lease is the feed's next_fetch_at moved forward: if the owner dies,
         the feed simply falls due again when it runs out.
         """
-        due = (
+        free = or_(Feed.lease_owner.is_(None), _due(now))
+        wanted: ColumnElement[bool]
+        if names is not None:
+            wanted = Feed.name.in_(names)
+        elif include_not_due:
+            wanted = Feed.status != PAUSED
+        else:
+            wanted = (Feed.status != PAUSED) & _due(now)
+        claimable = (
             select(Feed.id)
-            .where(Feed.active, Feed.status != PAUSED, _due(now))
+            .where(Feed.active, wanted, free)
             .order_by(Feed.next_fetch_at.is_not(None), Feed.next_fetch_at, Feed.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -90,7 +115,7 @@ class FeedStore:
         with self._db.transaction() as session:
             claimed = session.scalars(
                 update(Feed)
-                .where(Feed.id.in_(due.scalar_subquery()))
+                .where(Feed.id.in_(claimable.scalar_subquery()))
                 .values(next_fetch_at=lease_until, lease_owner=owner)
                 .returning(Feed)
             ).all()

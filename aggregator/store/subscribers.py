@@ -252,6 +252,12 @@ class Subscriptions:
     def sync_config(self, emails: Sequence[str], now: datetime) -> None:
         """Give every reader the config lists a row (for the links in their digests), keeping
         the state they chose; forget rows of readers it no longer lists, unless they left."""
+        try:
+            self._sync_config(emails, now)
+        except IntegrityError:  # another process gave a new reader their row a moment ago
+            self._sync_config(emails, now)
+
+    def _sync_config(self, emails: Sequence[str], now: datetime) -> None:
         wanted = {address_hash(email): email for email in emails}
         with self._db.transaction() as session:
             rows = {
