@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
+from croniter import CroniterBadDateError, croniter
 
 MAX_BACKOFF = timedelta(days=1)
 JITTER = 0.1  # up to a tenth of the interval later, so feeds added together drift apart
@@ -58,79 +60,79 @@ def adaptive_interval(
     return min(max(default if gap is None else gap / 2, minimum), maximum)
 
 
-_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-# Far enough back to find the last run of any schedule that ever runs (29 February included).
-_LOOKBACK = tuple(timedelta(days=days) for days in (1 / 24, 1, 8, 32, 367, 8 * 366))
+# What each crontab field may hold, to name the field in an error (croniter reads them).
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-7 or sun-sat (0 and 7 are Sunday)"),
+)
+_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_WILD = ("*",) * len(_CRON_FIELDS)
 
 
-def cron_trigger(expression: str, timezone: str) -> CronTrigger:
-    """A trigger for a standard five-field crontab line in `timezone`.
+class CrontabTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no types
+    """An APScheduler trigger that runs when a crontab(5) line says, in a time zone.
 
-    APScheduler 3 reads a numeric day of week as Monday = 0, so "0 7 * * 1" would run on
-    Tuesdays; crontab(5) says Sunday = 0 (and 7) and Monday = 1. The day-of-week field is
-    therefore rewritten as day names, which APScheduler reads the same way cron does.
-    Raises ValueError naming what is wrong, or if the schedule can never run.
+    croniter reads the line as cron does, which APScheduler's own CronTrigger does not: a day
+    of week is Sunday = 0 (and 7), Monday = 1; a day of month and a day of week both given
+    mean either (`0 7 1 * 1`: the 1st and every Monday); `@daily`, `@weekly` and the other
+    macros work.
     """
-    fields = expression.split()
-    if len(fields) != 5:
+
+    def __init__(self, expression: str, timezone: str) -> None:
+        self.expression = expression
+        self.timezone = ZoneInfo(timezone)
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The first run at or after `now` (APScheduler's contract)."""
+        start = now.astimezone(self.timezone) - timedelta(microseconds=1)
+        try:
+            fire: datetime = croniter(self.expression, start).get_next(datetime)
+        except CroniterBadDateError:
+            return None
+        return fire
+
+    def last_run(self, now: datetime) -> datetime:
+        """The latest run at or before `now`, in UTC: the run a digest belongs to."""
+        minute = now.astimezone(self.timezone).replace(second=0, microsecond=0)
+        try:
+            fire: datetime = croniter(self.expression, minute + timedelta(minutes=1)).get_prev(
+                datetime
+            )
+        except CroniterBadDateError as error:
+            raise ValueError(f"the schedule {self.expression!r} has never run") from error
+        return fire.astimezone(UTC)
+
+    def __str__(self) -> str:
+        return f"crontab[{self.expression!r}, {self.timezone.key}]"
+
+
+def cron_trigger(expression: str, timezone: str) -> CrontabTrigger:
+    """A trigger for a five-field crontab line (or a macro such as `@daily`) in `timezone`.
+    Raises ValueError naming the field that is wrong, or saying the schedule never runs."""
+    expression = " ".join(expression.split())
+    fields = expression.split(" ")
+    if expression.lower() not in _MACROS and len(fields) != len(_CRON_FIELDS):
         raise ValueError(
-            f"expected five cron fields (minute hour day month weekday), got {expression!r}"
+            "expected five crontab fields (minute hour day-of-month month day-of-week) or "
+            f"a macro such as @daily, got {expression!r}"
         )
-    minute, hour, day, month, weekday = fields
-    trigger = CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_weekday_names(weekday),
-        timezone=timezone,
-    )
+    if not croniter.is_valid(expression):
+        for index, ((name, allowed), value) in enumerate(zip(_CRON_FIELDS, fields, strict=True)):
+            alone = " ".join((*_WILD[:index], value, *_WILD[index + 1 :]))
+            if not croniter.is_valid(alone):
+                raise ValueError(f"{name} {value!r} is not valid: expected {allowed}")
+        raise ValueError(f"not a crontab schedule: {expression!r}")
+    trigger = CrontabTrigger(expression, timezone)
     if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=UTC)) is None:
         raise ValueError(f"the schedule {expression!r} never runs")
     return trigger
 
 
-def _weekday_names(field: str) -> str:
-    if field in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for part in field.lower().split(","):
-        span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step_text and step is None:
-            raise ValueError(f"bad step in day of week {field!r}")
-        if span == "*":
-            first, last = 0, 6
-        else:
-            start, _, end = span.partition("-")
-            first = _weekday_number(start, field)
-            last = _weekday_number(end, field) if end else (6 if step else first)
-        if last < first:
-            raise ValueError(f"day-of-week range runs backwards in {field!r}")
-        days.update(day % 7 for day in range(first, last + 1, step or 1))
-    return ",".join(_CRON_WEEKDAYS[day] for day in sorted(days))
-
-
-def _weekday_number(token: str, field: str) -> int:
-    if token.isdigit() and int(token) <= 7:
-        return int(token)
-    if token[:3] in _CRON_WEEKDAYS and len(token) == 3:
-        return _CRON_WEEKDAYS.index(token)
-    raise ValueError(f"expected a day of week 0-7 or sun-sat, got {token!r} in {field!r}")
-
-
-def last_run_time(trigger: CronTrigger, now: datetime) -> datetime:
-    """The latest time at or before `now` that `trigger` fires: the run a digest belongs to.
-
-    Searching forward from ever earlier starting points finds it without walking a whole year
-    of a schedule that runs every minute.
-    """
-    for lookback in _LOOKBACK:
-        latest: datetime | None = None
-        fire_time: datetime | None = trigger.get_next_fire_time(None, now - lookback)
-        while fire_time is not None and fire_time <= now:
-            latest = fire_time
-            fire_time = trigger.get_next_fire_time(fire_time, fire_time + timedelta(seconds=1))
-        if latest is not None:
-            return latest.astimezone(UTC)
-    raise ValueError("the schedule has not run in the last eight years")
+def last_run_time(trigger: CrontabTrigger, now: datetime) -> datetime:
+    """The latest time at or before `now` that `trigger` fires: the run a digest belongs to."""
+    return trigger.last_run(now)

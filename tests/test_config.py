@@ -184,13 +184,19 @@ url = "https://b.example/feed"
         pytest.param(
             '[digest]\nschedule = "0 7 * * 8"\n',
             2,
-            "digest.schedule: expected a day of week 0-7 or sun-sat, got '8'",
+            "digest.schedule: day of week '8' is not valid: expected 0-7 or sun-sat",
             id="bad-cron-weekday",
+        ),
+        pytest.param(
+            '[digest]\nschedule = "0 25 * * *"\n',
+            2,
+            "digest.schedule: hour '25' is not valid: expected 0-23",
+            id="hour-out-of-range",
         ),
         pytest.param(
             '[digest]\nschedule = "0 7 * *"\n',
             2,
-            "digest.schedule: expected five cron fields",
+            "digest.schedule: expected five crontab fields",
             id="short-cron",
         ),
         pytest.param(
