@@ -23,6 +23,7 @@ from typing import Any
 import click
 import uvicorn
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator import __version__, logs
 from aggregator.clock import utc_now
@@ -61,6 +62,7 @@ from aggregator.store.database import (
     this_process,
     upgrade_to_head,
 )
+from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Choice, SubscriberRecord, Subscriptions
 from aggregator.web import create_app, server_config
 from aggregator.web.subscribe import subscribing
@@ -399,7 +401,13 @@ def run(app: _App, no_server: bool, no_scheduler: bool) -> None:
         subscribers=len(digest_readers(settings, app.subscriptions())),
     )
     app.warn_about_settings()
-    Service(settings, app.engine, scheduler=not no_scheduler, server=not no_server).run()
+    Service(
+        settings,
+        app.engine,
+        scheduler=not no_scheduler,
+        server=not no_server,
+        config_file=app.config_file,
+    ).run()
 
 
 @cli.command()
@@ -485,6 +493,7 @@ def feeds_add(
         feed["topics"] = topics
     add_feeds(app.config_file, [feed])
     click.echo(f"added feed {name} ({url}) to {app.config_file}")
+    _say_who_applies_it(app)
 
 
 @feeds.command("resume")
@@ -505,6 +514,7 @@ def feeds_remove(app: _App, name: str) -> None:
     """Remove a feed from config.toml; items already stored are kept."""
     remove_feed(app.config_file, name)
     click.echo(f"removed feed {name} from {app.config_file}")
+    _say_who_applies_it(app)
 
 
 @feeds.command("check")
@@ -543,6 +553,8 @@ def feeds_import_opml(app: _App, file: Path) -> None:
     if additions:
         add_feeds(app.config_file, additions)
     click.echo(f"imported {len(additions)} feeds from {file} into {app.config_file}")
+    if additions:
+        _say_who_applies_it(app)
 
 
 @feeds.command("export-opml")
@@ -832,6 +844,21 @@ def _feed_contexts(
 
 def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _say_who_applies_it(app: _App) -> None:
+    """After an edit of the config: whether a running service applies it now, or nobody yet."""
+    try:
+        running = ServiceRegistry(app.engine).running(app.config_file, utc_now())
+    except (StoreUnavailableError, SQLAlchemyError):  # no database yet: nothing runs on it
+        running = []
+    if running:
+        click.echo(f"the running service ({', '.join(running)}) applies this within seconds")
+    else:
+        click.echo(
+            "no `aggregator run` uses this config now: the change applies when it starts "
+            "(or at the next `aggregator fetch`)"
+        )
 
 
 def _configure_logging(verbose: int) -> None:

@@ -43,6 +43,7 @@ from aggregator.schedule import cron_trigger
 from aggregator.sources.registry import TYPES as SOURCE_TYPES
 
 CONFIG_ENV = "AGGREGATOR_CONFIG"
+STATE_DIRECTORY_ENV = "STATE_DIRECTORY"  # set by systemd for StateDirectory=
 DATABASE_URL_ENV = "AGGREGATOR_DATABASE_URL"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_USER_AGENT = (
@@ -590,8 +591,18 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     return parse_settings(text, path, environ)
 
 
+def _base_dir(path: Path, environ: Mapping[str, str]) -> Path:
+    """What relative paths in the config mean: the config's folder, except under systemd with
+    `StateDirectory=`, which sets $STATE_DIRECTORY: a config in the read-only /etc/aggregator/
+    keeps its database and output in /var/lib/aggregator/ instead."""
+    if state := environ.get(STATE_DIRECTORY_ENV):
+        return Path(state.split(":")[0]).resolve()
+    return path.resolve().parent
+
+
 def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Validate config text as if read from `path` (relative paths resolve against its folder)."""
+    """Validate config text as if read from `path` (relative paths resolve against its folder,
+    or $STATE_DIRECTORY)."""
     environ = os.environ if environ is None else environ
     try:
         data: dict[str, Any] = tomllib.loads(text)
@@ -603,7 +614,7 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
         if isinstance(data["database"], dict):
             data["database"]["url"] = database_url
     try:
-        settings = Settings.model_validate(data, context={"base_dir": path.resolve().parent})
+        settings = Settings.model_validate(data, context={"base_dir": _base_dir(path, environ)})
     except ValidationError as exc:
         error = exc.errors()[0]
         loc, message = error["loc"], error["msg"].removeprefix("Value error, ")

@@ -15,6 +15,10 @@ APScheduler 3 runs the jobs, each a thin call into the pipeline, the digest or e
   service runs, so one job looks at them all rather than a job each.
 - resend, every ten minutes: digests a failure left unsent.
 
+SIGHUP, or a change to the config file, reloads it: feeds added or removed, new topics and
+terms, readers and schedules apply at once; an invalid edit is logged with its key and line and
+the running config stays. The database and the server's address need a restart (it says so).
+
 SIGTERM or SIGINT stops new work, lets feeds already under way be stored (bounded by
 `service.shutdown_timeout`), closes the database and exits 0. Nothing depends on a clean stop:
 every feed is stored in one transaction, and leases of a process killed outright run out (or,
@@ -32,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -39,10 +44,14 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 from aggregator import logs
 from aggregator.clock import utc_now
-from aggregator.config import Settings
+from aggregator.config import Settings, load_settings
+from aggregator.config_watch import ConfigWatch
+from aggregator.errors import ConfigError
 from aggregator.match import build_matcher
 from aggregator.metrics import Metrics
 from aggregator.pipeline.fetch_pass import fetch_feeds, fetch_lease
@@ -54,6 +63,7 @@ from aggregator.publish.sending import DigestReport, DigestSender
 from aggregator.schedule import cron_trigger, last_run_time
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import single_service_process, this_process
+from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Subscriptions
 from aggregator.web import create_app, server_config
 from aggregator.web.subscribe import Subscribing
@@ -77,19 +87,18 @@ class Service:
         scheduler: bool = True,
         server: bool = True,
         environ: Mapping[str, str] = os.environ,
+        config_file: Path | None = None,
     ) -> None:
-        self._settings = settings
         self._engine = engine
+        self._environ = environ
+        self._config_file = config_file
         self._repository = Repository(engine)
         self._outbox = Outbox(engine)
         self._subscriptions = Subscriptions(engine)
-        self._matcher = build_matcher(settings)
-        tokens = signing_tokens(self._subscriptions, environ)
-        mailer = Mailer(settings.smtp, environ)
-        self._digests = DigestSender(settings, self._repository, self._outbox, mailer, tokens)
-        self._subscribing = (
-            Subscribing(self._subscriptions, tokens, mailer) if settings.digest.sender else None
-        )
+        self._registry = ServiceRegistry(engine)
+        self._tokens = signing_tokens(self._subscriptions, environ)
+        self._apply(settings)
+        self._app: _CurrentApp | None = None
         self._handled_runs: dict[str, datetime] = {}  # a page reader's latest run dealt with
         self.metrics = Metrics(self._repository)
         self.owner = this_process()
@@ -117,6 +126,9 @@ class Service:
             if self._scheduler is not None:
                 self._schedule_jobs()
                 self._scheduler.start()
+            if self._config_file is not None:
+                self._announce()
+                ConfigWatch(self._config_file, self.reload, self.stopping, self._announce).start()
             log.info(
                 "service_started",
                 owner=self.owner,
@@ -170,6 +182,43 @@ class Service:
         self.metrics.record_fetches(reports)
         if any(report.new or report.updated for report in reports):
             export_all(self._settings, self._repository)
+
+    def reload(self, reason: str) -> None:
+        """Read the config file again and apply it; keep the running config if it is invalid."""
+        assert self._config_file is not None
+        try:
+            settings = load_settings(self._config_file, self._environ)
+        except ConfigError as error:
+            log.warning("config_not_reloaded", reason=reason, error=str(error))
+            return
+        old = self._settings
+        needs_restart = [
+            key
+            for key, before, after in (
+                ("database", old.database, settings.database),
+                ("server", old.server, settings.server),
+            )
+            if before != after
+        ]
+        now = utc_now()
+        self._repository.sync_feeds(settings.feeds)
+        self._subscriptions.sync_config([r.email for r in settings.all_subscribers], now)
+        self._apply(settings)
+        prepare(self._repository, self._matcher, now)  # stored items follow changed rules
+        if self._scheduler is not None:
+            self._scheduler.remove_all_jobs()
+            self._schedule_jobs()
+        if self._app is not None:
+            self._app.current = self._site()
+        export_all(settings, self._repository)
+        log.info(
+            "config_reloaded",
+            reason=reason,
+            feeds=len(settings.feeds),
+            topics=len(settings.topics),
+            subscribers=len(settings.all_subscribers),
+            needs_restart=",".join(needs_restart) or None,
+        )
 
     def send_digests(self, emails: list[str] | None = None, *, resend_only: bool = False) -> None:
         """The digests of the config's readers (those of `emails`, or all), read afresh: one
@@ -283,8 +332,25 @@ class Service:
         job.__name__ = work.__name__
         return job
 
-    def _http_server(self) -> uvicorn.Server:
-        app = create_app(
+    def _apply(self, settings: Settings) -> None:
+        """Make `settings` the ones every job and page from now on works with."""
+        self._settings = settings
+        self._matcher = build_matcher(settings)
+        mailer = Mailer(settings.smtp, self._environ)
+        self._digests = DigestSender(settings, self._repository, self._outbox, mailer, self._tokens)
+        self._subscribing = (
+            Subscribing(self._subscriptions, self._tokens, mailer)
+            if settings.digest.sender
+            else None
+        )
+
+    def _announce(self) -> None:
+        """Tell `feeds add` and friends that this process runs with this config."""
+        assert self._config_file is not None
+        self._registry.announce(self.owner, self._config_file, utc_now())
+
+    def _site(self) -> Starlette:
+        return create_app(
             self._repository,
             self._outbox,
             self._settings,
@@ -292,8 +358,11 @@ class Service:
             scheduler_health=self.health,
             subscribing=self._subscribing,
         )
+
+    def _http_server(self) -> uvicorn.Server:
+        self._app = _CurrentApp(self._site())
         server = self._settings.server
-        return uvicorn.Server(server_config(app, server.host, server.port))
+        return uvicorn.Server(server_config(self._app, server.host, server.port))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Only an assignment: the handler runs between any two bytecodes of the main thread,
@@ -308,6 +377,8 @@ class Service:
         timeout = self._settings.service.shutdown_timeout.total_seconds()
         with self._idle:
             finished = self._idle.wait_for(lambda: self._running_jobs == 0, timeout=timeout)
+        if self._config_file is not None:
+            self._registry.forget(self.owner)
         self._engine.dispose()
         if not finished:
             # Job threads cannot be interrupted; whatever they had not committed is rolled back
@@ -316,6 +387,17 @@ class Service:
             logging.shutdown()
             os._exit(0)
         log.info("stopped", owner=self.owner)
+
+
+class _CurrentApp:
+    """The site as an ASGI app uvicorn keeps for its whole life, serving whichever app the
+    latest config built (a reload swaps it; requests under way finish on the old one)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.current = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.current(scope, receive, send)
 
 
 def _gone_from_this_host(owner: str) -> bool:

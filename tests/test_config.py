@@ -70,6 +70,18 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert settings.output.dir == folder / "site"
 
 
+def test_under_systemd_relative_paths_land_in_the_state_directory(tmp_path: Path) -> None:
+    """A config copied to the read-only /etc/aggregator/ keeps its database and output in
+    the unit's StateDirectory, which systemd names in $STATE_DIRECTORY."""
+    folder, state = tmp_path / "etc", tmp_path / "var-lib"
+    folder.mkdir()
+    path = folder / "config.toml"
+    path.write_text('[database]\nurl = "sqlite:///news.db"\n[output]\ndir = "public"\n')
+    settings = load_settings(path, environ={"STATE_DIRECTORY": str(state)})
+    assert settings.database.url == f"sqlite:///{state / 'news.db'}"
+    assert settings.output.dir == state / "public"
+
+
 def test_database_url_from_the_environment_wins(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[database]\nurl = "sqlite:///ignored.db"\n')

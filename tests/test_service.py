@@ -556,3 +556,45 @@ def test_two_overlapping_fetches_store_everything_and_fetch_each_feed_once(
     assert [feed["last_error"] for feed in listed] == [None] * len(names)
     assert sum(feed["items"] for feed in listed) == 3 * len(names)
     assert any("left to the process fetching them now" in output for output in outputs), outputs
+
+
+def test_run_applies_config_edits_and_sighup_and_keeps_running_on_a_bad_edit(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    for name in ("first", "second"):
+        write_feed(feed_server.root, name, [(f"{name}-1", None, f"CAR T in MS, by {name}")])
+    config = run_config(
+        make_config, database_url, [("first", feed_server.url("first.xml"))], port=free_port()
+    )
+    assert run_cli(config, "init").exit_code == 0
+    idle = run_cli(config, "feeds", "add", "early", feed_server.url("first.xml?early"))
+    assert "no `aggregator run` uses this config now" in idle.output
+    run_cli(config, "feeds", "remove", "early")
+    service = start(config, "--no-server")
+    try:
+        service.wait_for_line("event=service_started")
+        added = run_cli(config, "feeds", "add", "second", feed_server.url("second.xml"))
+        assert added.exit_code == 0, added.output
+        assert "the running service (" in added.output
+        assert "applies this within seconds" in added.output
+        service.wait_for_line("event=config_reloaded reason=")
+        wait_for(lambda: feed_server.requests_for("/second.xml"), what="the new feed fetched")
+
+        good = config.read_text(encoding="utf-8")
+        config.write_text(good.replace('timeout = "3s"', 'timeout = "soon"'), encoding="utf-8")
+        service.wait_for_line("event=config_not_reloaded")
+        assert "fetch.timeout" in service.output  # the key and line that are wrong
+        assert service.process.poll() is None  # still running, on the config it had
+
+        config.write_text(good, encoding="utf-8")
+        service.wait_for_line('config_reloaded reason="file changed"')
+        service.process.send_signal(signal.SIGHUP)
+        service.wait_for_line("event=config_reloaded reason=SIGHUP")
+    finally:
+        output = stop(service)
+    assert service.returncode == 0, output
+    listed = json.loads(run_cli(config, "feeds", "list", "--json").output)
+    assert {feed["name"]: feed["items"] for feed in listed} == {"first": 1, "second": 1}

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from aggregator import __version__
 from aggregator.config import Settings
@@ -161,7 +162,7 @@ def create_app(
     )
 
 
-def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
     """How uvicorn serves the app, for `serve` and `run` alike: bounded, so that slow or
     numerous clients cannot starve the others."""
     return uvicorn.Config(
