@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,7 +42,7 @@ from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableErro
 from aggregator.evaluate import by_why, evaluate, read_labelled
 from aggregator.match import FeedContext, TopicRule, build_matcher
 from aggregator.models import StoryRow
-from aggregator.opml import Subscription, name_for, read_opml, write_opml
+from aggregator.opml import Exported, name_for, read_opml, reader_urls, write_opml
 from aggregator.pipeline.check import CheckReport, check_feed
 from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds, fetch_lease
 from aggregator.pipeline.prepare import prepare, stored_item_matcher
@@ -62,9 +63,10 @@ from aggregator.store.database import (
     this_process,
     upgrade_to_head,
 )
+from aggregator.store.search import query_words
 from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Choice, SubscriberRecord, Subscriptions
-from aggregator.web import create_app, server_config
+from aggregator.web import create_app, serve_until_stopped, server_config
 from aggregator.web.subscribe import subscribing
 
 log = logs.get_logger("aggregator.cli")
@@ -254,7 +256,11 @@ def export(app: _App, fmt: Format | None, topic: str | None, output: Path | None
         app.topic(topic)
     repository = app.repository()
     if output is not None:
-        chosen = fmt or _SUFFIX_FORMATS.get(output.suffix.lower(), "rss")
+        chosen = fmt or _SUFFIX_FORMATS.get(output.suffix.lower())
+        if chosen is None:
+            raise ConfigError(
+                f"--output {output}: name a .xml, .rss, .atom or .json file, or give --format"
+            )
         export_one(app.settings, repository, chosen, topic, output)
         click.echo(f"wrote {output}")
         return
@@ -429,7 +435,9 @@ def serve(app: _App, host: str | None, port: int | None) -> None:
         app.settings,
         subscribing=subscribing(app.settings, app.engine, os.environ),
     )
-    uvicorn.Server(server_config(site, host or server.host, port or server.port)).run()
+    serve_until_stopped(
+        uvicorn.Server(server_config(site, host or server.host, port or server.port))
+    )
 
 
 def _exit_cleanly(_signal: int, _frame: object) -> None:
@@ -528,6 +536,10 @@ def feeds_check(app: _App, names: tuple[str, ...]) -> None:
         ["feed", "status", "items", "title or error"],
         [[r.name, r.status, str(r.items), r.error or r.title] for r in reports],
     )
+    if failing := [report.name for report in reports if report.error is not None]:
+        raise AggregatorError(
+            f"{len(failing)} of {len(reports)} feeds failing: {', '.join(failing)}"
+        )
 
 
 async def _check_all(settings: Settings, feeds: Sequence[FeedSettings]) -> list[CheckReport]:
@@ -539,22 +551,51 @@ async def _check_all(settings: Settings, feeds: Sequence[FeedSettings]) -> list[
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_app
 def feeds_import_opml(app: _App, file: Path) -> None:
-    """Add every feed of an OPML file that is not already configured."""
+    """Add every feed of an OPML file that is not already configured, with its title, and its
+    folder as its kind (or a tag)."""
     known_urls = {feed.url for feed in app.settings.feeds}
     taken = {feed.name for feed in app.settings.feeds}
-    additions = []
-    for subscription in read_opml(file.read_bytes()):
-        if subscription.url in known_urls:
+    additions: list[dict[str, Any]] = []
+    already = 0
+    for outline in read_opml(file.read_bytes()):
+        if outline.url in known_urls:
+            already += 1
             continue
-        name = name_for(subscription.title, taken)
-        taken.add(name)
-        known_urls.add(subscription.url)
-        additions.append({"name": name, "url": subscription.url, "type": "rss"})
+        feed: dict[str, Any] = {
+            "name": name_for(outline.title, taken),
+            "url": outline.url,
+            "type": "rss",
+            "title": outline.title,
+        }
+        if outline.kind:
+            feed["kind"] = outline.kind
+        if outline.tags:
+            feed["tags"] = outline.tags
+        if problem := _feed_problem(feed):
+            log.warning("opml_outline_skipped", outline=outline.title, url=outline.url, why=problem)
+            click.echo(f"skipped {outline.title!r} ({outline.url}): {problem}", err=True)
+            continue
+        taken.add(feed["name"])
+        known_urls.add(outline.url)
+        additions.append(feed)
     if additions:
         add_feeds(app.config_file, additions)
-    click.echo(f"imported {len(additions)} feeds from {file} into {app.config_file}")
+    click.echo(
+        f"imported {len(additions)} feeds from {file} into {app.config_file}"
+        + (f"; {already} {'was' if already == 1 else 'were'} already there" if already else "")
+    )
     if additions:
         _say_who_applies_it(app)
+
+
+def _feed_problem(feed: Mapping[str, Any]) -> str | None:
+    """Why `feed` would not be a valid [[feeds]] table, in the config's own words."""
+    try:
+        FeedSettings.model_validate(feed)
+    except ValidationError as error:
+        first = error.errors()[0]
+        return str(first["msg"]).removeprefix("Value error, ")
+    return None
 
 
 @feeds.command("export-opml")
@@ -563,17 +604,41 @@ def feeds_import_opml(app: _App, file: Path) -> None:
 )
 @pass_app
 def feeds_export_opml(app: _App, output: Path | None) -> None:
-    """Write the configured feeds as OPML, for any feed reader."""
-    document = write_opml(
-        (Subscription(title=feed.name, url=feed.url) for feed in app.settings.feeds),
-        title=app.settings.output.title,
-        now=utc_now(),
-    )
+    """Write the configured feeds as OPML for any feed reader: titles, sites, folders by kind;
+    API-only sources are left out with a comment."""
+    titles = _stored_titles(app)
+    exported = [
+        Exported(
+            name=feed.name,
+            title=feed.title or titles.get(feed.name) or feed.name,
+            url=feed.url,
+            type=feed.type,
+            kind=feed.kind,
+            tags=feed.tags,
+        )
+        for feed in app.settings.feeds
+    ]
+    document = write_opml(exported, title=app.settings.output.title, now=utc_now())
+    readable = sum(1 for feed in exported if reader_urls(feed) is not None)
     if output is None:
         click.echo(document.decode(), nl=False)
     else:
         output.write_bytes(document)
-        click.echo(f"wrote {len(app.settings.feeds)} feeds to {output}", err=True)
+    left_out = len(exported) - readable
+    click.echo(
+        f"wrote {readable} feeds"
+        + (f" to {output}" if output else "")
+        + (f"; left out {left_out} API-only sources (see the comments)" if left_out else ""),
+        err=True,
+    )
+
+
+def _stored_titles(app: _App) -> dict[str, str]:
+    """What each feed calls itself, from the database when there is one yet."""
+    try:
+        return {row.name: row.title for row in app.repository().list_feeds() if row.title}
+    except (AggregatorError, SQLAlchemyError):
+        return {}
 
 
 @cli.group()
@@ -594,6 +659,26 @@ def stories_list(
     if topic is not None:
         app.topic(topic)
     rows = app.repository().list_stories(limit, topic=topic, matched_only=not include_unmatched)
+    _print_stories(rows, as_json)
+
+
+@stories.command("search")
+@click.argument("query")
+@click.option("--topic", help="Only stories about this topic id.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@pass_app
+def stories_search(app: _App, query: str, topic: str | None, as_json: bool, limit: int) -> None:
+    """Stories whose words, identifiers (NCT, DOI, PMID) or sources match QUERY, best first:
+    every word must be there (as on the page's search)."""
+    if topic is not None:
+        app.topic(topic)
+    if not query_words(query):
+        raise ConfigError(f"nothing to search for in {query!r}: give a word or an identifier")
+    _print_stories(app.repository().list_stories(limit, topic=topic, search=query), as_json)
+
+
+def _print_stories(rows: Sequence[StoryRow], as_json: bool) -> None:
     if as_json:
         _print_json([_story_json(row) for row in rows])
         return

@@ -315,6 +315,8 @@ class FeedSettings(_Section):
     url: HttpUrl
     type: SourceTypeName = "rss"
     kind: SourceKind | None = None
+    title: str | None = None  # what readers see it called, rather than the feed's own title
+    tags: tuple[str, ...] = ()  # the operator's own grouping (an OPML folder): export keeps it
     interval: Duration | None = None
     assume: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()

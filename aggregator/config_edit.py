@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.items import AoT
+from tomlkit.items import AoT, Item, Table
 
 from aggregator.config import Settings, parse_settings
 from aggregator.errors import ConfigError
@@ -28,12 +28,27 @@ def add_feeds(path: Path, feeds: Sequence[Mapping[str, Any]]) -> Settings:
     array = document["feeds"]
     if not isinstance(array, AoT):
         raise ConfigError("feeds: expected [[feeds]] tables", path=str(path))
+    # Comments after the last feed's keys introduce what follows it in the file (the topics):
+    # new feeds go before them, each after a blank line, as a person would add them.
+    trailing = _detach_trailing_comments(array[-1]) if len(array) else []
     for feed in feeds:
+        if len(array):
+            array[-1].add(tomlkit.nl())
         table = tomlkit.table()
         for key, value in feed.items():
             table[key] = list(value) if isinstance(value, tuple) else value
         array.append(table)
+    array[-1].value.body.extend(trailing)
     return _replace_validated(path, tomlkit.dumps(document))
+
+
+def _detach_trailing_comments(table: Table) -> list[tuple[None, Item]]:
+    """Remove and return the comments and blank lines after `table`'s last key."""
+    body = table.value.body
+    end = max((index + 1 for index, (key, _) in enumerate(body) if key is not None), default=0)
+    trailing = [(None, item) for _, item in body[end:]]
+    del body[end:]
+    return trailing
 
 
 def remove_feed(path: Path, name: str) -> Settings:

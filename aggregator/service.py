@@ -65,7 +65,7 @@ from aggregator.store import Outbox, Repository
 from aggregator.store.database import single_service_process, this_process
 from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Subscriptions
-from aggregator.web import create_app, server_config
+from aggregator.web import create_app, serve_until_stopped, server_config
 from aggregator.web.subscribe import Subscribing
 
 log = logs.get_logger(__name__)
@@ -138,7 +138,7 @@ class Service:
             )
             try:
                 if uvicorn_server is not None:
-                    uvicorn_server.run()  # returns once a signal asked it to stop
+                    serve_until_stopped(uvicorn_server)  # returns once a signal asked it to stop
                 while self._signalled is None and not self.stopping.is_set():
                     time.sleep(SIGNAL_POLL_SECONDS)
                 if self._signalled is not None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 from conftest import DATA_DIR, CliRunnerFunction, ConfigFactory
-from feed_server import FeedServer
+from feed_server import FeedServer, write_feed
+from samples import TOPIC_RULES
 
 from aggregator import __version__
 from aggregator.cli import cli
@@ -99,7 +101,8 @@ def test_opml_import_then_export_round_trip(
     )
     imported = run_cli(config, "feeds", "import-opml", str(DATA_DIR / "subscriptions.opml"))
     assert imported.exit_code == 0, imported.output
-    assert "imported 3 feeds" in imported.stdout  # the 4th is already configured
+    assert "imported 3 feeds" in imported.stdout
+    assert "1 was already there" in imported.stdout
 
     exported = run_cli(config, "feeds", "export-opml", "--output", str(tmp_path / "out.opml"))
     assert exported.exit_code == 0
@@ -114,6 +117,71 @@ def test_opml_import_then_export_round_trip(
     }
 
 
+def test_opml_folders_titles_and_names_survive_a_round_trip(
+    tmp_path: Path, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    config = make_config(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    imported = run_cli(config, "feeds", "import-opml", str(DATA_DIR / "folders.opml"))
+    assert imported.exit_code == 0, imported.output
+    assert "imported 4 feeds" in imported.stdout
+    assert "skipped 'Old gopher' (ftp://old.example.org/feed)" in imported.stderr
+    feeds = {feed.name: feed for feed in load_settings(config, environ={}).feeds}
+    assert {name: (feed.kind, feed.tags, feed.title) for name, feed in feeds.items()} == {
+        "multiple-sclerosis-journal": ("journal", (), "Multiple Sclerosis Journal"),
+        "car-t-trials-in-ms": ("registry", (), "CAR-T trials in MS"),
+        "arsep-fondation": ("society", ("Sclérose en plaques",), "ARSEP — Fondation"),
+        "sclerose-en-plaques-actualites": (
+            None,
+            ("Sclérose en plaques",),
+            "Sclérose en plaques — actualités",
+        ),
+    }
+    text = config.read_text(encoding="utf-8")
+    assert '\n\n[[feeds]]\nname = "car-t-trials-in-ms"' in text  # a blank line between tables
+
+    again = run_cli(config, "feeds", "import-opml", str(DATA_DIR / "folders.opml"))
+    assert "imported 0 feeds" in again.stdout
+    assert "4 were already there" in again.stdout
+
+    exported = run_cli(config, "feeds", "export-opml", "--output", str(tmp_path / "out.opml"))
+    assert exported.exit_code == 0, exported.output
+    copy = make_config(f"sqlite:///{tmp_path / 'copy.sqlite'}")
+    assert run_cli(copy, "feeds", "import-opml", str(tmp_path / "out.opml")).exit_code == 0
+    copied = {feed.name: feed for feed in load_settings(copy, environ={}).feeds}
+    assert {name: (f.url, f.kind, f.title) for name, f in copied.items()} == {
+        name: (f.url, f.kind, f.title) for name, f in feeds.items()
+    }
+
+
+def test_opml_export_gives_feed_readers_only_what_they_can_read(
+    tmp_path: Path, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    config = make_config(
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        extra=(
+            '[[feeds]]\nname = "trials"\ntype = "clinicaltrials"\n'
+            'url = "https://clinicaltrials.gov/api/v2/studies?query.cond=multiple+sclerosis'
+            '&query.intr=CAR-T&pageSize=100"\n\n'
+            '[[feeds]]\nname = "pubmed"\ntype = "pubmed"\n'
+            'url = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/esearch.fcgi?db=pubmed'
+            '&term=CAR-T+multiple+sclerosis"\n'
+        ),
+    )
+    exported = run_cli(config, "feeds", "export-opml")
+    assert exported.exit_code == 0, exported.output
+    assert (
+        'xmlUrl="https://clinicaltrials.gov/api/rss?cond=multiple+sclerosis&amp;intr=CAR-T'
+        '&amp;dateField=LastUpdatePostDate"'
+    ) in exported.stdout
+    assert 'htmlUrl="https://clinicaltrials.gov/search?cond=multiple+sclerosis' in exported.stdout
+    assert '<outline text="Trial registry" title="Trial registry">' in exported.stdout
+    assert "<!-- pubmed (pubmed): an API query, which feed readers cannot read -->" in (
+        exported.stdout
+    )
+    assert "eutils" not in exported.stdout
+    assert "left out 1 API-only sources" in exported.stderr
+
+
 def test_opml_that_is_not_opml_is_refused(
     tmp_path: Path, make_config: ConfigFactory, run_cli: CliRunnerFunction
 ) -> None:
@@ -124,7 +192,7 @@ def test_opml_that_is_not_opml_is_refused(
         '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><opml><body>&b;</body></opml>'
     )
     result = run_cli(config, "feeds", "import-opml", str(bomb))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not a readable OPML file" in result.stderr
 
 
@@ -136,7 +204,8 @@ def test_feeds_check_reports_without_storing(
         [("good", feed_server.url("rss20.xml")), ("bad", feed_server.url("status/404"))],
     )
     result = run_cli(config, "feeds", "check")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # a feed that does not work is a failure to report
+    assert "1 of 2 feeds failing: bad" in result.stderr
     lines = result.stdout.splitlines()
     assert any(line.split()[:4] == ["good", "ok", "(HTTP", "200)"] for line in lines)
     assert any(line.startswith("bad") and "HTTP 404 Not Found" in line for line in lines)
@@ -165,3 +234,65 @@ def test_python_dash_m_runs_the_cli() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["frobnicate"])
     assert result.exit_code == 2
+
+
+def test_stories_search_finds_a_trial_by_its_number(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    path = write_feed(
+        feed_server.root,
+        "registry",
+        [
+            ("NCT06384976", None, "KYSA-7: CD19 CAR T in progressive MS (NCT06384976)"),
+            ("NCT05000000", None, "CAR T cells for relapsing MS, a second trial (NCT05000000)"),
+        ],
+    )
+    config = make_config(database_url, [("registry", feed_server.url(path))], extra=TOPIC_RULES)
+    assert run_cli(config, "init").exit_code == 0
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    found = run_cli(config, "stories", "search", "nct06384976", "--json")
+    assert found.exit_code == 0, found.output
+    assert [story["title"] for story in json.loads(found.output)] == [
+        "KYSA-7: CD19 CAR T in progressive MS (NCT06384976)"
+    ]
+    assert "KYSA-7" in run_cli(config, "stories", "search", "KYSA 7").output
+    nothing = run_cli(config, "stories", "search", "--", "-- !")
+    assert nothing.exit_code == 2
+
+
+def test_export_refuses_a_file_whose_format_it_cannot_tell(
+    tmp_path: Path, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    config = make_config(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert run_cli(config, "init").exit_code == 0
+    refused = run_cli(config, "export", "--output", str(tmp_path / "x.txt"))
+    assert refused.exit_code == 2
+    assert "name a .xml, .rss, .atom or .json file, or give --format" in refused.stderr
+    assert not (tmp_path / "x.txt").exists()
+    chosen = run_cli(config, "export", "--output", str(tmp_path / "x.txt"), "--format", "atom")
+    assert chosen.exit_code == 0
+    assert "<feed" in (tmp_path / "x.txt").read_text(encoding="utf-8")
+
+
+def test_serve_on_a_busy_port_exits_1_saying_so(
+    tmp_path: Path, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    config = make_config(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert run_cli(config, "init").exit_code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "aggregator", "--config", str(config), "serve"]
+        served = subprocess.run(
+            [*command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert served.returncode == 1, served.stderr
+    assert f"cannot serve on 127.0.0.1:{port}: is another server using that port?" in served.stderr

@@ -45,7 +45,15 @@ class FeedStore:
             for name, feed in by_name.items():
                 row = rows.get(name)
                 if row is None:
-                    session.add(Feed(name=name, url=feed.url, type=feed.type, kind=feed.kind))
+                    session.add(
+                        Feed(
+                            name=name,
+                            url=feed.url,
+                            type=feed.type,
+                            kind=feed.kind,
+                            config_title=feed.title,
+                        )
+                    )
                     continue
                 if row.url != feed.url:
                     row.url = feed.url
@@ -53,6 +61,7 @@ class FeedStore:
                     row.next_fetch_at = row.last_success_at = None
                 row.type = feed.type
                 row.kind = feed.kind
+                row.config_title = feed.title
                 row.active = True
             for name, row in rows.items():
                 if name not in by_name:
@@ -184,7 +193,7 @@ class FeedStore:
                     name=feed.name,
                     url=feed.url,
                     type=feed.type,
-                    title=feed.title,
+                    title=feed.config_title or feed.title,
                     status=cast(FeedStatus, feed.status),
                     last_error=feed.last_error,
                     consecutive_failures=feed.consecutive_failures,

@@ -23,7 +23,7 @@ from aggregator.schedule import typical_gap
 from aggregator.store.batches import batches
 from aggregator.store.matches import store_matches
 from aggregator.store.meta import new_content_version
-from aggregator.store.schema import Feed, Item, RecordStatus, table_of, update_by_id
+from aggregator.store.schema import Feed, Item, RecordStatus, feed_title, table_of, update_by_id
 from aggregator.store.search import fill_search_text, search_text
 from aggregator.store.sessions import Sessions
 from aggregator.store.statistics import analyse_outgrown_tables
@@ -124,7 +124,7 @@ class FetchRecorder:
         sources = {
             feed_id: f"{name} {title or ''}"
             for feed_id, name, title in session.execute(
-                select(Feed.id, Feed.name, Feed.title).where(
+                select(Feed.id, Feed.name, feed_title()).where(
                     Feed.id.in_({fetch.feed_id for fetch in fetches})
                 )
             )

@@ -18,7 +18,7 @@ from aggregator.models import MergeReason, StatusSeen, StoryRow, StorySource, To
 from aggregator.store.batches import batches
 from aggregator.store.matches import matches_of
 from aggregator.store.meta import CONTENT_VERSION
-from aggregator.store.schema import Feed, Item, Match, RecordStatus, Story, StoryLink
+from aggregator.store.schema import Feed, Item, Match, RecordStatus, Story, StoryLink, feed_title
 from aggregator.store.search import query_words, ranked_items
 from aggregator.store.sessions import Sessions
 
@@ -155,7 +155,7 @@ _SOURCE_COLUMNS = (
     Item.kind,
     Feed.name,
     Feed.kind.label("feed_kind"),
-    Feed.title.label("feed_title"),
+    feed_title().label("feed_title"),
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     Dialect,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Update,
     bindparam,
+    func,
     text,
     update,
 )
@@ -109,7 +111,8 @@ class Feed(Base):
     type: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
-    title: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)  # what the feed calls itself
+    config_title: Mapped[str | None] = mapped_column(Text)  # what the config calls it: wins
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     body_hash: Mapped[str | None] = mapped_column(String(64))
@@ -130,6 +133,11 @@ class Feed(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
 
     items: Mapped[list[Item]] = relationship(back_populates="feed")
+
+
+def feed_title() -> ColumnElement[str | None]:
+    """The title readers see for a feed: the config's, else the feed's own."""
+    return func.coalesce(Feed.config_title, Feed.title)
 
 
 class Item(Base):

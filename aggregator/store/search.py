@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.normalise import SEARCH_PREFIX_FROM, search_words, text_from_html
 from aggregator.store.batches import BATCH_SIZE
-from aggregator.store.schema import Feed, Item, update_by_id
+from aggregator.store.schema import Feed, Item, feed_title, update_by_id
 
 MAX_QUERY_WORDS = 12
 # Written out, not bound: a planner matches a partial index's condition (ix_items_unindexed)
@@ -78,7 +78,7 @@ def fill_search_text(session: Session) -> int:
                 Item.content_html,
                 Item.identifiers,
                 Feed.name,
-                Feed.title,
+                feed_title(),
             )
             .join(Feed)
             .where(_UNINDEXED)

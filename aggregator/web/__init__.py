@@ -28,9 +28,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
+from uvicorn.config import STARTUP_FAILURE
 
 from aggregator import __version__
 from aggregator.config import Settings
+from aggregator.errors import AggregatorError
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
 from aggregator.models import PAUSED
@@ -160,6 +162,21 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_error, 500: server_error},
     )
+
+
+def serve_until_stopped(server: uvicorn.Server) -> None:
+    """Run `server` until a signal stops it. One that cannot start (the port is taken, the
+    address is not this machine's) is a runtime failure saying where, not uvicorn's exit 3."""
+    try:
+        server.run()
+    except SystemExit as stop:
+        if stop.code != STARTUP_FAILURE:
+            raise
+        config = server.config
+        raise AggregatorError(
+            f"cannot serve on {config.host}:{config.port}: is another server using that port? "
+            "(see the error above; [server] port or --port chooses another)"
+        ) from None
 
 
 def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
