@@ -13,8 +13,7 @@ import os
 import signal
 import sys
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +65,7 @@ from aggregator.store.database import (
 from aggregator.store.search import query_words
 from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Choice, SubscriberRecord, Subscriptions
+from aggregator.terminal import print_table, progress
 from aggregator.web import create_app, serve_until_stopped, server_config
 from aggregator.web.subscribe import subscribing
 
@@ -227,7 +227,7 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
         click.echo(f"left to the process fetching them now: {', '.join(busy)}")
     reports: list[FeedReport] = []
     if feeds:
-        with _progress(len(feeds), "Fetching feeds") as advance:
+        with progress(len(feeds), "Fetching feeds") as advance:
             reports = asyncio.run(
                 fetch_feeds(
                     app.settings, repository, matcher, feeds, on_feed_done=lambda _: advance()
@@ -458,7 +458,7 @@ def feeds_list(app: _App, as_json: bool) -> None:
     if as_json:
         _print_json([asdict(row) for row in rows])
         return
-    _print_table(
+    print_table(
         ["feed", "status", "items", "last fetched", "next fetch", "error"],
         [
             [
@@ -532,7 +532,7 @@ def feeds_check(app: _App, names: tuple[str, ...]) -> None:
     """Fetch and parse feeds without storing anything, to see that they work."""
     chosen = [app.settings.feed(name) for name in names] or list(app.settings.feeds)
     reports = asyncio.run(_check_all(app.settings, chosen))
-    _print_table(
+    print_table(
         ["feed", "status", "items", "title or error"],
         [[r.name, r.status, str(r.items), r.error or r.title] for r in reports],
     )
@@ -682,7 +682,7 @@ def _print_stories(rows: Sequence[StoryRow], as_json: bool) -> None:
     if as_json:
         _print_json([_story_json(row) for row in rows])
         return
-    _print_table(
+    print_table(
         ["id", "published", "sources", "topics", "title", "why"],
         [
             [
@@ -773,7 +773,7 @@ def subscribers_list(app: _App, as_json: bool) -> None:
     if as_json:
         _print_json([_subscriber_json(record) for record in records])
         return
-    _print_table(
+    print_table(
         ["email", "state", "managed by", "topics", "frequency", "time zone", "since"],
         [
             [
@@ -955,17 +955,8 @@ def _configure_logging(verbose: int) -> None:
     )
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
-    if not sys.stderr.isatty():
-        yield lambda: None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        yield lambda: bar.update(1)
-
-
 def _print_fetch_summary(reports: Sequence[FeedReport]) -> None:
-    _print_table(
+    print_table(
         ["feed", "status", "new", "updated", "error"],
         [[r.name, r.status, str(r.new), str(r.updated), r.error or ""] for r in reports],
     )
@@ -976,14 +967,6 @@ def _print_fetch_summary(reports: Sequence[FeedReport]) -> None:
     if failing:
         click.secho(f"; warning: {failing} failing (see the error column)", fg="yellow", nl=False)
     click.echo()
-
-
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for cells in [headers, *rows]:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
-        )
 
 
 def _print_json(value: object) -> None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Protocol, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
@@ -53,6 +54,24 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """The logger of module `name`: `log.info("feed_fetched", feed=..., status=...)`."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+class LineSink(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+@contextmanager
+def writing_to(stream: LineSink) -> Iterator[None]:
+    """Send log lines to `stream` for a while (above a progress bar), then back."""
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    previous = [handler.setStream(stream) for handler in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)
 
 
 def configure(level: int, stream: TextIO | None = None, *, requests: bool = False) -> None:
