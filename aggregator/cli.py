@@ -59,6 +59,7 @@ from aggregator.store import Outbox, Repository
 from aggregator.store.database import (
     check_schema_current,
     create_database_engine,
+    gone_from_this_host,
     this_process,
     upgrade_to_head,
 )
@@ -215,6 +216,8 @@ def fetch(app: _App, names: tuple[str, ...], fetch_all: bool) -> None:
     # Claimed like `run` claims them, so a fetch overlapping the service (or another fetch)
     # leaves feeds in another process's hands to it instead of storing them twice.
     now, owner, wanted = utc_now(), this_process(), names or None
+    # A fetch on this machine that died (killed, or its disk full) left leases: take them back.
+    repository.release_dead_claims(now, gone_from_this_host)
     candidates = repository.feeds_to_fetch(now, names=wanted, include_not_due=fetch_all)
     feeds = repository.claim_feeds(
         now,

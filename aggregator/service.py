@@ -31,7 +31,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,7 +61,7 @@ from aggregator.publish.readers import digest_readers, signing_tokens
 from aggregator.publish.sending import DigestReport, DigestSender
 from aggregator.schedule import cron_trigger, last_run_time
 from aggregator.store import Outbox, Repository
-from aggregator.store.database import single_service_process, this_process
+from aggregator.store.database import gone_from_this_host, single_service_process, this_process
 from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Subscriptions
 from aggregator.web import create_app, serve_until_stopped, server_config
@@ -263,7 +262,7 @@ class Service:
             # This process holds the only service lock, so every lease left is a dead one's.
             released = self._repository.release_dead_claims(now, lambda _owner: True)
         else:
-            released = self._repository.release_dead_claims(now, _gone_from_this_host)
+            released = self._repository.release_dead_claims(now, gone_from_this_host)
         if released:
             log.info("leases_released", feeds=released)
         prepare(self._repository, self._matcher, now)
@@ -398,17 +397,3 @@ class _CurrentApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.current(scope, receive, send)
-
-
-def _gone_from_this_host(owner: str) -> bool:
-    """True if `owner` ("host:pid") was a process on this machine that no longer exists."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -121,6 +121,20 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def gone_from_this_host(owner: str) -> bool:
+    """True if `owner` ("host:pid") was a process on this machine that no longer exists."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @contextmanager
 def single_service_process(engine: Engine) -> Iterator[None]:
     """Hold the one service slot of a SQLite database; PostgreSQL needs none.

@@ -106,7 +106,8 @@ class FeedStore:
         time anyway. The lease is the feed's next_fetch_at moved forward: if the owner dies,
         the feed simply falls due again when it runs out.
         """
-        free = or_(Feed.lease_owner.is_(None), _due(now))
+        # Free: no lease, a lease run out, or one this process took before and did not use.
+        free = or_(Feed.lease_owner.is_(None), _due(now), Feed.lease_owner == owner)
         wanted: ColumnElement[bool]
         if names is not None:
             wanted = Feed.name.in_(names)

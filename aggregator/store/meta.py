@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aggregator.store.schema import Meta
@@ -19,4 +20,16 @@ CONTENT_VERSION = select(Meta.value).where(Meta.key == CONTENT_VERSION_KEY)
 def new_content_version(session: Session) -> None:
     """Mark, in `session`'s transaction, that what readers see may have changed. A random
     token, not a counter: writers in several processes can never produce the same one."""
-    session.merge(Meta(key=CONTENT_VERSION_KEY, value=uuid.uuid4().hex))
+    put_meta(session, CONTENT_VERSION_KEY, uuid.uuid4().hex)
+
+
+def put_meta(session: Session, key: str, value: str) -> None:
+    """Set `key` to `value` in one statement. An upsert, not a read then a write: two
+    processes writing the same new key at once (two `fetch` runs applying new rules) would
+    otherwise both insert it, and one would fail."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Meta).values(key=key, value=value)
+    session.execute(
+        statement.on_conflict_do_update(index_elements=[Meta.key], set_={"value": value})
+    )

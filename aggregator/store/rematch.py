@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from aggregator.models import ItemText, MatchChange, TopicMatch
 from aggregator.store.batches import BATCH_SIZE
 from aggregator.store.matches import matches_of, store_matches
-from aggregator.store.meta import RULES_KEY, new_content_version
+from aggregator.store.meta import RULES_KEY, new_content_version, put_meta
 from aggregator.store.schema import Feed, Item, Meta
 from aggregator.store.sessions import Sessions
 
+REMATCH_LOCK = 0x72656D61  # PostgreSQL advisory lock: one process re-matches at a time ("rema")
 ItemMatcher = Callable[[ItemText], Sequence[TopicMatch]]
 
 
@@ -38,12 +39,18 @@ class Rematcher:
         Rules apply to the past, not only to new items. Returns what changed.
         """
         with self._db.transaction() as session:
+            if self._db.dialect == "postgresql":
+                # One process at a time: two rewriting the same items' matches at once clash.
+                session.execute(select(func.pg_advisory_xact_lock(REMATCH_LOCK)))
+            applied = session.get(Meta, RULES_KEY, populate_existing=True)
+            if applied is not None and applied.value == fingerprint:
+                return []  # another process applied these rules while this one waited
             changes = []
             for batch in self._recomputed(session, match_item):
                 changes += _changes(session, batch)
                 matches = {text.item_id: found for text, found in batch}
                 store_matches(session, matches, replaced=matches)
-            session.merge(Meta(key=RULES_KEY, value=fingerprint))
+            put_meta(session, RULES_KEY, fingerprint)
             if changes:
                 new_content_version(session)
             return changes

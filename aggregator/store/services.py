@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, delete, select
 
+from aggregator.store.meta import put_meta
 from aggregator.store.schema import Meta
 from aggregator.store.sessions import Sessions
 
@@ -29,7 +30,7 @@ class ServiceRegistry:
         """Say that `owner` runs with `config`, as of `now`."""
         value = json.dumps({"config": str(config.resolve()), "seen": now.isoformat()})
         with self._db.transaction() as session:
-            session.merge(Meta(key=PREFIX + owner, value=value))
+            put_meta(session, PREFIX + owner, value)
 
     def forget(self, owner: str) -> None:
         with self._db.transaction() as session:
