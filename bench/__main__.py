@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bench import dedupe, farm, match, site
+from bench import cli, dedupe, farm, match, site
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     parser.add_argument(
         "--only",
-        choices=["match", "dedupe", "farm", "site"],
+        choices=["match", "dedupe", "farm", "site", "cli"],
         help="run one benchmark (default: all)",
     )
     parser.add_argument("--feeds", type=int, default=1_000, help="feed farm: feeds")
@@ -33,6 +33,8 @@ def main() -> None:
     if args.only in (None, "site"):  # the server as it runs: both cores
         lines = site.run(min(args.runs, 3), args.database_url, args.site_baseline)
         print("\n".join(lines), end="\n\n", flush=True)
+    if args.only in (None, "cli"):
+        print("\n".join(cli.run(args.runs)), end="\n\n", flush=True)
     # "One core" literally: pinning stops the scheduler moving the process mid-measurement,
     # which on a small shared machine is most of the run-to-run noise.
     if hasattr(os, "sched_setaffinity"):

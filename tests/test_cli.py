@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 from conftest import DATA_DIR, CliRunnerFunction, ConfigFactory
 from feed_server import FeedServer, write_feed
 from samples import TOPIC_RULES
 
 from aggregator import __version__
-from aggregator.cli import cli
+from aggregator.cli import COMMANDS, cli
 from aggregator.config import load_settings
 
 
@@ -296,3 +297,31 @@ def test_serve_on_a_busy_port_exits_1_saying_so(
         )
     assert served.returncode == 1, served.stderr
     assert f"cannot serve on 127.0.0.1:{port}: is another server using that port?" in served.stderr
+
+
+def test_help_lists_each_command_as_its_own_help_says() -> None:
+    context = click.Context(cli)
+    for name, (_, line) in COMMANDS.items():
+        command = cli.get_command(context, name)
+        assert command is not None, name
+        first_paragraph = " ".join((command.help or "").split("\n\n")[0].split())
+        assert line == first_paragraph, name
+    assert sorted(cli.list_commands(context)) == sorted(COMMANDS)
+
+
+def test_help_answers_without_loading_the_database_or_the_web_layers() -> None:
+    """`aggregator --help` imports click, not SQLAlchemy, pydantic, uvicorn or feedparser:
+    every command, and every typo, used to pay for them all first."""
+    probe = (
+        "import sys\n"
+        "from aggregator.cli import main\n"
+        "sys.argv = ['aggregator', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'sqlalchemy', 'pydantic', 'uvicorn', 'feedparser', 'structlog'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Commands:" in shown
+    assert shown.strip().splitlines()[-1] == "[]"

@@ -45,11 +45,11 @@ from aggregator.match import normalise_for_matching
 from aggregator.normalise import canonical_url, clean_text, safe_link, text_from_html
 from aggregator.redact import redacted
 from aggregator.sources import rss
+from aggregator.sources.expat import require_safe_expat
 from aggregator.sources.rss import (
     MAX_AUTHOR_FIELD,
     SPLIT_BYTES,
     parse_feed,
-    require_safe_expat,
 )
 from aggregator.store import Outbox, Repository
 from aggregator.store.database import create_database_engine

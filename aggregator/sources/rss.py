@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from time import struct_time
 from typing import Any
-from xml.parsers import expat as pyexpat
 
 import feedparser
 
-from aggregator.errors import AggregatorError, ParseError
+from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.normalise import safe_link, text_from_html
@@ -29,8 +28,6 @@ from aggregator.sources.xmlparts import split_feed
 # Bodies larger than this are parsed ITEMS_PER_PART items at a time (see xmlparts.py).
 SPLIT_BYTES = 2_000_000
 ITEMS_PER_PART = 200
-# Expat 2.4.0 added protection against entity amplification ("billion laughs").
-SAFE_EXPAT = (2, 4, 0)
 # Longest author/e-mail field handed to feedparser: its e-mail regular expression is quadratic
 # in the field's length, so a hostile 1 MB <author> would take minutes to parse.
 MAX_AUTHOR_FIELD = 1_000
@@ -40,21 +37,6 @@ _AUTHOR_FIELDS = re.compile(
     rb"(<(?:[A-Za-z0-9_]+:)?(?:author|creator|managingEditor|webMaster|email|name)\b[^>]{0,200}>)"
     rb"([^<]{%d,})" % (MAX_AUTHOR_FIELD + 1)
 )
-
-
-def require_safe_expat(version: tuple[int, int, int] | None = None) -> None:
-    """Refuse to run on an expat without entity-amplification protection.
-
-    feedparser parses with the standard library's expat; before 2.4.0 one small feed of nested
-    entities could exhaust the machine's memory.
-    """
-    version = version or pyexpat.version_info
-    if version < SAFE_EXPAT:
-        raise AggregatorError(
-            f"this Python's XML parser is expat {'.'.join(map(str, version))}, which does not "
-            "stop entity expansion attacks; expat 2.4.0 or newer is required (upgrade Python "
-            "or the system's libexpat)"
-        )
 
 
 def trim_author_fields(body: bytes) -> bytes:
