@@ -15,6 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from aggregator import logs
+
+log = logs.get_logger(__name__)
+
 POLL_SECONDS = 0.25
 
 Signature = tuple[int, int, int] | None
@@ -57,13 +61,21 @@ class ConfigWatch:
             if self._hangup:
                 self._hangup = False
                 seen = pending = _signature(self._path)
-                self._on_change("SIGHUP")
+                self._notify("SIGHUP")
                 continue
             current = _signature(self._path)
             if current != seen and current == pending:  # changed, and settled since
                 seen = current
-                self._on_change("file changed")
+                self._notify("file changed")
             pending = current
+
+    def _notify(self, reason: str) -> None:
+        """Call back; a failure there (the database away mid-reload) is logged, and the next
+        change or SIGHUP tries again: the watch itself never stops."""
+        try:
+            self._on_change(reason)
+        except Exception:
+            log.exception("config_reload_failed", reason=reason)
 
 
 def _signature(path: Path) -> Signature:

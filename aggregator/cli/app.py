@@ -12,19 +12,11 @@ from sqlalchemy import Engine
 
 from aggregator import logs
 from aggregator.clock import utc_now
-from aggregator.config import (
-    Settings,
-    TopicSettings,
-    config_path,
-    load_settings,
-)
+from aggregator.config import Settings, TopicSettings, config_path, load_settings
 from aggregator.errors import ConfigError
 from aggregator.sources.expat import require_safe_expat
 from aggregator.store import Repository
-from aggregator.store.database import (
-    check_schema_current,
-    create_database_engine,
-)
+from aggregator.store.database import check_schema_current, create_database_engine
 from aggregator.store.subscribers import Subscriptions
 
 log = logs.get_logger("aggregator.cli")

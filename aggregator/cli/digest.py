@@ -10,11 +10,7 @@ import click
 
 from aggregator.cli.app import App, pass_app
 from aggregator.clock import utc_now
-from aggregator.config import (
-    EMAIL_ADDRESS,
-    Settings,
-    Subscriber,
-)
+from aggregator.config import EMAIL_ADDRESS, Settings, Subscriber
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.publish.digest import render_html, render_text
 from aggregator.publish.mailer import Mailer

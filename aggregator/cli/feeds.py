@@ -15,10 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.cli.app import App, log, pass_app
 from aggregator.cli.output import print_json, when
 from aggregator.clock import utc_now
-from aggregator.config import (
-    FeedSettings,
-    Settings,
-)
+from aggregator.config import FeedSettings, Settings
 from aggregator.config_edit import add_feeds, remove_feed
 from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableError
 from aggregator.opml import Exported, name_for, read_opml, reader_urls, write_opml

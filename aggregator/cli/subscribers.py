@@ -9,9 +9,7 @@ import click
 from aggregator.cli.app import App, pass_app
 from aggregator.cli.output import print_json, when
 from aggregator.clock import utc_now
-from aggregator.config import (
-    EMAIL_ADDRESS,
-)
+from aggregator.config import EMAIL_ADDRESS
 from aggregator.errors import ConfigError
 from aggregator.publish.readers import FREQUENCIES
 from aggregator.store.subscribers import Choice, SubscriberRecord
