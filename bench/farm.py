@@ -41,7 +41,8 @@ from aggregator.pipeline.fetch_pass import fetch_feeds
 from aggregator.publish.digest import Envelope, build_content, compose
 from aggregator.publish.export import export_all
 from aggregator.store import Outbox, Repository
-from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.database import create_database_engine
+from aggregator.store.upgrade import upgrade_to_head
 from bench.corpus import FeedItem, make_feed_items
 from bench.cpu import BENCH_THREAD, CpuSplit
 

@@ -10,11 +10,8 @@ from sqlalchemy.pool import NullPool
 
 from aggregator.errors import StoreUnavailableError
 from aggregator.store import Repository
-from aggregator.store.database import (
-    PING_AFTER_IDLE_SECONDS,
-    create_database_engine,
-    upgrade_to_head,
-)
+from aggregator.store.database import PING_AFTER_IDLE_SECONDS, create_database_engine
+from aggregator.store.upgrade import upgrade_to_head
 
 
 def _drop_connections_like_a_restart(database_url: str) -> None:

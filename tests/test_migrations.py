@@ -12,8 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 from aggregator.store import Repository
-from aggregator.store.database import create_database_engine, migrations_dir, upgrade_to_head
+from aggregator.store.database import SCHEMA_REVISION, create_database_engine
 from aggregator.store.schema import Base, is_search_object
+from aggregator.store.upgrade import migrations_dir, upgrade_to_head
 
 
 def head_revision() -> str | None:
@@ -29,6 +30,12 @@ def upgrade_to(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def test_the_code_expects_the_newest_migration() -> None:
+    """SCHEMA_REVISION is what every command checks the database against; a new migration
+    without it would make every command refuse a freshly upgraded database."""
+    assert head_revision() == SCHEMA_REVISION
 
 
 def test_empty_database_upgrades_to_head(database_url: str) -> None:

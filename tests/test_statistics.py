@@ -18,8 +18,9 @@ from aggregator.config import FeedSettings
 from aggregator.models import FetchOutcome
 from aggregator.sources.entries import RawEntry
 from aggregator.store import FeedFetch, Repository, statistics
-from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.database import create_database_engine
 from aggregator.store.statistics import MIN_ROWS
+from aggregator.store.upgrade import upgrade_to_head
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 WORDS = (

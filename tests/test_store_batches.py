@@ -19,7 +19,8 @@ from aggregator.models import FetchOutcome
 from aggregator.pipeline.store_queue import StoreQueue
 from aggregator.sources.entries import RawEntry
 from aggregator.store import Repository
-from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.database import create_database_engine
+from aggregator.store.upgrade import upgrade_to_head
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 FEEDS = ("centre", "society", "journal")

@@ -14,9 +14,10 @@ from aggregator.dedupe import MAX_BAND_ITEMS, fingerprint
 from aggregator.models import FetchOutcome
 from aggregator.sources.entries import RawEntry
 from aggregator.store import FeedFetch, Repository
-from aggregator.store.database import create_database_engine, upgrade_to_head
+from aggregator.store.database import create_database_engine
 from aggregator.store.schema import DedupeKey, Item
 from aggregator.store.stories import _candidates
+from aggregator.store.upgrade import upgrade_to_head
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 

@@ -16,7 +16,8 @@ from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds, fetch_lease
 from aggregator.pipeline.prepare import prepare
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
-from aggregator.store.database import gone_from_this_host, this_process, upgrade_to_head
+from aggregator.store.database import gone_from_this_host, this_process
+from aggregator.store.upgrade import upgrade_to_head
 from aggregator.terminal import print_table, progress
 
 

@@ -1,4 +1,5 @@
-"""Engines and schema upgrades for SQLite and PostgreSQL.
+"""Engines for SQLite and PostgreSQL, the check that the schema is this version's, and the
+one service slot of a SQLite file (upgrades are `upgrade.py`'s).
 
 SQLite runs in WAL mode: readers (the web page) never block the writer (a fetch), and a crash
 mid-transaction leaves the last committed state intact.
@@ -17,19 +18,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-import aggregator
 from aggregator.errors import AggregatorError, DatabaseNotReadyError
 from aggregator.store.sessions import first_line
 
+# The newest migration in migrations/versions: what this version's code expects to find
+# (tests/test_migrations.py keeps it equal to Alembic's head).
+SCHEMA_REVISION = "b4439ed9676a"
 DEFAULT_BUSY_TIMEOUT = timedelta(seconds=30)
 # A PostgreSQL connection used less than this long ago is taken to be alive, and not pinged.
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -164,42 +163,26 @@ def single_service_process(engine: Engine) -> Iterator[None]:
         yield
 
 
-def migrations_dir() -> Path:
-    """Where the Alembic scripts are: inside the wheel, or at the top of a source checkout."""
-    package_dir = Path(aggregator.__file__).parent
-    for candidate in (package_dir / "migrations", package_dir.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise AggregatorError(f"migrations not found next to {package_dir}")
-
-
-def _alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    return config
-
-
-def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
-    """Create or upgrade the schema; return the revisions before and after. Idempotent."""
-    config = _alembic_config()
-    with engine.begin() as connection:
-        before = MigrationContext.configure(connection).get_current_revision()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-        after = MigrationContext.configure(connection).get_current_revision()
-    return before, after or ""
-
-
 def check_schema_current(engine: Engine) -> None:
-    """Raise DatabaseNotReadyError unless the database is at this version's head revision."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    """Raise DatabaseNotReadyError unless the database is at this version's schema revision.
+
+    Every command that opens the database asks this, so it reads the one row Alembic keeps and
+    compares it with SCHEMA_REVISION, rather than loading Alembic and every migration script
+    (a quarter of a second before each command did anything).
+    """
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = (
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if inspect(connection).has_table("alembic_version")
+                else None
+            )
     except OperationalError as exc:
         raise DatabaseNotReadyError(f"cannot open the database: {first_line(exc)}") from None
-    if current != head:
-        state = "is empty" if current is None else f"is at revision {current}, not {head}"
+    if current != SCHEMA_REVISION:
+        state = (
+            "is empty" if current is None else f"is at revision {current}, not {SCHEMA_REVISION}"
+        )
         raise DatabaseNotReadyError(
             f"the database {state}; run `aggregator init` to create or upgrade it"
         )
