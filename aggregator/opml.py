@@ -1,7 +1,7 @@
 """OPML 2.0 subscription lists, the format every feed reader imports and exports.
 
-Reading keeps what a reader's export says about each feed: its title, its site, and the
-folders it sits in (a folder named for a kind of source, "Journals" or "Trials", becomes the
+Reading keeps what a reader's export says about each feed: its title and the folders it
+sits in (a folder named for a kind of source, "Journals" or "Trials", becomes the
 feed's `kind`; any other is kept as a tag). Writing gives a feed reader only what it can read:
 a registry query is written as ClinicalTrials.gov's own RSS for the same search, and an API
 query no feed reader understands (PubMed, Europe PMC) is left out with a comment saying so.
@@ -54,7 +54,6 @@ class Outline:
 
     title: str
     url: str
-    html_url: str | None = None
     folders: tuple[str, ...] = ()
 
     @property
@@ -112,8 +111,7 @@ def _outlines(parent: ElementTree.Element, folders: tuple[str, ...]) -> Iterable
         title = (outline.get("title") or outline.get("text") or "").strip()
         url = (outline.get("xmlUrl") or "").strip()
         if url:
-            html_url = (outline.get("htmlUrl") or "").strip() or None
-            yield Outline(title or url, url, html_url, folders)
+            yield Outline(title or url, url, folders)
         else:
             yield from _outlines(outline, (*folders, title) if title else folders)
 
