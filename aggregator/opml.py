@@ -59,20 +59,13 @@ class Outline:
     @property
     def kind(self) -> SourceKind | None:
         """The kind of source its innermost folder that names one says."""
-        for folder in reversed(self.folders):
-            for word in slugify(folder).split("-"):
-                if word in FOLDER_KINDS:
-                    return FOLDER_KINDS[word]
-        return None
+        kinds = (folder_kind(folder) for folder in reversed(self.folders))
+        return next((kind for kind in kinds if kind is not None), None)
 
     @property
     def tags(self) -> tuple[str, ...]:
         """Its folders that name no kind of source: the operator's own grouping."""
-        return tuple(
-            folder
-            for folder in self.folders
-            if not any(word in FOLDER_KINDS for word in slugify(folder).split("-"))
-        )
+        return tuple(folder for folder in self.folders if folder_kind(folder) is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +158,14 @@ def reader_urls(feed: Exported) -> tuple[str, str | None] | None:
         search = urlencode(query)
         rss = urlencode(query | {"dateField": "LastUpdatePostDate"})
         return f"{CLINICALTRIALS_RSS}?{rss}", f"{CLINICALTRIALS_SEARCH}?{search}"
+    return None
+
+
+def folder_kind(folder: str) -> SourceKind | None:
+    """The kind of source a folder's name says, by its first word that names one."""
+    for word in slugify(folder).split("-"):
+        if word in FOLDER_KINDS:
+            return FOLDER_KINDS[word]
     return None
 
 

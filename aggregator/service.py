@@ -266,7 +266,6 @@ class Service:
         if released:
             log.info("leases_released", feeds=released)
         prepare(self._repository, self._matcher, now)
-        self._subscriptions.sync_config([r.email for r in self._settings.all_subscribers], now)
         export_all(self._settings, self._repository)
 
     def _schedule_jobs(self) -> None:

@@ -12,7 +12,7 @@ from aggregator.clock import utc_now
 from aggregator.config import EMAIL_ADDRESS
 from aggregator.errors import ConfigError
 from aggregator.publish.readers import FREQUENCIES
-from aggregator.store.subscribers import Choice, SubscriberRecord
+from aggregator.store.subscribers import FROM_CONFIG, UNSUBSCRIBED, Choice, SubscriberRecord
 from aggregator.terminal import print_table
 
 
@@ -78,9 +78,9 @@ def subscribers_remove(app: App, email: str) -> None:
     app.repository()
     subscriptions = app.subscriptions()
     record = subscriptions.find(email)
-    if record is None or record.state == "unsubscribed":
+    if record is None or record.state == UNSUBSCRIBED:
         raise ConfigError(f"no subscriber {email!r}")
-    if record.source == "config":
+    if record.source == FROM_CONFIG:
         raise ConfigError(f"{email} is listed in {app.config_file}: remove it there")
     subscriptions.unsubscribe(record.id)
     click.echo(f"Removed {email}; its address is deleted")

@@ -31,6 +31,7 @@ PENDING = "pending"
 ACTIVE = "active"
 PAUSED = "paused"
 UNSUBSCRIBED = "unsubscribed"
+READING = (ACTIVE, PAUSED)  # the states of a current reader, whose links still work
 FROM_PAGE, FROM_OPERATOR, FROM_CONFIG = "page", "operator", "config"
 
 CONFIRMATION_QUIET = timedelta(hours=1)  # no second confirmation email to an address within it
@@ -118,7 +119,7 @@ class Subscriptions:
                         )
                         .returning(Subscription.id)
                     )
-                if row.source == FROM_CONFIG or row.state in (ACTIVE, PAUSED):
+                if row.source == FROM_CONFIG or row.state in READING:
                     return None
                 return session.scalar(
                     update(Subscription)
@@ -145,7 +146,7 @@ class Subscriptions:
                 .values(state=ACTIVE, confirmed_at=now, due_from=now)
             )
             row = session.get(Subscription, subscriber_id)
-            if row is None or row.state not in (ACTIVE, PAUSED):
+            if row is None or row.state not in READING:
                 return None
             return _record(row)
 
@@ -153,7 +154,7 @@ class Subscriptions:
         """A current reader (active or paused); None for anyone else."""
         with self._db.reading() as session:
             row = session.get(Subscription, subscriber_id)
-            return _record(row) if row is not None and row.state in (ACTIVE, PAUSED) else None
+            return _record(row) if row is not None and row.state in READING else None
 
     def change(
         self, subscriber_id: int, choice: Choice | None, paused: bool, now: datetime
@@ -163,7 +164,7 @@ class Subscriptions:
         run that passed before the change."""
         with self._db.transaction() as session:
             row = session.get(Subscription, subscriber_id)
-            if row is None or row.state not in (ACTIVE, PAUSED):
+            if row is None or row.state not in READING:
                 return None
             if choice is not None:
                 if (row.frequency, row.timezone) != (choice.frequency, choice.timezone):
