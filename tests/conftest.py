@@ -40,11 +40,20 @@ CliRunnerFunction = Callable[..., Result]
 @pytest.fixture
 def feed_server(tmp_path: Path) -> Iterator[FeedServer]:
     """Serves a copy of tests/data/feeds, so a test may edit files between fetches."""
-    root = tmp_path / "site"
+    with serve_feeds(tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def serve_feeds(folder: Path) -> Iterator[FeedServer]:
+    """A feed server on a copy of tests/data/feeds in `folder`, for the block."""
+    root = folder / "site"
     shutil.copytree(FEEDS_DIR, root)
     server = FeedServer(root)
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +81,15 @@ def postgres_admin_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database, once on SQLite and once on PostgreSQL."""
+    with empty_database(request, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def empty_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """The URL of an empty database of the kind `request.param` names, for the block."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'aggregator.db'}"
+        yield f"sqlite:///{folder / 'aggregator.db'}"
     else:
         yield from _postgres_database(request)
 
@@ -111,6 +127,11 @@ def _postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def make_config(tmp_path: Path) -> ConfigFactory:
     """Write a config.toml for tests: local feeds allowed, short timeouts, the given feeds."""
+    return config_factory(tmp_path)
+
+
+def config_factory(folder: Path) -> ConfigFactory:
+    """`make_config` writing into `folder`."""
 
     def make(
         database_url: str,
@@ -122,7 +143,7 @@ def make_config(tmp_path: Path) -> ConfigFactory:
         feed_tables = "".join(
             f'\n[[feeds]]\nname = "{name}"\nurl = "{url}"\n' for name, url in feeds
         )
-        path = tmp_path / "config.toml"
+        path = folder / "config.toml"
         path.write_text(
             f'[database]\nurl = "{database_url}"\n\n'
             f"[fetch]\nallow_private_addresses = true\n{fetch}\n"
@@ -137,11 +158,12 @@ def make_config(tmp_path: Path) -> ConfigFactory:
 @pytest.fixture
 def run_cli() -> CliRunnerFunction:
     """Run `aggregator --config CONFIG ARGS...` in-process; returns click's Result."""
+    return invoke_cli
 
-    def run(config: Path, *args: str) -> Result:
-        return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
-    return run
+def invoke_cli(config: Path, *args: str) -> Result:
+    """`run_cli` for fixtures wider than a test."""
+    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

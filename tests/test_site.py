@@ -17,7 +17,15 @@ import httpx
 import lxml.html
 import pytest
 from browsing import assert_readable
-from conftest import CliRunnerFunction, ConfigFactory, serve_process, serving
+from conftest import (
+    ConfigFactory,
+    config_factory,
+    empty_database,
+    invoke_cli,
+    serve_feeds,
+    serve_process,
+    serving,
+)
 from feed_server import FeedServer
 from selenium.webdriver.common.by import By
 from worlds import KYSA7, dated_feed, listed, literature_config, serve_kysa7
@@ -59,17 +67,26 @@ class Library:
     stories: list[dict[str, Any]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def library(
-    database_url: str,
-    make_config: ConfigFactory,
-    run_cli: CliRunnerFunction,
-    feed_server: FeedServer,
-    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Library]:
     """Journals, literature databases, a trial registry whose record moved on, and four months
-    of news, fetched into one database and served with five stories a page."""
-    monkeypatch.setenv("NCBI_API_KEY", "site-tests")  # NCBI's faster rate with a key
+    of news, fetched into one database and served with five stories a page. Built once per
+    database for the module: every test here only reads it."""
+    folder = tmp_path_factory.mktemp("library")
+    with (
+        empty_database(request, folder) as database_url,
+        serve_feeds(folder) as feed_server,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setenv("NCBI_API_KEY", "site-tests")  # NCBI's faster rate with a key
+        yield from _build_library(database_url, config_factory(folder), feed_server)
+
+
+def _build_library(
+    database_url: str, make_config: ConfigFactory, feed_server: FeedServer
+) -> Iterator[Library]:
     now = datetime.now(UTC).replace(microsecond=0)
     news = dated_feed(
         feed_server,
@@ -87,16 +104,16 @@ def library(
     config = literature_config(
         make_config, database_url, feed_server, feeds, output=f"max_items = {PER_PAGE}\n"
     )
-    assert run_cli(config, "init").exit_code == 0
-    assert run_cli(config, "fetch", "--all").exit_code == 0
+    assert invoke_cli(config, "init").exit_code == 0
+    assert invoke_cli(config, "fetch", "--all").exit_code == 0
     serve_kysa7(feed_server, "ct", "active")  # the registry moves on
-    assert run_cli(config, "fetch", "--all", "--feed", "ct").exit_code == 0
-    assert run_cli(config, "export").exit_code == 0
+    assert invoke_cli(config, "fetch", "--all", "--feed", "ct").exit_code == 0
+    assert invoke_cli(config, "export").exit_code == 0
     settings = load_settings(config, environ={})
     engine = create_database_engine(settings.database.url)
     try:
         with serving(create_app(Repository(engine), Outbox(engine), settings)) as url:
-            shown = [story for story in listed(run_cli, config) if story["matches"]]
+            shown = [story for story in listed(invoke_cli, config) if story["matches"]]
             yield Library(url, config, shown)
     finally:
         engine.dispose()
