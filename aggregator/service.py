@@ -5,7 +5,9 @@ APScheduler 3 runs the jobs, each a thin call into the pipeline, the digest or e
 - fetch, every `fetch.poll`: claim the feeds that are due and fetch them. A claim is a lease in
   the database (the feed's next due time moved forward, taken with SKIP LOCKED on PostgreSQL),
   so any number of processes on any number of machines share the feeds without fetching one
-  twice. Feeds that changed anything are exported at once.
+  twice. While a pass has feeds under way it claims what falls due every poll, so a feed
+  hanging until its timeout holds up no other. Feeds that changed anything are exported as
+  the pass goes.
 - digest:EMAIL, on each subscriber's cron schedule in their time zone, and once at start.
   Jobs are coalesced and a digest belongs to the latest run at or before now, so a machine
   waking from sleep sends one digest, not one per missed run; the outbox makes sure only one
@@ -53,7 +55,8 @@ from aggregator.config_watch import ConfigWatch
 from aggregator.errors import ConfigError
 from aggregator.match import build_matcher
 from aggregator.metrics import Metrics
-from aggregator.pipeline.fetch_pass import fetch_feeds, fetch_lease
+from aggregator.models import FeedState
+from aggregator.pipeline.fetch_pass import FeedReport, TopUp, fetch_feeds, fetch_lease
 from aggregator.pipeline.prepare import prepare
 from aggregator.publish.export import export_all
 from aggregator.publish.mailer import Mailer
@@ -113,6 +116,7 @@ class Service:
         )
         self._serve = server
         self._running_jobs = 0
+        self._fetching = threading.Lock()  # held by the pass under way
         self._idle = threading.Condition()
 
     def run(self) -> None:
@@ -162,25 +166,63 @@ class Service:
         }
 
     def fetch_due(self) -> None:
-        """Claim the feeds that are due, fetch them, export if anything changed."""
-        now = utc_now()
-        fetch = self._settings.fetch
-        batch = fetch.concurrency * 2
-        feeds = self._repository.claim_feeds(
-            now, lease_until=now + fetch_lease(fetch, batch), owner=self.owner, limit=batch
-        )
-        if not feeds:
+        """Claim the feeds that are due and fetch them, claiming more as they fall due while
+        any is under way (one hanging until its timeout delays no other); export what
+        changed as the pass goes and at its end."""
+        if not self._fetching.acquire(blocking=False):
+            return  # the pass under way takes what has fallen due
+        try:
+            self._fetch_pass()
+        finally:
+            self._fetching.release()
+
+    def _fetch_pass(self) -> None:
+        settings, matcher = self._settings, self._matcher  # a reload mid-pass applies next pass
+        first = self._claim_due(settings, 0)
+        if not first:
             return
+        claimed = {feed.name: feed.feed_id for feed in first}
+        changed = threading.Event()
+
+        def more(under_way: int) -> list[FeedState]:
+            if changed.is_set():
+                changed.clear()
+                export_all(settings, self._repository)
+            feeds = self._claim_due(settings, under_way)
+            claimed.update((feed.name, feed.feed_id) for feed in feeds)
+            return feeds
+
+        def done(report: FeedReport) -> None:
+            self.metrics.record_fetches([report])
+            if report.new or report.updated:
+                changed.set()
+
         reports = asyncio.run(
-            fetch_feeds(self._settings, self._repository, self._matcher, feeds, stop=self.stopping)
+            fetch_feeds(
+                settings,
+                self._repository,
+                matcher,
+                first,
+                on_feed_done=done,
+                stop=self.stopping,
+                top_up=TopUp(more, settings.fetch.poll.total_seconds()),
+            )
         )
-        skipped = {report.name for report in reports if report.status == "skipped"}
-        self._repository.release_claims(
-            [feed.feed_id for feed in feeds if feed.name in skipped], utc_now()
+        skipped = [claimed[report.name] for report in reports if report.status == "skipped"]
+        self._repository.release_claims(skipped, utc_now())
+        if changed.is_set():
+            export_all(settings, self._repository)
+
+    def _claim_due(self, settings: Settings, under_way: int) -> list[FeedState]:
+        """Lease the feeds due now, up to what the pass has room for beside `under_way`."""
+        fetch = settings.fetch
+        room = fetch.concurrency * 2 - under_way
+        if room <= 0:
+            return []
+        now = utc_now()
+        return self._repository.claim_feeds(
+            now, lease_until=now + fetch_lease(fetch, room), owner=self.owner, limit=room
         )
-        self.metrics.record_fetches(reports)
-        if any(report.new or report.updated for report in reports):
-            export_all(self._settings, self._repository)
 
     def reload(self, reason: str) -> None:
         """Read the config file again and apply it; keep the running config if it is invalid."""
@@ -273,7 +315,13 @@ class Service:
         add = self._scheduler.add_job
         now = utc_now()
         poll = self._settings.fetch.poll.total_seconds()
-        add(self._job(self.fetch_due), IntervalTrigger(seconds=poll), id="fetch", next_run_time=now)
+        add(
+            self._job(self.fetch_due),
+            IntervalTrigger(seconds=poll),
+            id="fetch",
+            next_run_time=now,
+            max_instances=2,  # a poll during a long pass returns at once, not as a warning
+        )
         readers = self._settings.all_subscribers
         for number, reader in enumerate(readers, start=1):
             add(

@@ -78,6 +78,7 @@ class FeedServer:
         self.requests: list[LoggedRequest] = []
         self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
         self.max_in_flight = 0
+        self.released = threading.Event()  # what `hold/...` waits for
         self._in_flight = 0
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"server_state": self})
@@ -161,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[0] == "delay":
             time.sleep(int(parts[1]) / 1000)
             self._serve_file("/".join(parts[2:]))
+        elif parts[0] == "hold":  # a server that hangs until the test lets it answer
+            self.server_state.released.wait(timeout=60)
+            self._serve_file("/".join(parts[1:]))
         elif parts[0] == "slow":
             self._serve_file("/".join(parts[1:]), trickle=True)
         elif parts[0] == "ignore-validators":

@@ -199,11 +199,14 @@ def run_config(
     port: int,
     extra: str = "",
     interval: str = "2s",
+    timeout: str = "3s",
+    adaptive: bool = True,
 ) -> Path:
+    fetch = f'timeout = "{timeout}"\ninterval = "{interval}"\nmin_interval = "1s"\npoll = "0.3s"'
     return make_config(
         database_url,
         feeds,
-        fetch=f'timeout = "3s"\ninterval = "{interval}"\nmin_interval = "1s"\npoll = "0.3s"',
+        fetch=fetch + f"\nadaptive = {str(adaptive).lower()}",
         extra=f'[server]\nport = {port}\n\n[service]\nshutdown_timeout = "8s"\n\n'
         + extra
         + TOPIC_RULES,
@@ -408,6 +411,40 @@ def test_kill_9_mid_fetch_loses_and_duplicates_nothing(
     assert {feed.name: feed.items for feed in feeds} == {"slow": 2, "mixed": 4}
     titles = [story.title for story in stories]
     assert len(titles) == len(set(titles)) == 6
+
+
+def test_a_feed_hanging_until_its_timeout_holds_up_no_other_feed(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    hanging, quick = "hold/rss20.xml", "mixed-topics.xml"
+    config = run_config(
+        make_config,
+        database_url,
+        [("hanging", feed_server.url(hanging)), ("quick", feed_server.url(quick))],
+        port=free_port(),
+        interval="1s",
+        timeout="60s",
+        adaptive=False,  # every second, however rarely the feed publishes
+    )
+    assert run_cli(config, "init").exit_code == 0
+    process = start(config, "--no-server")
+    try:
+        wait_for(
+            lambda: len(feed_server.requests_for(quick)) >= 3,
+            what="the quick feed fetched on its schedule while the other hangs",
+        )
+        assert len(feed_server.requests_for(hanging)) == 1  # one request, still unanswered
+        assert not feed_server.released.is_set()
+    finally:
+        feed_server.released.set()
+        output = stop(process)  # feeds under way are stored before it exits
+    assert process.returncode == 0, output
+    listed = run_cli(config, "feeds", "list", "--json")
+    items = {feed["name"]: feed["items"] for feed in json.loads(listed.stdout)}
+    assert items == {"hanging": 2, "quick": 4}
 
 
 def test_sqlite_runs_one_service_process_postgresql_several(

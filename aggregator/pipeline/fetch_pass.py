@@ -95,11 +95,17 @@ async def fetch_feeds(
     on_feed_done: Callable[[FeedReport], None] | None = None,
     stop: threading.Event | None = None,
     jitter: Callable[[], float] = random.random,
+    top_up: TopUp | None = None,
 ) -> list[FeedReport]:
     """Fetch `feeds` concurrently and store what they bring; reports come back in name order.
 
-    Once `stop` is set no further feed is started (those are reported "skipped", unrecorded);
-    feeds already under way finish and are stored whole.
+    With `top_up`, the pass takes more feeds while it runs: every `top_up.every` seconds it
+    asks `top_up.more` (on a worker thread, given how many feeds are still under way) and
+    fetches what that returns, so a feed that hangs until its timeout holds its own place and
+    no other feed's. The pass ends when no feed is under way.
+
+    Once `stop` is set no further feed is started (those are reported "skipped", unrecorded),
+    nor taken; feeds already under way finish and are stored whole.
     """
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as store_thread,
@@ -120,15 +126,36 @@ async def fetch_feeds(
                 stop,
                 jitter,
             )
-            pending = [run.fetch_one(feed) for feed in interleaved_by_host(feeds)]
+            loop = asyncio.get_running_loop()
+            under_way = run.start(feeds)
             reports = []
-            for next_done in asyncio.as_completed(pending):
-                report = await next_done
-                reports.append(report)
-                if on_feed_done is not None:
-                    on_feed_done(report)
-            await asyncio.get_running_loop().run_in_executor(store_thread, run.record_quiet)
+            next_top_up = time.monotonic() + (top_up.every if top_up else 0)
+            while under_way:
+                wait = None if top_up is None else max(0.0, next_top_up - time.monotonic())
+                done, under_way = await asyncio.wait(
+                    under_way, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    reports.append(task.result())
+                    if on_feed_done is not None:
+                        on_feed_done(reports[-1])
+                stopping = stop is not None and stop.is_set()
+                if top_up is not None and not stopping and time.monotonic() >= next_top_up:
+                    # Quiet fetches recorded first: until then their feeds are not due again.
+                    await loop.run_in_executor(store_thread, run.record_quiet)
+                    more = await asyncio.to_thread(top_up.more, len(under_way))
+                    under_way |= run.start(more)
+                    next_top_up = time.monotonic() + top_up.every
+            await loop.run_in_executor(store_thread, run.record_quiet)
     return sorted(reports, key=lambda report: report.name)
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    """How a long-running pass takes more feeds: `more(under_way)` claims those now due."""
+
+    more: Callable[[int], Sequence[FeedState]]
+    every: float  # seconds
 
 
 def interleaved_by_host(feeds: Sequence[FeedState]) -> list[FeedState]:
@@ -154,6 +181,10 @@ class _FetchRun:
     stop: threading.Event | None
     jitter: Callable[[], float]
     quiet: list[tuple[int, FetchOutcome]] = field(default_factory=list)  # not yet recorded
+
+    def start(self, feeds: Sequence[FeedState]) -> set[asyncio.Task[FeedReport]]:
+        """Tasks fetching `feeds`; they take their in-flight places in this order."""
+        return {asyncio.create_task(self.fetch_one(feed)) for feed in interleaved_by_host(feeds)}
 
     async def fetch_one(self, feed: FeedState) -> FeedReport:
         async with self.in_flight:
