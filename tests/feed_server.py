@@ -115,6 +115,7 @@ class FeedServer:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # as real servers: the default 5 drops SYNs of parallel fetches
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients that hang up mid-response (deadline and size tests) are expected here."""
@@ -123,6 +124,7 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server_state: FeedServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed ACK
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence the default stderr log; requests are recorded in `server_state.requests`."""
