@@ -131,17 +131,22 @@ def safe_link(link: str | None, base_url: str) -> str | None:
     """An absolute http(s) URL, or None: relative links are resolved, other schemes refused.
 
     A `javascript:` or `data:` link in a feed must never become a clickable link for a reader.
+    Tabs and line breaks inside a link are dropped, as browsers do (a link wrapped across
+    lines is one link); a host with a space in it is no host. The scheme comes out lower-case.
     """
     if not link:
         return None
     try:
-        absolute = urljoin(base_url, clean_text(link))
+        absolute = urljoin(base_url, clean_text(link.translate(_TABS_AND_LINE_BREAKS)))
         parts = urlsplit(absolute)
     except ValueError:  # "http://[" and other URLs that do not parse are no links
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in parts.netloc:
         return None
-    return absolute
+    return parts.geturl()
+
+
+_TABS_AND_LINE_BREAKS = str.maketrans("", "", "\t\n\r")
 
 
 def plausible_date(value: datetime | None, now: datetime) -> datetime | None:

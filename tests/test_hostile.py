@@ -32,7 +32,7 @@ import pytest
 from click.testing import Result
 from conftest import DATA_DIR, CliRunnerFunction, ConfigFactory, serving
 from feed_server import FeedServer, write_feed
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from samples import SHIPPED_MATCHER, TOPIC_RULES
 from small_disk import SmallDisk, SmallDiskUnavailable
@@ -241,6 +241,8 @@ def test_text_cleaning_accepts_anything_and_returns_clean_one_line_text(text: st
 
 
 @given(st.one_of(st.text(), st.from_regex(r"https?://[a-zA-Z0-9.\-]{1,30}(/[^\s]{0,40})?")))
+@example("HTTP://0")  # what hypothesis found once: an upper-case scheme kept as it came
+@example("http://\n0")  # and a line break read as a space inside the host
 def test_urls_accept_anything_and_return_http_or_nothing(url: str) -> None:
     link = safe_link(url, "https://feed.example/")
     assert link is None or link.startswith(("http://", "https://"))
