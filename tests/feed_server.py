@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import socket
 import threading
 import time
 import zlib
@@ -79,6 +80,7 @@ class FeedServer:
         self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
         self.max_in_flight = 0
         self.released = threading.Event()  # what `hold/...` waits for
+        self.hung_up = threading.Event()  # set once `hang-up/...` closed its connection
         self._in_flight = 0
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"server_state": self})
@@ -167,6 +169,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[0] == "hold":  # a server that hangs until the test lets it answer
             self.server_state.released.wait(timeout=60)
             self._serve_file("/".join(parts[1:]))
+        elif parts[0] == "hang-up":  # answers, then closes the kept-alive connection unsaid
+            self._serve_file("/".join(parts[1:]))
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            self.server_state.hung_up.set()
         elif parts[0] == "slow":
             self._serve_file("/".join(parts[1:]), trickle=True)
         elif parts[0] == "ignore-validators":

@@ -65,6 +65,22 @@ def test_a_304_leaves_its_connection_for_the_next_request(feed_server: FeedServe
     assert len({request.connection for request in feed_server.requests_for("rss20.xml")}) == 1
 
 
+def test_a_connection_the_server_closed_while_idle_is_not_reused(feed_server: FeedServer) -> None:
+    path = "hang-up/rss20.xml"
+    url = feed_server.url(path)
+    settings = FetchSettings.model_validate({"allow_private_addresses": True, "timeout": "5s"})
+
+    async def fetch_twice() -> list[FetchResult]:
+        async with Fetcher(settings) as fetcher:
+            first = await fetcher.fetch(url)
+            await asyncio.to_thread(feed_server.hung_up.wait, 5)
+            return [first, await fetcher.fetch(url)]
+
+    results = asyncio.run(fetch_twice())
+    assert [result.status for result in results] == [200, 200]
+    assert len({request.connection for request in feed_server.requests_for(path)}) == 2
+
+
 def test_gzip_is_requested_and_decoded(feed_server: FeedServer) -> None:
     result = fetch(feed_server.url("rss20.xml"))
     assert "gzip" in feed_server.requests_for("rss20.xml")[0].headers["Accept-Encoding"]
