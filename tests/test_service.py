@@ -28,8 +28,10 @@ from sqlalchemy import Engine
 
 from aggregator import __version__
 from aggregator.config import Settings, load_settings
+from aggregator.errors import StoreUnavailableError
 from aggregator.match import build_matcher
-from aggregator.pipeline.fetch_pass import fetch_feeds
+from aggregator.models import FeedState
+from aggregator.pipeline.fetch_pass import TopUp, fetch_feeds
 from aggregator.store import Repository
 from aggregator.store.database import create_database_engine
 
@@ -78,6 +80,41 @@ def store(
     yield make
     for each in made:
         each.engine.dispose()
+
+
+def test_a_pass_takes_more_feeds_while_one_hangs_and_outlives_a_failed_top_up(
+    store: Callable[..., Store], feed_server: FeedServer
+) -> None:
+    feeds = [("held", "hold/rss20.xml"), ("later", "mixed-topics.xml")]
+    stored = store([(name, feed_server.url(path)) for name, path in feeds])
+    [held] = stored.repository.feeds_to_fetch(T0, names=["held"])
+    [later] = stored.repository.feeds_to_fetch(T0, names=["later"])
+    asked: list[int] = []
+
+    def more(under_way: int) -> list[FeedState]:
+        asked.append(under_way)
+        if len(asked) == 1:
+            raise StoreUnavailableError("database is locked")
+        if len(asked) == 2:
+            feed_server.released.set()  # the held feed answers once the other is taken
+            return [later]
+        return []
+
+    reports = asyncio.run(
+        fetch_feeds(
+            stored.settings,
+            stored.repository,
+            build_matcher(stored.settings),
+            [held],
+            clock=lambda: T0,
+            top_up=TopUp(more, every=0.01),
+        )
+    )
+    assert [(report.name, report.status, report.new) for report in reports] == [
+        ("held", "ok", 2),
+        ("later", "ok", 4),
+    ]
+    assert asked[:2] == [1, 1]  # asked with the held feed under way, again after the failure
 
 
 def test_claims_give_each_due_feed_to_one_owner_until_its_lease_ends(

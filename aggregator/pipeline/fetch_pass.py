@@ -141,10 +141,7 @@ async def fetch_feeds(
                         on_feed_done(reports[-1])
                 stopping = stop is not None and stop.is_set()
                 if top_up is not None and not stopping and time.monotonic() >= next_top_up:
-                    # Quiet fetches recorded first: until then their feeds are not due again.
-                    await loop.run_in_executor(store_thread, run.record_quiet)
-                    more = await asyncio.to_thread(top_up.more, len(under_way))
-                    under_way |= run.start(more)
+                    under_way |= run.start(await run.more(top_up, len(under_way)))
                     next_top_up = time.monotonic() + top_up.every
             await loop.run_in_executor(store_thread, run.record_quiet)
     return sorted(reports, key=lambda report: report.name)
@@ -185,6 +182,19 @@ class _FetchRun:
     def start(self, feeds: Sequence[FeedState]) -> set[asyncio.Task[FeedReport]]:
         """Tasks fetching `feeds`; they take their in-flight places in this order."""
         return {asyncio.create_task(self.fetch_one(feed)) for feed in interleaved_by_host(feeds)}
+
+    async def more(self, top_up: TopUp, under_way: int) -> Sequence[FeedState]:
+        """What `top_up` takes now, after recording the quiet fetches (until then their feeds
+        are not due again). Nothing if that fails: the feeds under way still finish, and the
+        next top-up tries again."""
+        await asyncio.get_running_loop().run_in_executor(self.store_thread, self.record_quiet)
+        try:
+            return await asyncio.to_thread(top_up.more, under_way)
+        except StoreUnavailableError as error:  # locked, unreachable, full
+            log.warning("feeds_not_taken", under_way=under_way, error=str(error))
+        except Exception:  # a bug must not cost the feeds under way
+            log.exception("feeds_not_taken", under_way=under_way)
+        return []
 
     async def fetch_one(self, feed: FeedState) -> FeedReport:
         async with self.in_flight:
