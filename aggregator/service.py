@@ -177,7 +177,7 @@ class Service:
             self._fetching.release()
 
     def _fetch_pass(self) -> None:
-        settings, matcher = self._settings, self._matcher  # a reload mid-pass applies next pass
+        settings, matcher = self._settings, self._matcher
         first = self._claim_due(settings, 0)
         if not first:
             return
@@ -188,6 +188,8 @@ class Service:
             if changed.is_set():
                 changed.clear()
                 export_all(settings, self._repository)
+            if self._settings is not settings:
+                return []  # reloaded: this pass winds down, the next one fetches by the new rules
             feeds = self._claim_due(settings, under_way)
             claimed.update((feed.name, feed.feed_id) for feed in feeds)
             return feeds
