@@ -126,7 +126,6 @@ async def fetch_feeds(
                 stop,
                 jitter,
             )
-            loop = asyncio.get_running_loop()
             under_way = run.start(feeds)
             reports = []
             next_top_up = time.monotonic() + (top_up.every if top_up else 0)
@@ -143,7 +142,7 @@ async def fetch_feeds(
                 if top_up is not None and not stopping and time.monotonic() >= next_top_up:
                     under_way |= run.start(await run.more(top_up, len(under_way)))
                     next_top_up = time.monotonic() + top_up.every
-            await loop.run_in_executor(store_thread, run.record_quiet)
+            await run.flush_quiet()
     return sorted(reports, key=lambda report: report.name)
 
 
@@ -187,7 +186,7 @@ class _FetchRun:
         """What `top_up` takes now, after recording the quiet fetches (until then their feeds
         are not due again). Nothing if that fails: the feeds under way still finish, and the
         next top-up tries again."""
-        await asyncio.get_running_loop().run_in_executor(self.store_thread, self.record_quiet)
+        await self.flush_quiet()
         try:
             return await asyncio.to_thread(top_up.more, under_way)
         except StoreUnavailableError as error:  # locked, unreachable, full
@@ -290,6 +289,10 @@ class _FetchRun:
         return next_state(
             feed, event, now, self.settings.fetch, interval=interval, jitter=self.jitter()
         )
+
+    async def flush_quiet(self) -> None:
+        """`record_quiet` on the store thread, which does all the writing."""
+        await asyncio.get_running_loop().run_in_executor(self.store_thread, self.record_quiet)
 
     def record_quiet(self) -> None:
         """Record the quiet fetches collected so far, in one transaction. If the database
