@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aggregator.clock import Clock, utc_now
-from aggregator.config import Settings
+from aggregator.config import FeedSettings, Settings
 from aggregator.errors import FeedError
 from aggregator.fetch import Fetcher
 from aggregator.pipeline.fetch_pass import download_request
@@ -38,3 +40,13 @@ async def check_feed(
         return CheckReport(name, url, "error", error=exc.reason)
     items = sum(1 for _ in parsed.entries)
     return CheckReport(name, url, f"ok (HTTP {result.status})", items, parsed.title)
+
+
+def check_feeds(settings: Settings, feeds: Iterable[FeedSettings]) -> list[CheckReport]:
+    """`check_feed` for each of `feeds`, all at once."""
+
+    async def check_all() -> list[CheckReport]:
+        checks = (check_feed(settings, feed.name, feed.url, feed.type) for feed in feeds)
+        return list(await asyncio.gather(*checks))
+
+    return asyncio.run(check_all())
