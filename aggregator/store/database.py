@@ -35,8 +35,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 _LAST_USED = "last_used"
 # The transaction that takes SQLite's write-ahead log past this many pages copies them back into
 # the database file, syncing it, before its commit returns. At SQLite's default (1,000 pages,
-# 4 MB) a cold ingest did that every few transactions; at 8,000 (32 MB of log) it costs a
-# twentieth of the pass less (bench/README.md, "the write-ahead log").
+# 4 MB) a cold ingest did that every few transactions; at 8,000 (32 MB of log) the pass
+# takes about 4% less (bench/README.md, "the write-ahead log").
 WAL_AUTOCHECKPOINT_PAGES = 8000
 
 
