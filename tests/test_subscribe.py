@@ -4,7 +4,9 @@
 A reader fills in the form in their browser (here httpx with a cookie jar, and chromium for
 the screenshots), gets the confirmation email, confirms, gets digests with the headers mail
 clients use for one-click unsubscribe, changes their topics and leaves. Digests are sent by the
-same code the service runs, at chosen moments: the next scheduled run is hours away.
+same code the service runs, at chosen moments. The daily run is set twelve hours from the
+test's start, so no run falls between the fixture's news and a reader's first digest, whenever
+the suite runs (at Madrid's 07:00, news an hour old belonged to the run just gone).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -46,6 +49,7 @@ from aggregator.web import create_app
 from aggregator.web.subscribe import POSTS_PER_CLIENT, subscribing
 
 READER = "ana.reader@example.org"
+READER_ZONE = "Europe/Madrid"
 SENDER = "CAR T digest <digest@news.example.org>"
 MS_TITLE = "CD19 CAR T cells in refractory multiple sclerosis"
 LUPUS_TITLE = "CAR T for lupus: five-year follow-up"
@@ -85,7 +89,7 @@ class Town:
                 "email": email,
                 "topic": list(topics),
                 "frequency": frequency,
-                "timezone": "Europe/Madrid",
+                "timezone": READER_ZONE,
             },
         )
 
@@ -106,8 +110,8 @@ class Town:
         return sender.send_all(digest_readers(self.settings, subscriptions), at)
 
     def next_daily_run(self, after: datetime) -> datetime:
-        """Just after the next daily digest run (07:00 in Madrid) following `after`."""
-        trigger = cron_trigger(self.settings.digest.daily_schedule, "Europe/Madrid")
+        """Just after the next daily digest run (in Madrid) following `after`."""
+        trigger = cron_trigger(self.settings.digest.daily_schedule, READER_ZONE)
         when = trigger.get_next_fire_time(None, after)
         assert when is not None
         return when + timedelta(minutes=1)
@@ -122,6 +126,7 @@ def town(
 ) -> Iterator[Town]:
     smtp = SmtpServer()
     port = free_port()
+    daily_hour = (utc_now().astimezone(ZoneInfo(READER_ZONE)).hour + 12) % 24
     items: list[Item] = [
         ("j1", "https://journal.example/ms", MS_TITLE, "Anti-CD19 CAR T cells in MS."),
         ("j2", "https://journal.example/lupus", LUPUS_TITLE, "Lupus stayed in remission."),
@@ -137,7 +142,7 @@ def town(
         database_url,
         [("journal", feed_server.url(path))],
         extra=f'[output]\nbase_url = "http://127.0.0.1:{port}/"\n'
-        f'[digest]\nfrom = "{SENDER}"\n'
+        f'[digest]\nfrom = "{SENDER}"\ndaily_schedule = "0 {daily_hour} * * *"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
         'timeout = "2s"\nretries = 0\n' + TOPIC_RULES,
     )
@@ -184,7 +189,8 @@ def test_a_reader_subscribes_confirms_reads_and_leaves_with_one_click(
     confirmed = httpx.post(confirm_link)
     assert confirmed.status_code == 200
     assert "You are subscribed" in confirmed.text
-    assert "07:00 (Europe/Madrid)" in confirmed.text
+    daily_at = f"{town.next_daily_run(utc_now()).astimezone(ZoneInfo(READER_ZONE)):%H}:00"
+    assert f"{daily_at} ({READER_ZONE})" in confirmed.text
     listed = _subscribers(run_cli, town.config)
     assert [(s["email"], s["state"], s["topics"], s["frequency"]) for s in listed] == [
         (READER, "active", ["car-t-ms"], "daily")
@@ -326,7 +332,7 @@ def test_changed_topics_shape_the_next_digest_and_new_readers_wait_for_their_fir
                 "csrf": _csrf(page.text),
                 "topic": ["car-t-lupus"],
                 "frequency": "daily",
-                "timezone": "Europe/Madrid",
+                "timezone": READER_ZONE,
             },
         )
         assert saved.status_code == 200
@@ -348,7 +354,7 @@ def test_changed_topics_shape_the_next_digest_and_new_readers_wait_for_their_fir
                 "csrf": _csrf(saved.text),
                 "topic": ["car-t-lupus"],
                 "frequency": "daily",
-                "timezone": "Europe/Madrid",
+                "timezone": READER_ZONE,
                 "paused": "yes",
             },
         )
