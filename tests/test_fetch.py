@@ -65,6 +65,24 @@ def test_a_304_leaves_its_connection_for_the_next_request(feed_server: FeedServe
     assert len({request.connection for request in feed_server.requests_for("rss20.xml")}) == 1
 
 
+def test_many_feeds_of_a_host_share_at_most_concurrency_connections(
+    feed_server: FeedServer,
+) -> None:
+    url = feed_server.url("rss20.xml")
+    settings = FetchSettings.model_validate(
+        {"allow_private_addresses": True, "timeout": "5s", "concurrency": 4, "per_host": 4}
+    )
+
+    async def fetch_forty() -> list[FetchResult]:
+        async with Fetcher(settings) as fetcher:
+            return await asyncio.gather(*(fetcher.fetch(url) for _ in range(40)))
+
+    results = asyncio.run(fetch_forty())
+    assert [result.status for result in results] == [200] * 40
+    connections = {request.connection for request in feed_server.requests_for("rss20.xml")}
+    assert 1 <= len(connections) <= 4
+
+
 def test_a_connection_the_server_closed_while_idle_is_not_reused(feed_server: FeedServer) -> None:
     path = "hang-up/rss20.xml"
     url = feed_server.url(path)
