@@ -33,10 +33,23 @@ class FeedStore:
         and its next fetch is a first one (an API query starts afresh; what it brings is
         backlog, not news).
         """
+        if self._feeds_follow(feeds):
+            return
         try:
             self._sync_feeds(feeds)
         except IntegrityError:  # another process added the same new feed a moment ago
             self._sync_feeds(feeds)
+
+    def _feeds_follow(self, feeds: Sequence[FeedSettings]) -> bool:
+        """Whether the feed rows already follow the config. Every command syncs first, so the
+        usual answer, yes, costs a read of six columns: loading every feed row whole as objects
+        was 60 ms of `feeds list` with 250 feeds."""
+        wanted = {feed.name: (feed.url, feed.type, feed.kind, feed.title, True) for feed in feeds}
+        columns = (Feed.name, Feed.url, Feed.type, Feed.kind, Feed.config_title, Feed.active)
+        with self._db.reading() as session:
+            stored = {name: tuple(row) for name, *row in session.execute(select(*columns))}
+        gone_active = any(row[-1] for name, row in stored.items() if name not in wanted)
+        return not gone_active and all(stored.get(name) == row for name, row in wanted.items())
 
     def _sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
         by_name = {feed.name: feed for feed in feeds}
