@@ -43,7 +43,7 @@ class FeedStore:
     def _feeds_follow(self, feeds: Sequence[FeedSettings]) -> bool:
         """Whether the feed rows already follow the config. Every command syncs first, so the
         usual answer, yes, costs a read of six columns: loading every feed row whole as objects
-        was 60 ms of `feeds list` with 250 feeds."""
+        was 40 ms of `feeds list` with 250 feeds."""
         wanted = {feed.name: (feed.url, feed.type, feed.kind, feed.title, True) for feed in feeds}
         columns = (Feed.name, Feed.url, Feed.type, Feed.kind, Feed.config_title, Feed.active)
         with self._db.reading() as session:
