@@ -20,6 +20,14 @@ from aggregator.store.meta import new_content_version
 from aggregator.store.schema import Feed, Item
 from aggregator.store.sessions import Sessions
 
+# The feed columns that follow the config; the rest is fetch state.
+_FOLLOWED = ("url", "type", "kind", "config_title", "active")
+
+
+def _followed(feed: FeedSettings) -> dict[str, object]:
+    """What the config says each of `_FOLLOWED` should hold for `feed`'s row."""
+    return dict(zip(_FOLLOWED, (feed.url, feed.type, feed.kind, feed.title, True), strict=True))
+
 
 class FeedStore:
     """Feed rows and leases; part of `Repository`."""
@@ -44,11 +52,14 @@ class FeedStore:
         """Whether the feed rows already follow the config. Every command syncs first, so the
         usual answer, yes, costs a read of six columns: loading every feed row whole as objects
         was 40 ms of `feeds list` with 250 feeds."""
-        wanted = {feed.name: (feed.url, feed.type, feed.kind, feed.title, True) for feed in feeds}
-        columns = (Feed.name, Feed.url, Feed.type, Feed.kind, Feed.config_title, Feed.active)
+        wanted = {feed.name: _followed(feed) for feed in feeds}
+        columns = [Feed.name, *(getattr(Feed, column) for column in _FOLLOWED)]
         with self._db.reading() as session:
-            stored = {name: tuple(row) for name, *row in session.execute(select(*columns))}
-        gone_active = any(row[-1] for name, row in stored.items() if name not in wanted)
+            stored = {
+                name: dict(zip(_FOLLOWED, row, strict=True))
+                for name, *row in session.execute(select(*columns))
+            }
+        gone_active = any(row["active"] for name, row in stored.items() if name not in wanted)
         return not gone_active and all(stored.get(name) == row for name, row in wanted.items())
 
     def _sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
@@ -58,24 +69,13 @@ class FeedStore:
             for name, feed in by_name.items():
                 row = rows.get(name)
                 if row is None:
-                    session.add(
-                        Feed(
-                            name=name,
-                            url=feed.url,
-                            type=feed.type,
-                            kind=feed.kind,
-                            config_title=feed.title,
-                        )
-                    )
+                    session.add(Feed(name=name, **_followed(feed)))
                     continue
                 if row.url != feed.url:
-                    row.url = feed.url
                     row.etag = row.last_modified = row.body_hash = None
                     row.next_fetch_at = row.last_success_at = None
-                row.type = feed.type
-                row.kind = feed.kind
-                row.config_title = feed.title
-                row.active = True
+                for column, value in _followed(feed).items():
+                    setattr(row, column, value)
             for name, row in rows.items():
                 if name not in by_name:
                     row.active = False
