@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from aggregator.store.schema import Story
-from bench.farm import Farm, Service
+from bench.farm import Farm, Service, verdict
 
 TARGET_HELP_SECONDS = 0.2
 TARGET_LIST_SECONDS = 0.4  # `feeds list` and `stories list`, 10,000 stories
@@ -58,10 +58,16 @@ def run(runs: int = 5) -> list[str]:
     return [
         *lines,
         "",
-        f"target: --help under {TARGET_HELP_SECONDS} s: "
-        + _verdict(medians["aggregator --help"] < TARGET_HELP_SECONDS),
-        f"target: feeds list and stories list under {TARGET_LIST_SECONDS} s: "
-        + _verdict(lists < TARGET_LIST_SECONDS)
+        "target: "
+        + verdict(
+            f"--help under {TARGET_HELP_SECONDS} s",
+            medians["aggregator --help"] < TARGET_HELP_SECONDS,
+        ),
+        "target: "
+        + verdict(
+            f"feeds list and stories list under {TARGET_LIST_SECONDS} s",
+            lists < TARGET_LIST_SECONDS,
+        )
         + f" (the store's libraries alone take {medians[LIBRARIES]:.3f} s)",
     ]
 
@@ -78,7 +84,3 @@ def _database_with_stories(folder: Path) -> tuple[Path, int]:
         stories = connection.scalar(select(func.count()).select_from(Story)) or 0
     service.engine.dispose()
     return service.config, stories
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "NOT MET"

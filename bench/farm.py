@@ -511,7 +511,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                     f"cold ingest ({total:,} items)",
                     f"{cold_seconds:.1f} s, {total / cold_seconds:,.0f} items/s",
                     f"{cold_ratio:.2f}x",
-                    _verdict(f"{COLD_TARGET[backend]}x", cold_ratio <= COLD_TARGET[backend]),
+                    verdict(f"{COLD_TARGET[backend]}x", cold_ratio <= COLD_TARGET[backend]),
                 )
             )
             peak = _peak_mb()
@@ -521,7 +521,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                     "peak memory: service (worker)",
                     f"{peak:.0f} MB ({workers_mb:.0f} MB)",
                     "",
-                    _verdict(f"{MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB),
+                    verdict(f"{MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB),
                 )
             )
             warm = _median(service.fetch_all, runs)
@@ -533,7 +533,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                     "warm refresh, every feed 304",
                     f"{warm:.2f} s",
                     f"{warm / httpx_warm:.2f}x",
-                    _verdict(f"{warm_target:.2g} s", warm < warm_target),
+                    verdict(f"{warm_target:.2g} s", warm < warm_target),
                 )
             )
             farm.ignore_validators(True)
@@ -547,7 +547,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                     "refresh, identical bodies resent",
                     f"{same:.2f} s",
                     f"{same / httpx_same:.2f}x",
-                    _verdict(f"{same_target:.2g} s", same < same_target),
+                    verdict(f"{same_target:.2g} s", same < same_target),
                 )
             )
             rows += _peer_rows(version, peers, floor_seconds, cold_seconds, warm, peak)
@@ -582,7 +582,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                         f"{name}, conditional, 32 clients",
                         "needs wrk (apt install wrk)" if rate is None else f"{rate:,.0f} req/s",
                         "",
-                        _verdict(
+                        verdict(
                             f"{REQUESTS_TARGET:,} req/s",
                             rate is not None and rate > REQUESTS_TARGET,
                         ),
@@ -620,24 +620,24 @@ def _peer_rows(
             f"peer: reader {version}, cold ingest",
             f"{theirs.cold:.1f} s",
             f"{theirs.cold / floor_seconds:.2f}x",
-            _verdict("ahead of it", cold < theirs.cold),
+            verdict("ahead of it", cold < theirs.cold),
         ),
         (
             f"peer: reader {version}, warm refresh",
             f"{theirs.warm:.2f} s",
             "",
-            _verdict("ahead of it", warm < theirs.warm),
+            verdict("ahead of it", warm < theirs.warm),
         ),
         (
             f"peer: reader {version}, peak memory",
             f"{theirs.peak_mb:.0f} MB",
             "",
-            _verdict("ahead of it", peak < theirs.peak_mb),
+            verdict("ahead of it", peak < theirs.peak_mb),
         ),
     ]
 
 
-def _verdict(target: str, met: bool) -> str:
+def verdict(target: str, met: bool) -> str:
     return f"{target}: {'met' if met else 'NOT MET'}"
 
 
