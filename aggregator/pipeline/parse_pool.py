@@ -13,10 +13,6 @@ is more to parse than that: a poll that finds a handful of changed feeds never s
 from __future__ import annotations
 
 import asyncio
-import logging
-import multiprocessing
-import os
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -29,6 +25,7 @@ from aggregator.match import Matcher
 from aggregator.models import ParsedFeed
 from aggregator.sources.registry import source_type
 from aggregator.sources.rss import SPLIT_BYTES
+from aggregator.worker_processes import default_workers, spawn_pool
 
 log = logs.get_logger(__name__)
 # About a second of feedparser's work: what a pass parses on the store thread before workers,
@@ -56,7 +53,7 @@ class ParsePool:
     def __init__(self, matcher: Matcher, workers: int | None = None) -> None:
         self._matcher = matcher
         # The main process needs a core of its own: storing costs more than parsing.
-        self._workers = workers or max(1, (os.cpu_count() or 1) - 1)
+        self._workers = workers or default_workers()
         self._executor: ProcessPoolExecutor | None = None
         self._left_to_store = 0  # bytes handed back to be parsed on the store thread
 
@@ -103,36 +100,11 @@ class ParsePool:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            # spawn, not fork: the service has threads (scheduler, server, store), and a child
-            # forked from a threaded process can inherit a lock held mid-operation. Spawned
-            # children also get their parent's sentinel, which `_exit_with_parent` watches.
-            self._executor = ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(self._matcher, logging.getLogger().getEffectiveLevel()),
-            )
+            self._executor = spawn_pool(self._workers, _start_worker, self._matcher)
             log.info("parse_workers_started", workers=self._workers)
         return self._executor
 
 
-def _start_worker(matcher: Matcher, log_level: int) -> None:
+def _start_worker(matcher: Matcher) -> None:
     global _matcher
     _matcher = matcher
-    logs.configure(log_level)
-    _exit_with_parent()
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the process that started it is gone, even by `kill -9`: a worker
-    waits on a queue it holds both ends of, so it would never notice, and it would keep the
-    service's log pipe (and its memory) forever."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        parent.join()
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
