@@ -403,6 +403,9 @@ class OutputSettings(_Section):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # Processes rendering pages: None for one per core; 0 renders in the server's threads,
+    # saving their memory (each is a Python process) at the cost of pages under load.
+    render_workers: int | None = Field(None, ge=0, le=64)
 
 
 class Settings(_Section):

@@ -67,7 +67,7 @@ from aggregator.store import Outbox, Repository
 from aggregator.store.database import gone_from_this_host, single_service_process, this_process
 from aggregator.store.services import ServiceRegistry
 from aggregator.store.subscribers import Subscriptions
-from aggregator.web import create_app, serve_until_stopped, server_config
+from aggregator.web import close_app, create_app, serve_until_stopped, server_config
 from aggregator.web.subscribe import Subscribing
 
 log = logs.get_logger(__name__)
@@ -252,7 +252,8 @@ class Service:
             self._scheduler.remove_all_jobs()
             self._schedule_jobs()
         if self._app is not None:
-            self._app.current = self._site()
+            replaced, self._app.current = self._app.current, self._site()
+            close_app(replaced)
         export_all(settings, self._repository)
         log.info(
             "config_reloaded",

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,7 @@ TARGETS = {
 def _measure(tree: Path, config: Path, lua: Path) -> dict[str, float | None]:
     with _serving(tree, config) as base:
         page = wait_for(base + "/").text
+        _wait_for_render_workers(base)
         story = re.search(r'href="/stories/(\d+)"', page)
         story_path = f"/stories/{story[1]}" if story else "/stories/1"
         measured: dict[str, float | None] = {
@@ -111,6 +113,16 @@ def _measure(tree: Path, config: Path, lua: Path) -> dict[str, float | None]:
             flood.wait()
         measured["/healthz p99 while / and search flooded"] = _p99_ms(health)
     return measured
+
+
+def _wait_for_render_workers(base: str) -> None:
+    """Until /healthz says the page render workers are up (a version without them says
+    nothing of them): the load measures a server that has been running, not its start."""
+    for _ in range(300):
+        if wait_for(base + "/healthz").json().get("render_workers", "ready") != "starting":
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{base}: the render workers did not start")
 
 
 def _rate(url: str, *options: str) -> float | None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import feedparser
@@ -169,6 +174,64 @@ def test_the_page_lists_filters_and_searches_stories(site: str) -> None:
     found = httpx.get(site + "/", params={"q": "intrathecal"}).text
     assert "1 story matching \u201cintrathecal\u201d" in found
     assert "reduce <mark>intrathecal</mark> IgG" in found
+
+
+def test_pages_are_rendered_by_worker_processes_and_outlive_them(
+    site: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server starts its render workers; once they are up, pages are theirs, and if they
+    die the next page is still served (in a thread while new workers start)."""
+    caplog.set_level("INFO", logger="aggregator")
+    _wait_until(lambda: _render_workers(site) == "ready")
+    assert "1 story matching" in httpx.get(site + "/", params={"q": "intrathecal"}).text
+    workers = multiprocessing.active_children()
+    assert workers, "no render worker was started"
+    for worker in workers:  # some may be an earlier test's, ending by themselves
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join()
+
+    after = httpx.get(site + "/", params={"q": "IgG"})
+    assert after.status_code == 200
+    assert "reduce intrathecal <mark>IgG</mark>" in after.text
+    assert "render_worker_died" in caplog.text  # the page was given to the dead workers first
+    _wait_until(lambda: _render_workers(site) == "ready")  # new workers replaced them
+    again = httpx.get(site + "/", params={"q": "cells"})
+    assert "cells reduce" in again.text
+
+
+def test_with_no_render_workers_pages_are_rendered_in_the_servers_threads(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    story = ("n1", "https://n.example/1", "CAR T-cell therapy in MS: first results")
+    write_feed(feed_server.root, "news", [story])
+    extra = RULES + "[server]\nrender_workers = 0\n"
+    config = make_config(database_url, [("news", feed_server.url("news.xml"))], extra=extra)
+    assert run_cli(config, "init").exit_code == 0
+    assert run_cli(config, "fetch", "--all").exit_code == 0
+    settings = load_settings(config, environ={})
+    engine = create_database_engine(settings.database.url)
+    try:
+        with serving(create_app(Repository(engine), Outbox(engine), settings)) as url:
+            assert "first results" in httpx.get(url + "/", params={"q": "first"}).text
+            assert _render_workers(url) == "threads"
+    finally:
+        engine.dispose()
+
+
+def _render_workers(site: str) -> str:
+    state: str = httpx.get(site + "/healthz").json()["render_workers"]
+    return state
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_the_page_answers_304_until_its_stories_change(

@@ -1,8 +1,9 @@
 """The HTTP face: the pages, the output feeds, health. An ASGI app (Starlette) for uvicorn.
 
-Everything that reads the database or renders a template runs in a worker thread, a few at a
-time (`PAGE_THREADS`), never on the event loop: a flood of page requests queues for those
-threads while `/healthz` has threads of its own and answers at once. A rendered page is kept
+Everything that reads the database or renders a template runs off the event loop: pages in
+worker processes (`render_pool.py`), small reads and forms in a few threads (`PAGE_THREADS`),
+so a flood of page requests queues for those while `/healthz` has threads of its own and
+answers at once. A rendered page is kept
 until the stored content changes (`cache.PageCache`), and its ETag is that content version, so
 a reader's browser revalidating costs one small query and a 304. Feeds are served from the
 files `export` writes. Responses are gzipped for clients that ask, and carry the headers in
@@ -12,7 +13,8 @@ files `export` writes. Responses are gzipped for clients that ask, and carry the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,13 +39,15 @@ from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
 from aggregator.models import PAUSED
 from aggregator.store import Outbox, Repository
-from aggregator.web.cache import FreshVersion, PageCache, Rendered, html_response
+from aggregator.web.cache import FreshVersion, PageCache, html_response
 from aggregator.web.files import FeedFiles
-from aggregator.web.pages import NotFound, Site, listing
+from aggregator.web.pages import Page, Site
+from aggregator.web.render_pool import PageRenderer
 from aggregator.web.security import SecurityHeaders
 from aggregator.web.subscribe import Subscribing, subscription_routes
 
-PAGE_THREADS = 2  # pages rendered at once: each holds the GIL, which the event loop needs
+PAGE_THREADS = 2  # reads and renders at once in this process: each holds the GIL, which the
+# event loop needs
 HEALTH_THREADS = 2  # kept apart, so a flood of page requests never queues /healthz
 STATIC = Path(__file__).parent / "static"
 
@@ -66,11 +70,12 @@ def create_app(
 ) -> Starlette:
     """The application: the pages, the reader's subscription pages (given `subscribing`), the
     digest archive, /healthz, /metrics, then every exported feed. `aggregator run` passes its
-    metrics and scheduler; `serve` has neither of its own."""
+    metrics and scheduler; `serve` has neither of its own. `close_app` ends its workers."""
     metrics = metrics or Metrics(repository)
     site = Site(repository, outbox, settings)
     cache = PageCache()
     page_threads = CapacityLimiter(PAGE_THREADS)
+    renderer = PageRenderer(site, settings, page_threads)
     version_now = FreshVersion(
         lambda: to_thread.run_sync(repository.content_version, limiter=page_threads)
     )
@@ -78,8 +83,8 @@ def create_app(
     # What else shapes a page, fixed while the server runs.
     rendering = repr((__version__, settings.output.title, settings.output.max_items))
 
-    async def serve_page(request: Request, render: Callable[[], Rendered]) -> Response:
-        """A page at the current content version: from the cache, or rendered in a thread."""
+    async def serve_page(request: Request, page: Page) -> Response:
+        """A page at the current content version: from the cache, or rendered now."""
         version = await version_now.get()
         key = (request.url.path, request.url.query)
         digest = hashlib.sha256(repr((version, rendering, key)).encode()).hexdigest()[:32]
@@ -88,41 +93,35 @@ def create_app(
         if _etag_matches(request.headers.get("If-None-Match", ""), etag):
             return Response(status_code=304, headers=validators)
 
-        async def rendered() -> Rendered:
-            try:
-                return await to_thread.run_sync(render, limiter=page_threads)
-            except NotFound as missing:
-                return site.error(404, "Not found", str(missing))
-
-        page = await cache.page(version, key, rendered)
-        headers = validators if page.status == 200 else {}
-        return html_response(page, headers)
+        rendered = await cache.page(version, key, partial(renderer.render, page))
+        headers = validators if rendered.status == 200 else {}
+        return html_response(rendered, headers)
 
     async def front(request: Request) -> Response:
-        return await serve_page(request, lambda: site.stories(listing(request.query_params)))
+        return await serve_page(request, Page(Site.listed, (dict(request.query_params),)))
 
     async def month(request: Request) -> Response:
         month = request.path_params["month"]
-        return await serve_page(request, lambda: site.stories(listing(request.query_params, month)))
+        return await serve_page(request, Page(Site.listed, (dict(request.query_params), month)))
 
     async def archive(request: Request) -> Response:
         topic = request.query_params.get("topic") or None
-        return await serve_page(request, partial(site.archive, topic))
+        return await serve_page(request, Page(Site.archive, (topic,)))
 
     async def story(request: Request) -> Response:
-        return await serve_page(request, partial(site.story, request.path_params["story_id"]))
+        return await serve_page(request, Page(Site.story, (request.path_params["story_id"],)))
 
     async def digests(request: Request) -> Response:
-        return await serve_page(request, site.digests)
+        return await serve_page(request, Page(Site.digests))
 
     async def digest(request: Request) -> Response:
-        return await serve_page(request, partial(site.digest, request.path_params["digest_id"]))
+        return await serve_page(request, Page(Site.digest, (request.path_params["digest_id"],)))
 
     async def healthz(_request: Request) -> JSONResponse:
         health = await to_thread.run_sync(
             partial(_health, repository, scheduler_health), limiter=health_threads
         )
-        return JSONResponse(health)
+        return JSONResponse(health | {"render_workers": renderer.state})
 
     async def metrics_page(_request: Request) -> Response:
         exposition = await to_thread.run_sync(metrics.exposition, limiter=health_threads)
@@ -141,8 +140,14 @@ def create_app(
             return await not_found(request, exc)
         return Response(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        renderer.start()
+        yield
+        renderer.close()
+
     settings.output.dir.mkdir(parents=True, exist_ok=True)
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", front),
             Route("/stories/{story_id:int}", story),
@@ -161,7 +166,17 @@ def create_app(
             Middleware(GZipMiddleware, minimum_size=500),
         ],
         exception_handlers={HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
     )
+    app.state.renderer = renderer
+    return app
+
+
+def close_app(app: Starlette) -> None:
+    """End the app's render workers once they finish the pages under way (a server's shutdown
+    does this itself; a config reload that replaces the app calls it for the old one)."""
+    renderer: PageRenderer = app.state.renderer
+    renderer.close()
 
 
 def serve_until_stopped(server: uvicorn.Server) -> None:

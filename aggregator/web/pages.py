@@ -2,19 +2,19 @@
 stored story), a search, a story with all its sources, the archive by month, the digests.
 
 Each function here does blocking work (database reads, template rendering) and is called in a
-worker thread (`web/__init__.py`), never on the event loop. An unknown id, topic or month is a
-404 page; nothing a reader types is a 500.
+worker process or thread (`web/render_pool.py`), never on the event loop. An unknown id, topic
+or month is a 404 page; nothing a reader types is a 500.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from aggregator.config import Settings
@@ -48,6 +48,14 @@ class Listing:
     month: date | None = None
 
 
+class Page(NamedTuple):
+    """A page to render: a method of `Site` and its arguments, plain values all, so that it can
+    be sent to a worker process (a method goes by its name)."""
+
+    render: Callable[..., Rendered]
+    args: tuple[Any, ...] = ()
+
+
 class Site:
     """The pages of one configuration and store."""
 
@@ -63,6 +71,17 @@ class Site:
             "topic_titles": self._titles,
             "subscriptions_open": settings.digest.sender is not None,
         }
+
+    def render(self, page: Page) -> Rendered:
+        """`page`, or the 404 page saying what does not exist."""
+        try:
+            return page.render(self, *page.args)
+        except NotFound as missing:
+            return self.error(404, "Not found", str(missing))
+
+    def listed(self, params: Mapping[str, str], month: str | None = None) -> Rendered:
+        """The stories a reader asked for by the query string (and the month of the path)."""
+        return self.stories(listing(params, month))
 
     def stories(self, listing: Listing) -> Rendered:
         """The latest stories, a month of them, or a search's, best ranked first."""
