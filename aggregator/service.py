@@ -48,7 +48,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from aggregator import logs
+from aggregator import heap, logs
 from aggregator.clock import utc_now
 from aggregator.config import Settings, load_settings
 from aggregator.config_watch import ConfigWatch
@@ -132,6 +132,7 @@ class Service:
             if self._config_file is not None:
                 self._announce()
                 ConfigWatch(self._config_file, self.reload, self.stopping, self._announce).start()
+            heap.freeze()  # set up: what exists now lives as long as the service
             log.info(
                 "service_started",
                 owner=self.owner,
@@ -255,6 +256,7 @@ class Service:
             replaced, self._app.current = self._app.current, self._site()
             close_app(replaced)
         export_all(settings, self._repository)
+        heap.freeze()  # what the old settings, matcher and app held can be collected
         log.info(
             "config_reloaded",
             reason=reason,

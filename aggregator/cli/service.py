@@ -9,7 +9,7 @@ import signal
 import click
 import uvicorn
 
-from aggregator import __version__
+from aggregator import __version__, heap
 from aggregator.cli.app import App, log, pass_app
 from aggregator.errors import ConfigError
 from aggregator.publish.export import export_all
@@ -71,6 +71,7 @@ def serve(app: App, host: str | None, port: int | None) -> None:
         app.settings,
         subscribing=subscribing(app.settings, app.engine, os.environ),
     )
+    heap.freeze()  # set up: what exists now lives as long as the server
     serve_until_stopped(
         uvicorn.Server(server_config(site, host or server.host, port or server.port))
     )
