@@ -160,3 +160,37 @@ def test_feeds_fetched_before_the_upgrade_keep_their_publishing_rhythm(database_
         }
     finally:
         engine.dispose()
+
+
+def test_items_indexed_before_the_stored_search_vector_are_found_after_upgrade(
+    database_url: str,
+) -> None:
+    engine = create_database_engine(database_url)
+    try:
+        upgrade_to(engine, "b4439ed9676a")  # search_text filled, parsed at every search
+        now = datetime(2026, 11, 1, tzinfo=UTC)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO feeds (id, name, url, type, active, status, consecutive_failures)"
+                    " VALUES (1, 'a', 'https://a.example/f', 'rss', true, 'ok', 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO items (id, feed_id, identity, guid, link, title, summary,"
+                    " content_html, authors, categories, published_at, date_estimated,"
+                    " content_hash, first_seen_at, last_seen_at, search_text) VALUES (1, 1, 'g1',"
+                    " 'g1', 'https://n.example/1', 'Trial NCT01234567', '', '', '[]', '[]', :now,"
+                    " false, 'h', :now, :now, 'trial nct01234567 a')"
+                ),
+                {"now": now},
+            )
+        upgrade_to_head(engine)
+        repository = Repository(engine)
+        repository.group_unassigned_items(now)
+        assert repository.index_unindexed_items() == 0  # nothing to fill again
+        found = repository.list_stories(10, matched_only=False, search="NCT01234567")
+        assert [story.title for story in found] == ["Trial NCT01234567"]
+    finally:
+        engine.dispose()

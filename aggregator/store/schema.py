@@ -47,9 +47,9 @@ NAMING_CONVENTION = {
 }
 
 
-# Full-text search objects made by a hand-written migration (FTS5 on SQLite, an expression index
-# on PostgreSQL); the models do not describe them, so schema comparisons must skip them.
-SEARCH_OBJECTS = ("items_search", "ix_items_search")
+# Full-text search objects made by hand-written migrations (FTS5 on SQLite; a stored tsvector
+# and its index on PostgreSQL); the models do not describe them, so schema comparisons skip them.
+SEARCH_OBJECTS = ("items_search", "ix_items_search", "search_vector")
 
 
 def is_search_object(name: str | None) -> bool:

@@ -30,10 +30,11 @@ SEARCH_CONTENT_CHARS = 20_000  # of an item's content text, enough for any reade
 _SQLITE_ITEMS = text(
     "SELECT rowid AS item_id, -rank AS score FROM items_search WHERE items_search MATCH :query"
 )
+# `search_vector` is search_text's 'simple' tsvector, stored by PostgreSQL when a row is written.
 _POSTGRESQL_ITEMS = text(
-    "SELECT id AS item_id, ts_rank(to_tsvector('simple'::regconfig, search_text), query) AS score "
+    "SELECT id AS item_id, ts_rank(search_vector, query) AS score "
     "FROM items, to_tsquery('simple'::regconfig, :query) AS query "
-    "WHERE to_tsvector('simple'::regconfig, search_text) @@ query"
+    "WHERE search_vector @@ query"
 )
 
 
