@@ -260,15 +260,14 @@ class Matcher:
         reading = _Reading(self, fields, scan, title, feed or "", context, boilerplate)
         return reading.matches(candidates)
 
-    def _term_hit(self, group: str, term: str, field: str, text: str) -> TermHit:
-        """A shared TermHit: the same few (term, field, spelling) recur in item after item, and
-        reusing the immutable value is several times faster than building it again."""
-        key = (group, term, field, text)
+    def _term_hit(self, key: tuple[str, str, str, str]) -> TermHit:
+        """A shared TermHit for (group, term, field, text): the same few recur in item after
+        item, and reusing the immutable value is several times faster than building it again."""
         hit = self._hits.get(key)
         if hit is None:
             if len(self._hits) >= _MAX_SHARED_HITS:
                 self._hits.clear()
-            hit = self._hits[key] = TermHit(group, term, field, text)
+            hit = self._hits[key] = TermHit(*key)
         return hit
 
     def explain(
@@ -303,14 +302,16 @@ class Matcher:
         for last, key in self._automaton.iter(lowered):
             start = last - key.length + 1
             end = last + 1
-            for vetoed in key.vetoes:
-                vetoes.append((vetoed, start, end))
-            spelled.update(key.spells)
-            if key.cues and lowered[end] == " ":
+            if key.vetoes:
+                vetoes += [(vetoed, start, end) for vetoed in key.vetoes]
+            if key.spells:
+                spelled.update(key.spells)
+            bounded = lowered[end] == " "  # the key ends where a word does
+            if key.cues and bounded:
                 index = lowered.count(FIELD_END, 0, start)
                 cues += [_Cue(kind, index, start, end) for kind in key.cues]
             for term in key.terms:
-                if term.plain and lowered[end] == " ":  # the common case, inline
+                if term.plain and bounded:  # the common case, inline
                     match_end: int | None = end
                 else:
                     match_end = _end_of_match(term, spaced, lowered, start, end)
@@ -340,6 +341,7 @@ class Matcher:
 
 COUNTS = "counts"
 LISTED = "one of a list: counts only beside a title on the topic"
+_COUNTING = (COUNTS, LISTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +356,7 @@ class Verdict:
 
     @property
     def counts(self) -> bool:
-        return self.why in (COUNTS, LISTED)
+        return self.why in _COUNTING
 
 
 class _Scan(NamedTuple):
@@ -384,9 +386,9 @@ class _Reading:
         self._boilerplate = boilerplate
         title = fields.get("title", "")
         self._units = [text_units.Unit("title", text_from_html(title))] if title else []
-        self._found = [
-            _Found(hit.term, 0, *hit[2:]) for hit in scan.terms if hit.unit == title_index
-        ]
+        self._title = 0 if title else -1  # the title is the first unit
+        in_title = [hit for hit in scan.terms if hit.unit == title_index]
+        self._found = in_title if title_index == 0 else [hit._replace(unit=0) for hit in in_title]
         self._cues: defaultdict[int, list[tuple[mentions.Mention, int, int]]] = defaultdict(list)
         self._add_cues(scan.cues, title_index, 0)
         self._spelled = scan.spelled
@@ -451,7 +453,7 @@ class _Reading:
         holds every group of (a listed term counting only beside a title that speaks of the
         topic too), with the feed's own groups everywhere. The body is read only for the
         topics the title does not settle."""
-        title = set(self._title_units())
+        title = {self._title}
         assumed = set(self._context.assume)
         title_valid = self._valid(list(self._found))
         title_groups = {g for hit, weak in title_valid if not weak for g in hit.term.groups}
@@ -486,37 +488,30 @@ class _Reading:
 
     def _valid(self, hits: Iterable[_Found]) -> list[tuple[_Found, bool]]:
         """The hits that count, each with whether it is weak (one of a list)."""
-        return [(hit, weak) for hit in hits if (weak := self._judge(hit)) is not None]
+        judged = [(hit, self._verdict(hit)) for hit in hits]
+        return [(hit, verdict == LISTED) for hit, verdict in judged if verdict in _COUNTING]
 
     def _explained(self, topic: TopicRule, index: int, hits: list[_Found]) -> TopicMatch:
         """The match: the terms that made it, where, its score (title hits weigh most), and
         the sentence that says it (the title when the title alone does)."""
         wanted = (*topic.all, *topic.any)
-        reasons: list[TermHit] = []
+        reasons: dict[tuple[str, str, str, str], None] = {}  # in order, each once
         score = 0.0
         for hit in hits:
             field = self._units[hit.unit].field
             for group in hit.term.groups:
                 if group in wanted:
-                    reasons.append(self._matcher._term_hit(group, hit.term.text, field, hit.text))
+                    reasons[(group, hit.term.text, field, hit.text)] = None
                     score += FIELD_WEIGHTS[field]
         for group in self._context.assume:
             if group in wanted:
-                reasons.append(self._matcher._term_hit(group, "", "feed", self._feed))
+                reasons[(group, "", "feed", self._feed)] = None
                 score += FIELD_WEIGHTS["feed"]
-        quoted = index if index >= 0 else next(iter(self._title_units()), -1)
+        quoted = index if index >= 0 else self._title
         sentence = self._units[quoted].text if quoted >= 0 else ""  # units are clean text
         if len(sentence) > MAX_EVIDENCE:
             sentence = clean_text(sentence, MAX_EVIDENCE)
-        return TopicMatch(topic.id, score, tuple(dict.fromkeys(reasons)), sentence)
-
-    def _title_units(self) -> list[int]:
-        return [i for i, unit in enumerate(self._units) if unit.field == "title"]
-
-    def _judge(self, hit: _Found) -> bool | None:
-        """None when the hit does not count here; else whether it is weak (one of a list)."""
-        verdict = self._verdict(hit)
-        return None if verdict not in (COUNTS, LISTED) else verdict == LISTED
+        return TopicMatch(topic.id, score, tuple(map(self._matcher._term_hit, reasons)), sentence)
 
     def _verdict(self, hit: _Found) -> str:
         """COUNTS, LISTED (counts only beside a title on the topic), or why it does not count."""
@@ -538,10 +533,12 @@ class _Reading:
             return f"counts only in text in {term.language}"
         if term.requires and not self._targeted(hit, unit):
             return f"no cue word ({', '.join(term.requires[:4])}, ...) near it"
-        title = unit.field == "title"
-        cue = mentions.by_cue(self._cues.get(hit.unit, ()), hit.scanned, hit.start, title=title)
-        if cue is not None:
-            return f"a passing mention: {cue.value}"
+        cues = self._cues.get(hit.unit)
+        if cues:
+            title = unit.field == "title"
+            cue = mentions.by_cue(cues, hit.scanned, hit.start, title=title)
+            if cue is not None:
+                return f"a passing mention: {cue.value}"
         located = _locate(unit.text, hit.text)
         if located is None:
             return COUNTS
@@ -566,7 +563,7 @@ class _Reading:
         within a few words; or it is the subject of the title, which no veto word (a count, a
         marker panel) makes a measurement."""
         words = normalise_for_matching(unit.text).split()
-        surface = normalise_for_matching(hit.text).split()
+        surface = hit.text.split()  # found in normalised text: already its words
         for at in range(len(words) - len(surface) + 1):
             if words[at : at + len(surface)] == surface:
                 near = words[max(0, at - REQUIRE_WINDOW_WORDS) : at + len(surface)]

@@ -10,7 +10,6 @@ write in, not of any one source.
 
 from __future__ import annotations
 
-import operator
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -176,8 +175,9 @@ def _separator_at(text: str, *, last: bool) -> bool:
         return False
     if (text[-1] if last else text[0]) in ",;":
         return True
-    words = text.rsplit(maxsplit=1) if last else text.split(maxsplit=1)
-    return words[-1 if last else 0] in _LIST_WORDS
+    # Units are clean text: words are separated by single spaces.
+    word = text[text.rfind(" ") + 1 :] if last else text.partition(" ")[0]
+    return word in _LIST_WORDS
 
 
 def _short_element(text: str, *, at_end: bool) -> bool:
@@ -197,15 +197,17 @@ def _only_name_words(between: str) -> bool:
 
 def _is_place(sentence: str, start: int, end: int) -> bool:
     """ "Tupelo, MS" or "Jackson, MS 39201": a US state after a town, not the disease."""
+    if end - start != 2:  # a state's code
+        return False
     before = _before(sentence, start)
-    if end - start != 2 or not before.rstrip().endswith(","):
+    if not before.rstrip().endswith(","):
         return False
     return bool(_TOWN_BEFORE.search(before)) and not _NOT_A_PLACE_AFTER.match(sentence, end)
 
 
 def _is_degree(sentence: str, start: int, end: int) -> bool:
     """ "Dana Lee, RN, MS, OCN": a degree among a person's credentials."""
-    if "," not in sentence[max(0, start - 3) : start] + sentence[end : end + 3]:
+    if "," not in sentence[max(0, start - 3) : end + 3]:  # terms hold no comma
         return False
     before = _CREDENTIAL_BEFORE.search(_before(sentence, start))
     after = _CREDENTIAL_AFTER.match(sentence, end)
@@ -216,12 +218,14 @@ def _is_name(sentence: str, start: int, end: int) -> bool:
     """A term inside a capitalised name in sentence-case English text: "Multiple Sclerosis
     News Today", "the European Committee for Treatment and Research in Multiple Sclerosis",
     "National MS Society". Not at a sentence's start, where every word is capitalised."""
-    if not all(map(_capitalised, sentence[start:end].split())):
+    if not sentence[start].isupper() or not all(map(_capitalised, sentence[start:end].split())):
+        return False  # the commonest quick answer: a term in lower case
+    # The next quick answer: no word of a name stands next to it. (Units are clean text: one
+    # space between words.)
+    previous = sentence[sentence.rfind(" ", 0, max(0, start - 1)) + 1 : start].strip()
+    following = sentence[end : end + NEAR].lstrip().partition(" ")[0]
+    if not (_name_word(previous.strip(_PUNCTUATION)) or _name_word(following.strip(_PUNCTUATION))):
         return False
-    previous = sentence[max(0, start - NEAR) : start].split()[-1:]
-    following = sentence[end : end + NEAR].split()[:1]
-    if not any(_name_word(word.strip(_PUNCTUATION)) for word in previous + following):
-        return False  # the quick answer: no word of a name stands next to it
     if _headline_case(sentence):
         return False  # capitals mark every word, not names
     shape = _shape(sentence)
@@ -268,24 +272,25 @@ class _Shape(NamedTuple):
 @lru_cache(maxsize=64)
 def _shape(sentence: str) -> _Shape:
     tokens = sentence.split()
-    starts = []
-    at = 0
-    for token in tokens:
-        at = sentence.find(token, at)
-        starts.append(at)
-        at += len(token)
+    if " ".join(tokens) == sentence:  # clean text, as units are: one space between words
+        starts = [0, *accumulate(len(token) + 1 for token in tokens[:-1])]
+    else:
+        starts, at = [], 0
+        for token in tokens:
+            at = sentence.find(token, at)
+            starts.append(at)
+            at += len(token)
     words = [token.strip(_PUNCTUATION) for token in tokens]
-    capital = [word[:1].isupper() for word in words]
-    link = [word in _NAME_LINKS for word in words]
     ordinary = [word.isalpha() and not word.isupper() for word in words]
     return _Shape(
         starts=starts,
         in_name=[
-            linked or (upper and not word.isdigit())
-            for word, upper, linked in zip(words, capital, link, strict=True)
+            word in _NAME_LINKS or (word[:1].isupper() and not word.isdigit()) for word in words
         ],
         ordinary=_counts(ordinary),
-        ordinary_capitalised=_counts(map(operator.and_, ordinary, capital)),
+        ordinary_capitalised=_counts(
+            plain and word[:1].isupper() for plain, word in zip(ordinary, words, strict=True)
+        ),
     )
 
 
