@@ -200,6 +200,7 @@ class Matcher:
         vetoes = vetoes or {}
         requires = requires or {}
         self._topics = tuple(topics)
+        self._topics_need_terms = all(topic.all or topic.any for topic in self._topics)
         self._feeds = dict(feeds or {})
         self.fingerprint = _fingerprint(terms, topics, vetoes, self._feeds, requires)
         keys: dict[str, _Key] = {}
@@ -249,6 +250,8 @@ class Matcher:
         found = scan.terms
         groups = {group for hit in found for group in hit.term.groups}
         groups.update(context.assume)
+        if not groups and self._topics_need_terms:  # no term at all: most general news
+            return ()
         candidates = [
             topic
             for topic in self._topics
@@ -390,7 +393,8 @@ class _Reading:
         in_title = [hit for hit in scan.terms if hit.unit == title_index]
         self._found = in_title if title_index == 0 else [hit._replace(unit=0) for hit in in_title]
         self._cues: defaultdict[int, list[tuple[mentions.Mention, int, int]]] = defaultdict(list)
-        self._add_cues(scan.cues, title_index, 0)
+        if scan.cues:
+            self._add_cues(scan.cues, title_index, 0)
         self._spelled = scan.spelled
         self._body_read = False
         self._language: str | None = None
@@ -499,9 +503,10 @@ class _Reading:
         score = 0.0
         for hit in hits:
             field = self._units[hit.unit].field
-            for group in hit.term.groups:
+            term = hit.term
+            for group in term.groups:
                 if group in wanted:
-                    reasons[(group, hit.term.text, field, hit.text)] = None
+                    reasons[(group, term.text, field, hit.text)] = None
                     score += FIELD_WEIGHTS[field]
         for group in self._context.assume:
             if group in wanted:
@@ -718,11 +723,14 @@ def _locate(sentence: str, written: str) -> tuple[int, int] | None:
     """Where a term found as `written` (its words, as the normaliser left them) stands in the
     sentence as written, punctuation and all; None if it cannot be found again."""
     first = written.partition(" ")[0]
-    pattern = _written_pattern(written)
     at = sentence.find(first)
     while at != -1:  # str.find, then one anchored match: far cheaper than a regex search
-        if not (at and sentence[at - 1].isalnum()) and (found := pattern.match(sentence, at)):
-            return found.start(), found.end()
+        if not (at and sentence[at - 1].isalnum()):
+            end = at + len(written)
+            if sentence.startswith(written, at) and not sentence[end : end + 1].isalnum():
+                return at, end  # written as found, the common case: what the pattern matches
+            if found := _written_pattern(written).match(sentence, at):
+                return found.start(), found.end()
         at = sentence.find(first, at + 1)
     return None
 

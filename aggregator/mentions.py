@@ -123,10 +123,11 @@ def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool])
     """Why the term written at sentence[start:end] is a passing mention by how it is written
     (a place, a degree, part of a name), or None. Names are judged in English text only
     (`english` is asked only then: other languages capitalise differently)."""
-    if _is_place(sentence, start, end):
-        return Mention.PLACE
-    if _is_degree(sentence, start, end):
-        return Mention.DEGREE
+    if "," in sentence[max(0, start - NEAR) : end + 3]:  # places and degrees follow commas
+        if _is_place(sentence, start, end):
+            return Mention.PLACE
+        if _is_degree(sentence, start, end):
+            return Mention.DEGREE
     if _is_name(sentence, start, end) and english():
         return Mention.NAME
     return None
