@@ -28,6 +28,8 @@ from conftest import (
 )
 from feed_server import FeedServer
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 from worlds import KYSA7, dated_feed, listed, literature_config, serve_kysa7
 
 from aggregator.config import load_settings
@@ -348,18 +350,13 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
 
     browser.find_element(By.LINK_TEXT, "CAR T in MS").click()
     assert browser.find_element(By.CSS_SELECTOR, 'nav a[aria-current="page"]').text == "CAR T in MS"
-    box = browser.find_element(By.NAME, "q")
-    box.send_keys(KYSA7_NCT)
-    box.submit()
+    search(browser, KYSA7_NCT)
     assert visible_titles(browser) == [f"Active, not recruiting: {KYSA7}"]
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("1 story matching")
     marks = browser.find_elements(By.CSS_SELECTOR, "article h2 mark")
     assert [mark.text for mark in marks] == []  # the number is not in the title...
     screenshot("search-nct")
-    box = browser.find_element(By.NAME, "q")
-    box.clear()
-    box.send_keys("progressive kysa")
-    box.submit()
+    search(browser, "progressive kysa")
     marks = [m for m in browser.find_elements(By.CSS_SELECTOR, "article h2 mark") if m.text]
     assert {mark.text for mark in marks} == {"Progressive", "KYSA"}  # ...these words are
     assert background(browser, marks[0]) != background(
@@ -397,6 +394,19 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
     )  # ...with light text
     assert_readable(browser)
     screenshot("front-dark")
+
+
+def search(browser: Any, words: str) -> None:
+    """Search for `words` from the page's box, returning once the results have loaded:
+    `submit()` starts the navigation without waiting for it, and reading the page meanwhile
+    reads the old one, or elements that vanish under the reader."""
+    box = browser.find_element(By.NAME, "q")
+    box.clear()
+    box.send_keys(words)
+    box.submit()
+    loaded = WebDriverWait(browser, 10)
+    loaded.until(staleness_of(box))
+    loaded.until(lambda page: page.execute_script("return document.readyState") == "complete")
 
 
 def visible_titles(browser: Any) -> list[str]:
