@@ -671,4 +671,4 @@ def test_run_applies_config_edits_and_sighup_and_keeps_running_on_a_bad_edit(
         output = stop(service)
     assert service.returncode == 0, output
     listed = json.loads(run_cli(config, "feeds", "list", "--json").output)
-    assert {feed["name"]: feed["items"] for feed in listed} == {"first": 1, "second": 1}
+    assert {feed["name"]: feed["items"] for feed in listed} == {"first": 1, "second": 1}, output
