@@ -126,13 +126,15 @@ class Service:
             uvicorn_server = self._http_server() if self._serve else None
             for stop_signal in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(stop_signal, self._on_signal)
+            # Set up: what exists now lives as long as the service (frozen before the first
+            # job, so none of a pass's passing objects is kept out of the collector's reach).
+            heap.freeze()
             if self._scheduler is not None:
                 self._schedule_jobs()
                 self._scheduler.start()
             if self._config_file is not None:
                 self._announce()
                 ConfigWatch(self._config_file, self.reload, self.stopping, self._announce).start()
-            heap.freeze()  # set up: what exists now lives as long as the service
             log.info(
                 "service_started",
                 owner=self.owner,
