@@ -27,6 +27,7 @@ from conftest import (
     serving,
 )
 from feed_server import FeedServer
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
@@ -335,20 +336,18 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
 ) -> None:
     browser.set_window_size(width, height)
     browser.get(library.url + "/")
-    first_page = visible_titles(browser)
-    assert len(first_page) == PER_PAGE
+    first_page = titles_shown(browser, PER_PAGE)
     assert_readable(browser)
     screenshot("front")
 
-    browser.find_element(By.PARTIAL_LINK_TEXT, "Older stories").click()
-    second_page = visible_titles(browser)
-    assert len(second_page) == PER_PAGE
+    follow(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "Older stories"))
+    second_page = titles_shown(browser, PER_PAGE)
     assert not set(first_page) & set(second_page)
     assert browser.find_element(By.PARTIAL_LINK_TEXT, "Latest stories").is_displayed()
     assert_readable(browser)
     screenshot("older")
 
-    browser.find_element(By.LINK_TEXT, "CAR T in MS").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "CAR T in MS"))
     assert browser.find_element(By.CSS_SELECTOR, 'nav a[aria-current="page"]').text == "CAR T in MS"
     search(browser, KYSA7_NCT)
     assert visible_titles(browser) == [f"Active, not recruiting: {KYSA7}"]
@@ -365,14 +364,14 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
     assert_readable(browser)
     screenshot("search-words")
 
-    browser.find_element(By.PARTIAL_LINK_TEXT, "status history").click()
+    follow(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "status history"))
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Active, not recruiting: {KYSA7}"
     history = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "ol.sources li")]
     assert history[-1].startswith("Active, not recruiting (as of")
     assert_readable(browser)
     screenshot("story")
 
-    browser.find_element(By.LINK_TEXT, "Archive").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Archive"))
     months = browser.find_elements(By.CSS_SELECTOR, "ul.months a")
     assert len(months) >= 4
     assert_readable(browser)
@@ -397,16 +396,42 @@ def test_a_reader_reads_pages_searches_and_opens_a_story(
 
 
 def search(browser: Any, words: str) -> None:
-    """Search for `words` from the page's box, returning once the results have loaded:
-    `submit()` starts the navigation without waiting for it, and reading the page meanwhile
-    reads the old one, or elements that vanish under the reader."""
+    """Search for `words` from the page's box, returning once the results have loaded."""
     box = browser.find_element(By.NAME, "q")
     box.clear()
     box.send_keys(words)
     box.submit()
-    loaded = WebDriverWait(browser, 10)
-    loaded.until(staleness_of(box))
-    loaded.until(lambda page: page.execute_script("return document.readyState") == "complete")
+    loaded(browser, box)
+
+
+def follow(browser: Any, link: Any) -> None:
+    """Click `link`, returning once the page it leads to has loaded."""
+    link.click()
+    loaded(browser, link)
+
+
+def loaded(browser: Any, left: Any) -> None:
+    """Wait until `left`, an element of the page a click or a submit is leaving, is gone and
+    the next page has loaded: both start a navigation without waiting for it, and reading
+    the page meanwhile reads the old one, or elements that vanish under the reader. While
+    the old page goes, chromedriver may answer with an error (seen: "Node with given id does
+    not belong to the document") rather than "stale": asked again, it says stale."""
+    wait = WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,))
+    wait.until(staleness_of(left))
+    wait.until(lambda page: page.execute_script("return document.readyState") == "complete")
+
+
+def titles_shown(browser: Any, count: int) -> list[str]:
+    """The story titles the page shows, once it shows `count` of them (as a person waits for a
+    page to be drawn: seen once in CI, the first page of a fresh browser was read before its
+    titles were), or what the page held instead."""
+    try:
+        WebDriverWait(browser, 10).until(lambda _: len(visible_titles(browser)) == count)
+    except TimeoutException:
+        pytest.fail(
+            f"{browser.current_url} shows {visible_titles(browser)}:\n{browser.page_source}"
+        )
+    return visible_titles(browser)
 
 
 def visible_titles(browser: Any) -> list[str]:
