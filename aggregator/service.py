@@ -219,15 +219,23 @@ class Service:
             export_all(settings, self._repository)
 
     def _claim_due(self, settings: Settings, under_way: int) -> list[FeedState]:
-        """Lease the feeds due now, up to what the pass has room for beside `under_way`."""
+        """Lease the feeds due now, up to what the pass has room for beside `under_way`.
+
+        Only feeds `settings` names: one added to the database by a reload still under way
+        (or by another process sharing the database, its config edited first) is given back
+        for a pass that knows its settings."""
         fetch = settings.fetch
         room = fetch.concurrency * 2 - under_way
         if room <= 0:
             return []
         now = utc_now()
-        return self._repository.claim_feeds(
+        claimed = self._repository.claim_feeds(
             now, lease_until=now + fetch_lease(fetch, room), owner=self.owner, limit=room
         )
+        named = {feed.name for feed in settings.feeds}
+        unknown = [feed.feed_id for feed in claimed if feed.name not in named]
+        self._repository.release_claims(unknown, now)
+        return [feed for feed in claimed if feed.name in named]
 
     def reload(self, reason: str) -> None:
         """Read the config file again and apply it; keep the running config if it is invalid."""

@@ -32,6 +32,7 @@ from aggregator.errors import StoreUnavailableError
 from aggregator.match import build_matcher
 from aggregator.models import FeedState
 from aggregator.pipeline.fetch_pass import TopUp, fetch_feeds
+from aggregator.service import Service
 from aggregator.store import Repository
 from aggregator.store.database import create_database_engine
 
@@ -630,6 +631,38 @@ def test_two_overlapping_fetches_store_everything_and_fetch_each_feed_once(
     assert [feed["last_error"] for feed in listed] == [None] * len(names)
     assert sum(feed["items"] for feed in listed) == 3 * len(names)
     assert any("left to the process fetching them now" in output for output in outputs), outputs
+
+
+def test_a_process_leaves_a_feed_its_config_does_not_name_yet_to_one_that_does(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    """A feed added while a pass runs reaches the database before the pass's settings know
+    it (a reload under way; another process sharing the database, its config edited first).
+    The pass fetches what it knows, and the new feed stays due for one that knows it."""
+    for name in ("first", "second"):
+        write_feed(feed_server.root, name, [(f"{name}-1", None, f"CAR T in MS, by {name}")])
+    urls = [(name, feed_server.url(f"{name}.xml")) for name in ("first", "second")]
+    edited = make_config(database_url, urls, extra=TOPIC_RULES)
+    assert run_cli(edited, "init").exit_code == 0  # both feeds stored, both due
+    not_yet = load_settings(make_config(database_url, urls[:1], extra=TOPIC_RULES), environ={})
+    engine = create_database_engine(database_url)
+    try:
+        Service(not_yet, engine, scheduler=False, server=False, environ={}).fetch_due()
+    finally:
+        engine.dispose()
+    assert [request.path for request in feed_server.requests] == ["/first.xml"]
+
+    make_config(database_url, urls, extra=TOPIC_RULES)  # its config catches up
+    fetched = run_cli(edited, "fetch")  # the due feeds
+    assert fetched.exit_code == 0, fetched.output
+    listed = json.loads(run_cli(edited, "feeds", "list", "--json").output)
+    assert {feed["name"]: (feed["items"], feed["last_error"]) for feed in listed} == {
+        "first": (1, None),
+        "second": (1, None),
+    }
 
 
 def test_run_applies_config_edits_and_sighup_and_keeps_running_on_a_bad_edit(
