@@ -425,13 +425,18 @@ def titles_shown(browser: Any, count: int) -> list[str]:
     """The story titles the page shows, once it shows `count` of them (as a person waits for a
     page to be drawn: seen once in CI, the first page of a fresh browser was read before its
     titles were), or what the page held instead."""
+
+    def all_shown(_: Any) -> list[str]:
+        titles = visible_titles(browser)
+        return titles if len(titles) == count else []  # empty: not yet, ask again
+
     try:
-        WebDriverWait(browser, 10).until(lambda _: len(visible_titles(browser)) == count)
+        shown: list[str] = WebDriverWait(browser, 10).until(all_shown)
     except TimeoutException:
         pytest.fail(
             f"{browser.current_url} shows {visible_titles(browser)}:\n{browser.page_source}"
         )
-    return visible_titles(browser)
+    return shown
 
 
 def visible_titles(browser: Any) -> list[str]:
