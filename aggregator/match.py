@@ -246,10 +246,9 @@ class Matcher:
             return ()
         context = self._feeds.get(feed or "", _NO_CONTEXT)
         names = [name for name, text in fields.items() if text]
-        scan = self._scan([fields[name] for name in names])
-        found = scan.terms
-        groups = {group for hit in found for group in hit.term.groups}
-        groups.update(context.assume)
+        title = names.index("title") if "title" in names else -1
+        scan = self._scan([fields[name] for name in names], only=title)
+        groups = scan.groups | set(context.assume)
         if not groups and self._topics_need_terms:  # no term at all: most general news
             return ()
         candidates = [
@@ -259,7 +258,6 @@ class Matcher:
         ]
         if not candidates:  # the common case: nothing can match, whatever the sentences say
             return ()
-        title = names.index("title") if "title" in names else -1
         reading = _Reading(self, fields, scan, title, feed or "", context, boilerplate)
         return reading.matches(candidates)
 
@@ -290,28 +288,48 @@ class Matcher:
         reading = _Reading(self, fields, scan, title, feed or "", context, boilerplate)
         return reading.verdicts([(hit, why) for hit, why in dropped if hit.unit == title])
 
-    def _scan(self, texts: Sequence[str], dropped: list[tuple[_Found, str]] | None = None) -> _Scan:
+    def _scan(
+        self,
+        texts: Sequence[str],
+        dropped: list[tuple[_Found, str]] | None = None,
+        *,
+        only: int | None = None,
+    ) -> _Scan:
         """Every term found in `texts` (by index), vetoes and negations applied, in one
         automaton pass; and the terms a phrase spelling them out stands for, anywhere.
-        `dropped`, if given, collects the terms a negation or a veto cancelled, and why."""
+        `dropped`, if given, collects the terms a negation or a veto cancelled, and why.
+
+        With `only` (an index, -1 for none), the terms and cues of that text alone are kept;
+        of the others only the groups of the terms they hold, negated or vetoed or not: all
+        `match` needs of them is which topics the item could be about (a superset is safe),
+        and it reads the sentences of those it must again, one by one."""
         if self._empty:
-            return _Scan([], set(), [])
+            return _Scan([], set(), [], set())
         spaced = _normalise_fields(texts)
         lowered = _lower_same_length(spaced)
+        low, high = (0, len(lowered)) if only is None else _span(lowered, only)
         found: list[_Found] = []
         vetoes: list[tuple[str, int, int]] = []
         spelled: set[str] = set()
         cues: list[_Cue] = []
+        groups: set[str] = set()
         for last, key in self._automaton.iter(lowered):
             start = last - key.length + 1
             end = last + 1
-            if key.vetoes:
-                vetoes += [(vetoed, start, end) for vetoed in key.vetoes]
             if key.spells:
                 spelled.update(key.spells)
             bounded = lowered[end] == " "  # the key ends where a word does
+            if not low <= start < high:  # in a text read for its groups only
+                for term in key.terms:
+                    if (term.plain and bounded) or _end_of_match(
+                        term, spaced, lowered, start, end
+                    ) is not None:
+                        groups.update(term.groups)
+                continue
+            if key.vetoes:
+                vetoes += [(vetoed, start, end) for vetoed in key.vetoes]
             if key.cues and bounded:
-                index = lowered.count(FIELD_END, 0, start)
+                index = lowered.count(FIELD_END, 0, start) if only is None else only
                 cues += [_Cue(kind, index, start, end) for kind in key.cues]
             for term in key.terms:
                 if term.plain and bounded:  # the common case, inline
@@ -320,7 +338,7 @@ class Matcher:
                     match_end = _end_of_match(term, spaced, lowered, start, end)
                 if match_end is None:
                     continue
-                index = lowered.count(FIELD_END, 0, start)
+                index = lowered.count(FIELD_END, 0, start) if only is None else only
                 hit = _Found(term, index, start, match_end, spaced[start + 1 : match_end], spaced)
                 if not lowered.endswith(_NEGATION_ENDINGS, 0, start):
                     found.append(hit)
@@ -335,11 +353,12 @@ class Matcher:
                 elif dropped is not None:
                     dropped.append((hit, f"vetoed by {spaced[veto[0] + 1 : veto[1]]!r}"))
             found = kept
-        return _Scan(found, spelled, cues)
+        groups.update(group for hit in found for group in hit.term.groups)
+        return _Scan(found, spelled, cues, groups)
 
     def _groups_in(self, text: str) -> set[str]:
         """The groups whose terms `text` contains (what a definition's long form stands for)."""
-        return {group for hit in self._scan([text]).terms for group in hit.term.groups}
+        return self._scan([text]).groups
 
 
 COUNTS = "counts"
@@ -366,6 +385,7 @@ class _Scan(NamedTuple):
     terms: list[_Found]
     spelled: set[str]  # acronyms whose long form (a veto that spells them) stands in the text
     cues: list[_Cue]  # phrases that make a term near them a passing mention
+    groups: set[str]  # of the terms found (with `only`, in the other texts too)
 
 
 class _Reading:
@@ -629,6 +649,18 @@ def repeated_sentences(items: Sequence[Mapping[str, str]]) -> frozenset[str]:
         counts.update({unit_key(unit.text) for unit in text_units.units(body)})
     needed = max(REPEATED_IN, math.ceil(len(items) * REPEATED_SHARE))
     return frozenset(key for key, count in counts.items() if count >= needed and key)
+
+
+def _span(lowered: str, index: int) -> tuple[int, int]:
+    """Where the `index`th of the texts `_normalise_fields` joined stands in `lowered`; an
+    empty span for -1."""
+    if index < 0:
+        return 0, 0
+    low = 0
+    for _ in range(index):
+        low = lowered.index(FIELD_END, low) + 1
+    high = lowered.find(FIELD_END, low)
+    return low, len(lowered) if high == -1 else high
 
 
 def _end_of_match(term: _Term, spaced: str, lowered: str, start: int, end: int) -> int | None:
