@@ -174,7 +174,12 @@ def _normalise_fields(texts: Sequence[str]) -> str:
         joined = joined.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
     else:
         joined = unicodedata.normalize("NFKC", joined).translate(_SEPARATORS)
-    return " " + " ".join(joined.split()) + " "
+    # Every separator is now a plain space, so halving runs of spaces until none is left
+    # collapses them (cheaper than splitting a summary into words and joining them again).
+    spaced = f" {joined} "
+    while "  " in spaced:
+        spaced = spaced.replace("  ", " ")
+    return spaced
 
 
 def _lower_same_length(spaced: str) -> str:
