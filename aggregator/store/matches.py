@@ -44,9 +44,15 @@ def matches_of(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[Top
             .order_by(Match.topic)
         )
         for item_id, topic, score, hits, evidence in rows:
-            match = TopicMatch(topic, score, tuple(TermHit(**hit) for hit in hits), evidence)
-            found.setdefault(item_id, []).append(match)
+            found.setdefault(item_id, []).append(stored_match(topic, score, hits, evidence))
     return {item_id: tuple(matches) for item_id, matches in found.items()}
+
+
+def stored_match(
+    topic: str, score: float, hits: Sequence[Mapping[str, str]], evidence: str
+) -> TopicMatch:
+    """A match as read back from the `matches` table's columns."""
+    return TopicMatch(topic, score, tuple(TermHit(**hit) for hit in hits), evidence)
 
 
 def _hit_values(hit: TermHit) -> dict[str, str]:

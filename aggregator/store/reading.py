@@ -11,12 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, and_, exists, func, or_, select
 
 from aggregator.models import MergeReason, StatusSeen, StoryRow, StorySource, TopicMatch
 from aggregator.store.batches import batches
-from aggregator.store.matches import matches_of
+from aggregator.store.matches import stored_match
 from aggregator.store.meta import CONTENT_VERSION
 from aggregator.store.schema import Feed, Item, Match, RecordStatus, Story, StoryLink, feed_title
 from aggregator.store.search import query_words, ranked_items
@@ -49,7 +48,7 @@ class StoryReader:
         in this order; `published` keeps those published in [start, end). `search` keeps the
         stories an item of which holds every word of it (`store/search.py`), best ranked first.
         """
-        query = select(Story)
+        query = select(*_STORY_COLUMNS)
         if topic is not None or matched_only:
             matched = select(Item.story_id).join(Match)
             if topic is not None:
@@ -84,32 +83,34 @@ class StoryReader:
                     )
                 )
             query = query.order_by(*newest_first)
-        with self._db.reading() as session:
-            return _story_rows(session, list(session.scalars(query.limit(limit))))
+        with self._db.plain_reads() as connection:
+            return _story_rows(connection, list(connection.execute(query.limit(limit))))
 
     def stories_by_id(self, story_ids: Sequence[int]) -> list[StoryRow]:
         """The stories with these ids, in the order given (ids that no longer exist left out)."""
-        with self._db.reading() as session:
-            found: dict[int, Story] = {}
+        with self._db.plain_reads() as connection:
+            found: dict[int, _StoryColumns] = {}
             for batch in batches(story_ids):
-                stories = session.scalars(select(Story).where(Story.id.in_(batch)))
+                stories = connection.execute(select(*_STORY_COLUMNS).where(Story.id.in_(batch)))
                 found |= {story.id: story for story in stories}
-            return _story_rows(session, [found[i] for i in story_ids if i in found])
+            return _story_rows(connection, [found[i] for i in story_ids if i in found])
 
     def show_story(self, story_id: int) -> tuple[StoryRow, list[MergeReason]] | None:
         """A story with every source, and the links that made its items one story."""
-        with self._db.reading() as session:
-            story = session.get(Story, story_id)
+        with self._db.plain_reads() as connection:
+            story = connection.execute(
+                select(*_STORY_COLUMNS).where(Story.id == story_id)
+            ).one_or_none()
             if story is None:
                 return None
-            [row] = _story_rows(session, [story])
+            [row] = _story_rows(connection, [story])
             item_ids = [source.item_id for source in row.sources]
-            links = session.scalars(
-                select(StoryLink)
+            links = connection.execute(
+                select(StoryLink.item_id, StoryLink.other_item_id, StoryLink.reason)
                 .where(StoryLink.item_id.in_(item_ids))
                 .order_by(StoryLink.item_id, StoryLink.other_item_id)
             )
-            return row, [MergeReason(x.item_id, x.other_item_id, x.reason) for x in links]
+            return row, [MergeReason(*link) for link in links]
 
     def months(self, topic: str | None = None) -> list[tuple[date, int]]:
         """The months stories (on `topic`, else on any topic) were published in, newest
@@ -128,10 +129,10 @@ class StoryReader:
             .group_by(month)
             .order_by(month.desc())
         )
-        with self._db.reading() as session:
+        with self._db.plain_reads() as connection:
             return [
                 (date.fromisoformat(f"{value}-01"), count)
-                for value, count in session.execute(query)
+                for value, count in connection.execute(query)
             ]
 
     def content_version(self) -> str:
@@ -140,7 +141,7 @@ class StoryReader:
 
         Read on every page request, so through a plain connection outside a transaction: an
         ORM session costs three times as much here."""
-        with self._db.single_read() as connection:
+        with self._db.plain_reads() as connection:
             return connection.scalar(CONTENT_VERSION) or ""
 
 
@@ -157,21 +158,50 @@ _SOURCE_COLUMNS = (
     Feed.kind.label("feed_kind"),
     feed_title().label("feed_title"),
 )
+_MATCH_COLUMNS = (Match.topic, Match.score, Match.hits, Match.evidence)
+_HAS_STATUSES = exists().where(RecordStatus.item_id == Item.id).label("has_statuses")
+# What a story's list entry shows of the story itself, and a row of it.
+_StoryColumns = Row[int, str, str | None, datetime, datetime, datetime, datetime, bool]
+_STORY_COLUMNS = (
+    Story.id,
+    Story.title,
+    Story.link,
+    Story.first_seen_at,
+    Story.updated_at,
+    Story.news_at,
+    Story.published_at,
+    Story.published_estimated,
+)
 
 
-def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
-    """Stories with their sources (best first: the story's own link, then by date) and matches.
+def _story_rows(connection: Connection, stories: Sequence[_StoryColumns]) -> list[StoryRow]:
+    """Stories (rows of `_STORY_COLUMNS`) with their sources (best first: the story's own
+    link, then by date) and matches.
 
     Reads plain columns, not ORM objects: a page of a hundred stories is read on every
-    change, and building an object per item and match cost most of that."""
+    change, and building an object per item and match cost most of that. The items come
+    with their matches in one statement, and statuses are asked for only for the items
+    that have any (registry records): on PostgreSQL every statement is a round trip."""
     items: dict[int, list[Any]] = {story.id: [] for story in stories}
+    matches: defaultdict[int, list[TopicMatch]] = defaultdict(list)
+    with_statuses = []
     for batch in batches([story.id for story in stories]):
-        query = select(*_SOURCE_COLUMNS).join(Feed).where(Item.story_id.in_(batch))
-        for row in session.execute(query):
-            items[row.story_id].append(row)
-    item_ids = [row.id for rows in items.values() for row in rows]
-    matches = matches_of(session, item_ids)
-    statuses = _statuses_of(session, item_ids)
+        query = (
+            select(*_SOURCE_COLUMNS, *_MATCH_COLUMNS, _HAS_STATUSES)
+            .join(Feed)
+            .outerjoin(Match)
+            .where(Item.story_id.in_(batch))
+            .order_by(Item.id, Match.topic)
+        )
+        for row in connection.execute(query):
+            found = items[row.story_id]
+            if not found or found[-1].id != row.id:  # an item's rows are adjacent, in order
+                found.append(row)
+                if row.has_statuses:
+                    with_statuses.append(row.id)
+            if row.topic is not None:
+                matches[row.id].append(stored_match(row.topic, row.score, row.hits, row.evidence))
+    statuses = _statuses_of(connection, with_statuses)
     rows = []
     for story in stories:
         own_copy = (story.link, story.title)
@@ -184,7 +214,7 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
         best_per_topic: dict[str, tuple[tuple[bool, float], TopicMatch]] = {}
         for item in members:
             own = (item.link, item.title) == own_copy
-            for match in matches.get(item.id, ()):
+            for match in matches[item.id]:
                 rank = (own, match.score)
                 if match.topic not in best_per_topic or rank > best_per_topic[match.topic][0]:
                     best_per_topic[match.topic] = (rank, match)
@@ -218,14 +248,16 @@ def _story_rows(session: Session, stories: Sequence[Story]) -> list[StoryRow]:
     return rows
 
 
-def _statuses_of(session: Session, item_ids: Sequence[int]) -> defaultdict[int, list[StatusSeen]]:
+def _statuses_of(
+    connection: Connection, item_ids: Sequence[int]
+) -> defaultdict[int, list[StatusSeen]]:
     """Every status each registry item has shown, by item."""
     found: defaultdict[int, list[StatusSeen]] = defaultdict(list)
     for batch in batches(item_ids):
         query = select(RecordStatus.item_id, RecordStatus.status, RecordStatus.as_of).where(
             RecordStatus.item_id.in_(batch)
         )
-        for item_id, status, as_of in session.execute(query):
+        for item_id, status, as_of in connection.execute(query):
             found[item_id].append(StatusSeen(status, as_of))
     return found
 

@@ -28,10 +28,11 @@ class Sessions:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        # One-statement reads need no transaction: on PostgreSQL, BEGIN and ROLLBACK around
-        # the page's version check were two of its three round trips. On SQLite, where they
-        # cost no round trip, switching a connection's mode and back costs more than it saves.
-        self._single_reads = (
+        # The pages' reads need no transaction: at PostgreSQL's READ COMMITTED each statement
+        # sees its own snapshot inside one all the same, and BEGIN and ROLLBACK were two of the
+        # version check's three round trips. On SQLite, where they cost no round trip,
+        # switching a connection's mode and back costs more than it saves.
+        self._plain_reads = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
             else engine
@@ -45,9 +46,10 @@ class Sessions:
         """A session for reads; nothing it does is committed."""
         return _translated(self._sessions())
 
-    def single_read(self) -> AbstractContextManager[Connection]:
-        """A plain connection for one statement, outside any transaction."""
-        return _translated(self._single_reads.connect())
+    def plain_reads(self) -> AbstractContextManager[Connection]:
+        """A plain connection for reads outside any transaction: each statement sees what was
+        committed when it ran."""
+        return _translated(self._plain_reads.connect())
 
 
 @contextmanager
