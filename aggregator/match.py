@@ -566,7 +566,7 @@ class _Reading:
         cues = self._cues.get(hit.unit)
         if cues:
             title = unit.field == "title"
-            cue = mentions.by_cue(cues, hit.scanned, hit.start, title=title)
+            cue = mentions.by_cue(cues, hit.scanned, hit.start, hit.end, title=title)
             if cue is not None:
                 return f"a passing mention: {cue.value}"
         located = _locate(unit.text, hit.text)

@@ -21,6 +21,9 @@ from typing import NamedTuple
 # How many words may stand between a cue and the term it speaks of ("unlike most forms of MS").
 CONTRAST_GAP = 3
 EXAMPLE_GAP = 2
+# How many words may stand between a term and the exclusion said after it ("MS patients were
+# excluded").
+EXCLUSION_AFTER_GAP = 3
 # A sentence with more of its ordinary words capitalised than this is in headline case.
 HEADLINE_SHARE = 2 / 3
 # How far around a term the rules that read punctuation look, in characters.
@@ -67,7 +70,8 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("criterios de exclusion", "excluido", "excluida", "excluidos", "excluidas"),
         *("criteri di esclusione", "esclusi", "escluso", "exclusiecriteria"),
         *("exclusiecriterium", "uitgesloten", "critérios de exclusão", "critério de exclusão"),
-        *("criterios de exclusao",),
+        *("criterios de exclusao", "excluído", "excluída", "excluídos", "excluídas"),
+        *("esclusa", "escluse"),
     ),
     Mention.SPECULATION: (
         *("in future", "in the future", "one day", "someday", "some day", "years away"),
@@ -88,19 +92,21 @@ CUES: dict[Mention, tuple[str, ...]] = {
 
 
 def by_cue(
-    cues: Iterable[tuple[Mention, int, int]], text: str, start: int, *, title: bool
+    cues: Iterable[tuple[Mention, int, int]], text: str, start: int, end: int, *, title: bool
 ) -> Mention | None:
     """Why a term is a passing mention by a cue phrase near it, or None.
 
     `text` is the term's sentence as normalised for matching (words and single spaces, case
-    kept), `cues` the (kind, start, end) of the cue phrases found in it, and `start` where the
-    term begins. Speculation is judged in summaries and content only: a title is the item's own
-    claim.
+    kept), `cues` the (kind, start, end) of the cue phrases found in it, and `start` and `end`
+    where the term stands. Speculation is judged in summaries and content only: a title is the
+    item's own claim.
     """
     venue_end = -1
-    for kind, _, cue_end in cues:
+    for kind, cue_start, cue_end in cues:
         if cue_end > start:
             if kind is Mention.SPECULATION and not title:
+                return kind
+            if kind is Mention.EXCLUSION and _excluded_after(text, end, cue_start, cue_end):
                 return kind
             continue
         gap = text.count(" ", cue_end, start)
@@ -119,6 +125,19 @@ def by_cue(
     return None
 
 
+def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
+    """ "Patients with MS were excluded", "MS was an exclusion criterion": the term is what a
+    study left out, said after it. A participle counts only after a passive auxiliary ("trials
+    in MS excluded older patients" is about MS); criteria count as they are."""
+    between = text[end:cue_start].split()
+    if cue_start < end or len(between) > EXCLUSION_AFTER_GAP:
+        return False
+    cue = text[cue_start:cue_end].lower()
+    if "crit" in cue or "krit" in cue:
+        return True
+    return bool(between) and between[-1].lower() in _PASSIVE_AUXILIARIES
+
+
 def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool]) -> Mention | None:
     """Why the term written at sentence[start:end] is a passing mention by how it is written
     (a place, a degree, part of a name), or None. Names are judged in English text only
@@ -133,6 +152,13 @@ def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool])
     return None
 
 
+# The words a passive participle follows ("were excluded", "wurden ausgeschlossen", "ont été
+# exclus", "fueron excluidos", "sono stati esclusi", "werden uitgesloten", "foram excluídos").
+_PASSIVE_AUXILIARIES = frozenset(
+    "is are was were be been being wird werden wurde wurden worden sind ist été sont est "
+    "seront fue fueron son es sido serán è sono stato stati stata state viene vengono werd "
+    "zijn foi foram são".split()
+)
 _CREDENTIALS = frozenset(
     "RN MD PhD PharmD DO BSN MSN NP PA PA-C OCN MPH MBA BS BA MA MSc DPhil FRCP FACP CCRP "
     "CRNP APRN DNP RPh BCOP MBBS CNS".split()

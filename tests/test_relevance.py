@@ -108,6 +108,21 @@ CASES = [
         False,
     ),
     (
+        "excluded-after",
+        "CAR T trial in lupus opens",
+        "Patients with multiple sclerosis or myositis were excluded.",
+        False,
+    ),
+    ("excluded-after-title", "CAR T for lymphoma: people with MS were excluded", "", False),
+    (
+        "excluded-after-de",
+        "CAR-T-Studie bei Lupus",
+        "Patienten mit Multipler Sklerose wurden ausgeschlossen.",
+        False,
+    ),
+    ("criterion-after", "CAR T in lupus", "Multiple sclerosis was an exclusion criterion.", False),
+    ("excluding-subject", "CD19 CAR T trials in MS excluded older patients", "", True),
+    (
         "contrast",
         "CD19 CAR T in myasthenia gravis",
         "MG is an antibody disease, unlike multiple sclerosis.",
