@@ -55,7 +55,9 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("mimic", "mimics", "mimicking", "im Gegensatz zu", "anders als"),
         *("contrairement à", "à la différence de", "a diferencia de", "a differenza di"),
         *("a differenza della", "a differenza del", "in tegenstelling tot"),
-        *("ao contrário de", "ao contrário da"),
+        *("ao contrário de", "ao contrário da", "in contrast to", "in contrast with"),
+        *("im Unterschied zu", "par opposition à", "en contraste con", "al contrario de"),
+        *("diversamente da", "al contrario di", "em contraste com", "diferentemente de"),
     ),
     Mention.EXAMPLE: (
         *("such as", "e.g.", "for example", "for instance", "etwa", "z. B.", "zB"),

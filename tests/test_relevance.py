@@ -129,6 +129,12 @@ CASES = [
         False,
     ),
     (
+        "contrast-in-contrast-to",
+        "CAR T for myositis",
+        "In contrast to multiple sclerosis, myositis responds within weeks.",
+        False,
+    ),
+    (
         "speculation",
         "CAR T for lupus: what next",
         "In the future, multiple sclerosis might also be a target, researchers say.",
