@@ -81,7 +81,13 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("not planned", "not yet planned", "peut-être", "un jour", "pourrait", "pourraient"),
         *("vielleicht", "eines Tages", "könnte", "könnten", "quizá", "quizás", "algún día"),
         *("podría", "podrían", "forse", "un giorno", "potrebbe", "potrebbero", "misschien"),
-        *("ooit", "talvez", "um dia", "poderia", "poderiam"),
+        *("ooit", "talvez", "um dia", "poderia", "poderiam", "remains to be seen"),
+        *("remain to be seen", "future studies", "future trials", "future research"),
+        *("future indication", "future indications", "speculate", "speculated", "speculates"),
+        *("bleibt offen", "bleibt abzuwarten", "in Zukunft", "künftig", "zukünftig"),
+        *("à l'avenir", "reste à voir", "en el futuro", "queda por ver", "está por ver"),
+        *("in futuro", "resta da vedere", "in de toekomst", "valt nog te bezien", "no futuro"),
+        *("resta saber",),
     ),
     # Where a paper appeared or a talk was given: the name that follows is a journal or a meeting.
     Mention.VENUE: (

@@ -5,7 +5,8 @@ sentences of a round-up, or in a press release's "About ..." paragraph, they do 
 looks at units: the title whole, every sentence of the summary and content, and a list of short
 labels (tags, keywords, "Condition: MS") as one unit, since its labels describe the item
 together. What is not the item's own content is marked: a press release's boilerplate ("About
-Kyverna: ...") and a page's navigation ("Related stories: ..."), to the end of their field.
+Kyverna: ..."), a page's navigation ("Related stories: ...") and its credits ("Source: ...",
+"Copyright ..."), to the end of their field.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ _ABOUT = re.compile(
 )
 
 
+# Credits a page or a syndicated copy ends with: the name that follows is the publisher's.
+_CREDIT = re.compile(
+    r"^(?:©|\(c\)\s|(?i:copyright)\b|(?i:sources?|quelle|fuente|fonte|bron|credits?)\s*:)"
+    r"|(?i:all rights reserved|alle rechte vorbehalten|tous droits réservés|"
+    r"todos los derechos reservados|tutti i diritti riservati|alle rechten voorbehouden|"
+    r"todos os direitos reservados)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One statement of an item: its field, its readable text (punctuation kept), whether it
@@ -65,7 +75,9 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
             continue
         content = True
         for piece, labels in _pieces(text):
-            if content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
+            if content and _CREDIT.search(piece):
+                content = False
+            elif content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
                 content = False
                 before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
                 if before and not _ABOUT.match(piece):

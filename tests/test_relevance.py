@@ -141,6 +141,20 @@ CASES = [
         False,
     ),
     (
+        "speculation-open-question",
+        "CAR T in lupus",
+        "Whether the approach works in multiple sclerosis remains to be seen.",
+        False,
+    ),
+    ("speculation-future-studies", "CAR T in lupus", "Future studies may include MS.", False),
+    ("credit-source", "CD19 CAR T for lupus", "Source: Multiple Sclerosis News Today", False),
+    (
+        "credit-copyright",
+        "CD19 CAR T for lupus",
+        "Renal responses held. Copyright 2026 MS Trust. All rights reserved.",
+        False,
+    ),
+    (
         "round-up",
         "Neurology digest",
         "CAR T cells cleared lupus in a fifth patient. In MS, a new BTK inhibitor trial began.",
