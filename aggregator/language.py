@@ -20,28 +20,31 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "who after into about".split()
     ),
     "fr": frozenset(
-        "le les des du une et est dans pour avec sur aux au ont été sont qui cette chez "
+        "le les du une et est dans pour avec sur aux au ont été sont qui cette chez "
         "selon leur pas à où atteint atteinte atteints traité traitée traités premier "
-        "première nouveau nouvelle deuxième".split()
+        "première nouveau nouvelle deuxième par contre après ses ces mais leurs très".split()
     ),
     "de": frozenset(
-        "der die das und mit bei von im ist ein eine einer einem den dem des für wurde "
-        "werden nicht auch sich erste ersten erhält erhalten neue neuen zur zum".split()
+        "der die und mit bei von im ist ein eine einer einem den dem für wurde "
+        "werden nicht auch sich erste ersten erhält erhalten neue neuen zur zum gegen nach "
+        "oder sind wird wurden zwischen durch".split()
     ),
     "es": frozenset(
         "el los las del y es fue son su sus se tras según ante pacientes tratamiento "
-        "primer nuevo nueva ensayo ensayos".split()
+        "primer nuevo nueva ensayo ensayos pero desde hasta muy también".split()
     ),
     "it": frozenset(
         "il gli dei della delle degli nel nella per che è sono di alla dal pazienti "
-        "primo prima nuovo nuova studio paziente trattato trattata trattati malattia".split()
+        "primo prima nuovo nuova studio paziente trattato trattata trattati malattia questo "
+        "questa anche contro sulla sul dopo".split()
     ),
     "nl": frozenset(
         "het een van bij met voor zijn werd worden niet ook naar over dat deze eerste "
-        "nieuwe patiënt patiënten".split()
+        "nieuwe patiënt patiënten wordt hebben heeft tussen behandeld behandeling".split()
     ),
     "pt": frozenset(
-        "os das em um uma com foi são não também primeiros primeiras doentes ensaio".split()
+        "os em um uma com foi são não também primeiros primeiras doentes ensaio pelo "
+        "pela após tratamento estudo".split()
     ),
 }
 # Letters only one of the languages writes (counted once each when present).

@@ -40,6 +40,7 @@ CASES = [
     ("it-sm", "Primo paziente con SM trattato con cellule CAR-T a Milano", "", True),
     ("nl", "Eerste Belgische MS-patiënt behandeld met CAR-T-celtherapie", "", True),
     ("pt", "Esclerose múltipla: primeiros doentes tratados com células CAR-T", "", True),
+    ("fr-sep-short", "La SEP progressive traitée par CAR-T anti-CD19", "", True),
     ("em-in-english", "CAR T cells imaged by EM in lymphoma biopsies", "", False),
     ("sep-in-english", "CAR T manufacturing: SEP 2026 update for lymphoma", "", False),
     # MS as patients and subtypes write it, and products by their new names
@@ -196,6 +197,7 @@ CASES = [
     ("post-marketing", "Post-marketing surveillance (PMS) of CAR T", "PMS data from 2025.", False),
     ("aside-not-definition", "CAR T in MS (preliminary): first data", "", True),
     # Places and titles
+    ("ms-software", "MS Excel template for CAR T dosing in lymphoma", "", False),
     ("jackson", "Jackson, MS: new CAR T centre opens for lymphoma", "", False),
     ("tupelo", "Tupelo, MS 38801: CAR T clinic opens", "", False),
     ("pharmd", "Meet Sam Patel, PharmD, MS, our new CAR T pharmacist", "", False),
