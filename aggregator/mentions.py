@@ -21,9 +21,9 @@ from typing import NamedTuple
 # How many words may stand between a cue and the term it speaks of ("unlike most forms of MS").
 CONTRAST_GAP = 3
 EXAMPLE_GAP = 2
-# How many words may stand between a term and the exclusion said after it ("MS patients were
-# excluded").
-EXCLUSION_AFTER_GAP = 3
+# How many words may stand between a term and the exclusion said after it ("MS, NMOSD or
+# MOGAD are not eligible").
+EXCLUSION_AFTER_GAP = 5
 # A sentence with more of its ordinary words capitalised than this is in headline case.
 HEADLINE_SHARE = 2 / 3
 # How far around a term the rules that read punctuation look, in characters.
@@ -73,7 +73,8 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("criteri di esclusione", "esclusi", "escluso", "exclusiecriteria"),
         *("exclusiecriterium", "uitgesloten", "critérios de exclusão", "critério de exclusão"),
         *("criterios de exclusao", "excluído", "excluída", "excluídos", "excluídas"),
-        *("esclusa", "escluse"),
+        *("esclusa", "escluse", "not eligible", "ineligible", "non éligibles"),
+        *("no elegibles", "non eleggibili", "não elegíveis"),
     ),
     Mention.SPECULATION: (
         *("in future", "in the future", "one day", "someday", "some day", "years away"),

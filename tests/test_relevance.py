@@ -58,6 +58,7 @@ CASES = [
         "Progressive MS (PMS) patients get CD19 CAR T. PMS enrolment has begun.",
         True,
     ),
+    ("car-t19", "CAR-T19 therapy for relapsing MS", "", True),
     ("azer-cel", "Azer-cel dosed in first patient with multiple sclerosis", "", True),
     ("azercabtagene", "Azercabtagene zapreleucel in progressive MS", "", True),
     # Text as feeds send it: soft hyphens, list items
@@ -119,6 +120,12 @@ CASES = [
         "excluded-after-de",
         "CAR-T-Studie bei Lupus",
         "Patienten mit Multipler Sklerose wurden ausgeschlossen.",
+        False,
+    ),
+    (
+        "not-eligible",
+        "CAR T approved for lupus",
+        "Patients with MS, NMOSD or MOGAD are not eligible.",
         False,
     ),
     ("criterion-after", "CAR T in lupus", "Multiple sclerosis was an exclusion criterion.", False),
