@@ -11,12 +11,11 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from aggregator.analyse import AnalysedEntry
 from aggregator.models import FetchOutcome
 from aggregator.normalise import fallback_title
 from aggregator.schedule import typical_gap
@@ -33,6 +32,9 @@ from aggregator.store.stories import (
     assign_unassigned,
     refresh_stories,
 )
+
+if TYPE_CHECKING:  # every command opens the store; only fetching needs the matcher
+    from aggregator.analyse import AnalysedEntry
 
 
 @dataclass(frozen=True, slots=True)
