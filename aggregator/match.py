@@ -569,7 +569,15 @@ class _Reading:
             cue = mentions.by_cue(cues, hit.scanned, hit.start, hit.end, title=title)
             if cue is not None:
                 return f"a passing mention: {cue.value}"
-        located = _locate(unit.text, hit.text)
+        # The same words may stand twice ("MS Society: CAR T for people with MS").
+        earlier = 0
+        if unit.text.count(hit.text) > 1:
+            earlier = sum(
+                1
+                for other in self._found
+                if other.unit == hit.unit and other.start < hit.start and other.text == hit.text
+            )
+        located = _locate(unit.text, hit.text, earlier)
         if located is None:
             return COUNTS
         start, end = located
@@ -756,18 +764,25 @@ def _fingerprint(
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def _locate(sentence: str, written: str) -> tuple[int, int] | None:
+def _locate(sentence: str, written: str, earlier: int = 0) -> tuple[int, int] | None:
     """Where a term found as `written` (its words, as the normaliser left them) stands in the
-    sentence as written, punctuation and all; None if it cannot be found again."""
+    sentence as written, punctuation and all, after `earlier` other places it is written;
+    None if it cannot be found again."""
     first = written.partition(" ")[0]
     at = sentence.find(first)
     while at != -1:  # str.find, then one anchored match: far cheaper than a regex search
         if not (at and sentence[at - 1].isalnum()):
             end = at + len(written)
             if sentence.startswith(written, at) and not sentence[end : end + 1].isalnum():
-                return at, end  # written as found, the common case: what the pattern matches
-            if found := _written_pattern(written).match(sentence, at):
-                return found.start(), found.end()
+                found: tuple[int, int] | None = (at, end)  # written as found, the common case
+            elif matched := _written_pattern(written).match(sentence, at):
+                found = matched.start(), matched.end()
+            else:
+                found = None
+            if found is not None:
+                if not earlier:
+                    return found
+                earlier -= 1
         at = sentence.find(first, at + 1)
     return None
 

@@ -96,6 +96,8 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("congress of", "meeting of", "conference of", "veröffentlicht in", "publié dans"),
         *("présenté au", "publicado en", "presentado en", "pubblicato su", "presentato al"),
         *("gepubliceerd in", "gepresenteerd op", "publicado na", "apresentado no"),
+        *("veröffentlicht im", "publiée dans", "publiés dans", "publicados en"),
+        *("pubblicati su", "pubblicato sulla", "publicados na"),
     ),
 }
 
@@ -172,9 +174,26 @@ _CREDENTIALS = frozenset(
     "RN MD PhD PharmD DO BSN MSN NP PA PA-C OCN MPH MBA BS BA MA MSc DPhil FRCP FACP CCRP "
     "CRNP APRN DNP RPh BCOP MBBS CNS".split()
 )
+# The words a publication's or an organisation's name ends in: a capitalised term right
+# before one is part of that name. (Not meetings or centres: a CAR T talk at an MS meeting,
+# or patients of an MS centre, are about MS.)
+_NAME_HEADS = frozenset(
+    "Journal Society Foundation Association Trust News Federation Alliance Magazine "
+    "Gesellschaft Stiftung Fondation Fundación Fondazione Stichting".split()
+)
+# Words that may stand between a venue cue and the venue's name ("in the journal ...").
+_VENUE_WORDS = frozenset(
+    "journal magazine newsletter online today issue revue revista rivista tijdschrift".split()
+)
 _NAME_LINKS = frozenset("and of in for on the & de des du der für".split())
 _PUNCTUATION = ".,;:!?()[]{}\"'\u00ab\u00bb\u201c\u201d\u2018\u2019\u2026/|*"
 _LIST_WORDS = frozenset("and or und oder et ou y e".split())
+# Words that open a clause, not a list's next element ("patients with MS, as reported").
+_CLAUSE_OPENERS = frozenset(
+    "as which who whom whose that while whereas where when although though because since but "
+    "if so comme qui dont lorsque mais wie welche welcher welches weil wenn aber como cual "
+    "cuando pero porque come quale quali quando perché ma zoals welke wanneer maar omdat".split()
+)
 _SEPARATOR = r"\s*(?:,|;|\b(?:" + "|".join(sorted(_LIST_WORDS)) + r")\b)\s*"
 _SEPARATOR_BEFORE = re.compile(_SEPARATOR + "$")
 _SEPARATOR_AFTER = re.compile(_SEPARATOR)
@@ -222,13 +241,19 @@ def _short_element(text: str, *, at_end: bool) -> bool:
     parts = _ELEMENT_BOUNDARY.split(text)
     element = parts[-1] if at_end else parts[0]
     words = element.split()
+    if words and words[0] in _CLAUSE_OPENERS:  # ", as published in Neurology": a clause
+        return False
     return 0 < len(words) <= 4 and (len(parts) > 1 or not at_end)
 
 
 def _only_name_words(between: str) -> bool:
     """Whether only the words of a name stand between a venue cue and a term ("published in
-    Multiple Sclerosis Journal"): the term is part of the journal's or meeting's name."""
-    return all(word in _NAME_LINKS or _capitalised(word) for word in between.split())
+    Multiple Sclerosis Journal", "appeared in the journal Multiple Sclerosis"): the term is
+    part of the journal's or meeting's name."""
+    return all(
+        word in _NAME_LINKS or word in _VENUE_WORDS or _capitalised(word)
+        for word in between.split()
+    )
 
 
 def _is_place(sentence: str, start: int, end: int) -> bool:
@@ -259,11 +284,13 @@ def _is_name(sentence: str, start: int, end: int) -> bool:
     # The next quick answer: no word of a name stands next to it. (Units are clean text: one
     # space between words.)
     previous = sentence[sentence.rfind(" ", 0, max(0, start - 1)) + 1 : start].strip()
-    following = sentence[end : end + NEAR].lstrip().partition(" ")[0]
-    if not (_name_word(previous.strip(_PUNCTUATION)) or _name_word(following.strip(_PUNCTUATION))):
+    following = sentence[end : end + NEAR].lstrip().partition(" ")[0].strip(_PUNCTUATION)
+    if not (_name_word(previous.strip(_PUNCTUATION)) or _name_word(following)):
         return False
     if _headline_case(sentence):
         return False  # capitals mark every word, not names
+    if following in _NAME_HEADS:  # "Writing in Multiple Sclerosis Journal, the authors ..."
+        return True
     shape = _shape(sentence)
     first, last = bisect_left(shape.starts, start), bisect_left(shape.starts, end)
     run_start, run_end = first, last  # the name: words run_start to run_end - 1

@@ -91,6 +91,20 @@ CASES = [
         False,
     ),
     (
+        "venue-journal-name",
+        "CD19 CAR T in myositis",
+        "Writing in Multiple Sclerosis Journal, the authors describe four patients.",
+        False,
+    ),
+    (
+        "venue-the-journal",
+        "CD19 CAR T in myositis",
+        "The case appeared in the journal Multiple Sclerosis.",
+        False,
+    ),
+    ("society-name", "CD19 CAR T in myositis", "Lee is a fellow of the MS Society.", False),
+    ("name-and-disease", "MS Society: CAR T trial opens for people with MS", "", True),
+    (
         "navigation",
         "CAR T approved for myeloma in Japan",
         "Related stories: CAR T cells tested in MS patients | Living with MS",
@@ -173,6 +187,12 @@ CASES = [
         "CAR T in lupus, myositis, scleroderma and multiple sclerosis: "
         "a review of autoimmune targets",
         "",
+        True,
+    ),
+    (
+        "clause-not-list",
+        "Case series",
+        "CD19 CAR T cells were given to four people with MS, as reported in Neurology.",
         True,
     ),
     (
