@@ -43,6 +43,8 @@ _ABOUT = re.compile(
 )
 
 
+# One field of a record written out: a label of one to three words, a colon, its value.
+_FIELD = re.compile(r"\s*\w[\w\-]*(?: [\w\-]+){0,2}\s*:\s*\S")
 # Credits a page or a syndicated copy ends with: the name that follows is the publisher's.
 _CREDIT = re.compile(
     r"^(?:©|\(c\)\s|(?i:copyright)\b|(?i:sources?|quelle|fuente|fonte|bron|credits?)\s*:)"
@@ -92,7 +94,13 @@ def _pieces(text: str) -> Iterator[tuple[str, bool]]:
         if labels:
             yield block, True
         else:
-            yield from ((sentence, False) for sentence in _sentences(block))
+            yield from ((sentence, _is_fields(sentence)) for sentence in _sentences(block))
+
+
+def _is_fields(sentence: str) -> bool:
+    """Whether a sentence is a record's fields written out, "Condition: Multiple Sclerosis;
+    Intervention: KYV-101": labels of the item, as a list of tags is."""
+    return ";" in sentence and all(map(_FIELD.match, sentence.split(";")))
 
 
 def _sentences(block: str) -> Iterator[str]:

@@ -196,6 +196,12 @@ CASES = [
         True,
     ),
     (
+        "record-fields",
+        "Study NCT06384976",
+        "Condition: Multiple Sclerosis; Intervention: KYV-101 (CD19 CAR T)",
+        True,
+    ),
+    (
         "listed-in-body",
         "Kyverna raises funds",
         "The company develops CAR T cells for lupus, myositis, scleroderma and multiple sclerosis.",
