@@ -278,7 +278,8 @@ def _is_degree(sentence: str, start: int, end: int) -> bool:
 def _is_name(sentence: str, start: int, end: int) -> bool:
     """A term inside a capitalised name in sentence-case English text: "Multiple Sclerosis
     News Today", "the European Committee for Treatment and Research in Multiple Sclerosis",
-    "National MS Society". Not at a sentence's start, where every word is capitalised."""
+    "National MS Society". Not at a sentence's start, where every word is capitalised, unless
+    a name's head word follows it ("MS Society: ...")."""
     if not sentence[start].isupper() or not all(map(_capitalised, sentence[start:end].split())):
         return False  # the commonest quick answer: a term in lower case
     # The next quick answer: no word of a name stands next to it. (Units are clean text: one
