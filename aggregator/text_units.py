@@ -5,8 +5,8 @@ sentences of a round-up, or in a press release's "About ..." paragraph, they do 
 looks at units: the title whole, every sentence of the summary and content, and a list of short
 labels (tags, keywords, "Condition: MS") as one unit, since its labels describe the item
 together. What is not the item's own content is marked: a press release's boilerplate ("About
-Kyverna: ..."), a page's navigation ("Related stories: ...") and its credits ("Source: ...",
-"Copyright ..."), to the end of their field.
+Kyverna: ...") and a page's navigation ("Related stories: ..."), to the end of their field,
+and a credit ("Source: ...", "Copyright ...") wherever it stands.
 """
 
 from __future__ import annotations
@@ -77,14 +77,14 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
             continue
         content = True
         for piece, labels in _pieces(text):
-            if content and _CREDIT.search(piece):
-                content = False
-            elif content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
+            if content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
                 content = False
                 before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
                 if before and not _ABOUT.match(piece):
                     found.append(Unit(name, before))
-            found.append(Unit(name, piece, content, labels))
+            # A credit ("Source: ...") may open a summary too: only it is not content.
+            credit = content and _CREDIT.search(piece) is not None
+            found.append(Unit(name, piece, content and not credit, labels))
     return found
 
 

@@ -171,6 +171,12 @@ CASES = [
     ("speculation-future-studies", "CAR T in lupus", "Future studies may include MS.", False),
     ("credit-source", "CD19 CAR T for lupus", "Source: Multiple Sclerosis News Today", False),
     (
+        "credit-first",
+        "Trial news",
+        "Source: Reuters. CD19 CAR T cells were given to the first patient with MS.",
+        True,
+    ),
+    (
         "credit-copyright",
         "CD19 CAR T for lupus",
         "Renal responses held. Copyright 2026 MS Trust. All rights reserved.",
