@@ -83,7 +83,7 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("vielleicht", "eines Tages", "könnte", "könnten", "quizá", "quizás", "algún día"),
         *("podría", "podrían", "forse", "un giorno", "potrebbe", "potrebbero", "misschien"),
         *("ooit", "talvez", "um dia", "poderia", "poderiam", "remains to be seen"),
-        *("remain to be seen", "future studies", "future trials", "future research"),
+        *("remain to be seen", "future studies", "future research"),
         *("future indication", "future indications", "speculate", "speculated", "speculates"),
         *("bleibt offen", "bleibt abzuwarten", "in Zukunft", "künftig", "zukünftig"),
         *("à l'avenir", "reste à voir", "en el futuro", "queda por ver", "está por ver"),
