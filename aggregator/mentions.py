@@ -79,10 +79,14 @@ CUES: dict[Mention, tuple[str, ...]] = {
     Mention.SPECULATION: (
         *("in future", "in the future", "one day", "someday", "some day", "years away"),
         *("might also", "could also", "may also", "might one day", "no company"),
-        *("not planned", "not yet planned", "peut-être", "un jour", "pourrait", "pourraient"),
-        *("vielleicht", "eines Tages", "könnte", "könnten", "quizá", "quizás", "algún día"),
-        *("podría", "podrían", "forse", "un giorno", "potrebbe", "potrebbero", "misschien"),
-        *("ooit", "talvez", "um dia", "poderia", "poderiam", "remains to be seen"),
+        # A modal verb is speculation with "also", as in English: "could stop MS, two
+        # patients' data show" reports a result.
+        *("not planned", "not yet planned", "peut-être", "un jour", "pourrait aussi"),
+        *("pourraient aussi", "pourrait également", "pourraient également", "vielleicht"),
+        *("eines Tages", "könnte auch", "könnten auch", "quizá", "quizás", "algún día"),
+        *("podría también", "podrían también", "forse", "un giorno", "potrebbe anche"),
+        *("potrebbero anche", "misschien", "ooit", "talvez", "um dia", "poderia também"),
+        *("poderiam também", "remains to be seen"),
         *("remain to be seen", "future studies", "future research"),
         *("future indication", "future indications", "speculate", "speculated", "speculates"),
         *("bleibt offen", "bleibt abzuwarten", "in Zukunft", "künftig", "zukünftig"),

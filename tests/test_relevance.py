@@ -163,6 +163,18 @@ CASES = [
         False,
     ),
     (
+        "fr-could-also",
+        "CAR-T dans le lupus",
+        "La thérapie pourrait aussi aider dans la sclérose en plaques.",
+        False,
+    ),
+    (
+        "de-could-result",
+        "Erlangen: zwei Patienten behandelt",
+        "CAR-T-Zellen könnten die Multiple Sklerose stoppen, zeigen die Daten der beiden.",
+        True,
+    ),
+    (
         "speculation-open-question",
         "CAR T in lupus",
         "Whether the approach works in multiple sclerosis remains to be seen.",
