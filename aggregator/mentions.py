@@ -60,7 +60,7 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("diversamente da", "al contrario di", "em contraste com", "diferentemente de"),
     ),
     Mention.EXAMPLE: (
-        *("such as", "e.g.", "for example", "for instance", "etwa", "z. B.", "zB"),
+        *("such as", "e.g.", "for example", "for instance", "wie etwa", "z. B.", "zB"),
         *("beispielsweise", "par exemple", "notamment", "por ejemplo", "ad esempio", "zoals"),
         *("bijvoorbeeld", "por exemplo"),
     ),

@@ -168,6 +168,7 @@ CASES = [
         "La thérapie pourrait aussi aider dans la sclérose en plaques.",
         False,
     ),
+    ("de-etwa", "Erste Daten: CD19-CAR-T bei etwa 30 MS-Patienten", "", True),
     (
         "de-could-result",
         "Erlangen: zwei Patienten behandelt",
