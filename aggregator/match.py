@@ -566,7 +566,10 @@ class _Reading:
         cues = self._cues.get(hit.unit)
         if cues:
             title = unit.field == "title"
-            cue = mentions.by_cue(cues, hit.scanned, hit.start, hit.end, title=title)
+            before = [o.start for o in self._found if o.unit == hit.unit and o.start < hit.start]
+            cue = mentions.by_cue(
+                cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
+            )
             if cue is not None:
                 return f"a passing mention: {cue.value}"
         # The same words may stand twice ("MS Society: CAR T for people with MS").

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from functools import lru_cache
 from itertools import accumulate
@@ -107,14 +107,22 @@ CUES: dict[Mention, tuple[str, ...]] = {
 
 
 def by_cue(
-    cues: Iterable[tuple[Mention, int, int]], text: str, start: int, end: int, *, title: bool
+    cues: Iterable[tuple[Mention, int, int]],
+    text: str,
+    start: int,
+    end: int,
+    *,
+    title: bool,
+    terms_before: Sequence[int] = (),
 ) -> Mention | None:
     """Why a term is a passing mention by a cue phrase near it, or None.
 
     `text` is the term's sentence as normalised for matching (words and single spaces, case
-    kept), `cues` the (kind, start, end) of the cue phrases found in it, and `start` and `end`
-    where the term stands. Speculation is judged in summaries and content only: a title is the
-    item's own claim.
+    kept), `cues` the (kind, start, end) of the cue phrases found in it, `start` and `end`
+    where the term stands, and `terms_before` where the other terms before it start. A
+    contrast is with the first term after its cue ("rather than HSCT for MS", "unlike
+    ocrelizumab, CD19 CAR T"). Speculation is judged in summaries and content only: a title
+    is the item's own claim.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
@@ -125,7 +133,11 @@ def by_cue(
                 return kind
             continue
         gap = text.count(" ", cue_end, start)
-        if kind is Mention.CONTRAST and gap <= CONTRAST_GAP:
+        if (
+            kind is Mention.CONTRAST
+            and gap <= CONTRAST_GAP
+            and not any(cue_end <= other < start for other in terms_before)
+        ):
             return kind
         if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP:
             return kind

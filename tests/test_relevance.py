@@ -176,6 +176,18 @@ CASES = [
         True,
     ),
     (
+        "contrast-with-another-term",
+        "Trial news",
+        "Unlike ocrelizumab, CD19 CAR T cells reach the CNS in MS.",
+        True,
+    ),
+    (
+        "rather-than-another-term",
+        "Trial news",
+        "Doctors chose CD19 CAR T rather than HSCT for MS patients with active disease.",
+        True,
+    ),
+    (
         "speculation-open-question",
         "CAR T in lupus",
         "Whether the approach works in multiple sclerosis remains to be seen.",
