@@ -21,6 +21,9 @@ from typing import NamedTuple
 # How many words may stand between a cue and the term it speaks of ("unlike most forms of MS").
 CONTRAST_GAP = 3
 EXAMPLE_GAP = 2
+# How many words before an example cue may name the kind of illness it gives examples of
+# ("autoimmune diseases such as", "enfermedades autoinmunes, por ejemplo").
+KIND_WORDS = 3
 # How many words may stand between a term and the exclusion said after it ("MS, NMOSD or
 # MOGAD are not eligible").
 EXCLUSION_AFTER_GAP = 5
@@ -139,7 +142,7 @@ def by_cue(
             and not any(cue_end <= other < start for other in terms_before)
         ):
             return kind
-        if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP:
+        if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP and _after_a_kind(text, cue_start):
             return kind
         if kind is Mention.EXCLUSION:
             return kind
@@ -150,6 +153,14 @@ def by_cue(
     if venue_end >= 0 and _only_name_words(text[venue_end:start]):
         return Mention.VENUE
     return None
+
+
+def _after_a_kind(text: str, cue_start: int) -> bool:
+    """Whether an example cue follows a kind of illness ("diseases such as MS", "maladies
+    auto-immunes, par exemple la SEP"): then what it names is one example of many. After anything
+    else ("cell therapies such as KYV-101") the example is what the sentence is about."""
+    words = text[max(0, cue_start - NEAR) : cue_start].lower().split()[-KIND_WORDS:]
+    return any(word in _KINDS or word.endswith(_KIND_ENDINGS) for word in words)
 
 
 def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
@@ -179,6 +190,15 @@ def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool])
     return None
 
 
+# Kinds of illness, in the readers' languages: what a term given as an example of them is one
+# of. German compounds end in them ("Autoimmunerkrankungen").
+_KINDS = frozenset(
+    "disease diseases disorder disorders condition conditions illness illnesses indication "
+    "indications maladie maladies pathologie pathologies affection affections enfermedad "
+    "enfermedades patología patologías malattia malattie patologia patologie ziekte ziekten "
+    "aandoening aandoeningen doença doenças indicaciones indicazioni indicações".split()
+)
+_KIND_ENDINGS = ("krankheit", "krankheiten", "erkrankung", "erkrankungen", "indikationen")
 # The words a passive participle follows ("were excluded", "wurden ausgeschlossen", "ont été
 # exclus", "fueron excluidos", "sono stati esclusi", "werden uitgesloten", "foram excluídos").
 _PASSIVE_AUXILIARIES = frozenset(

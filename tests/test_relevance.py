@@ -188,6 +188,18 @@ CASES = [
         True,
     ),
     (
+        "example-of-a-kind",
+        "CAR T in lupus",
+        "Autoimmune diseases such as multiple sclerosis are next, experts say.",
+        False,
+    ),
+    (
+        "example-of-a-therapy",
+        "Trial news",
+        "Cell therapies such as KYV-101 are now being tested in progressive MS.",
+        True,
+    ),
+    (
         "speculation-open-question",
         "CAR T in lupus",
         "Whether the approach works in multiple sclerosis remains to be seen.",
