@@ -566,7 +566,7 @@ class _Reading:
         cues = self._cues.get(hit.unit)
         if cues:
             title = unit.field == "title"
-            before = [o.start for o in self._found if o.unit == hit.unit and o.start < hit.start]
+            before = [other.start for other in self._found_before(hit)]
             cue = mentions.by_cue(
                 cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
             )
@@ -575,11 +575,7 @@ class _Reading:
         # The same words may stand twice ("MS Society: CAR T for people with MS").
         earlier = 0
         if unit.text.count(hit.text) > 1:
-            earlier = sum(
-                1
-                for other in self._found
-                if other.unit == hit.unit and other.start < hit.start and other.text == hit.text
-            )
+            earlier = sum(other.text == hit.text for other in self._found_before(hit))
         located = _locate(unit.text, hit.text, earlier)
         if located is None:
             return COUNTS
@@ -598,6 +594,10 @@ class _Reading:
             )
         )
         return LISTED if listed else COUNTS
+
+    def _found_before(self, hit: _Found) -> list[_Found]:
+        """The terms found before `hit` in its own unit."""
+        return [o for o in self._found if o.unit == hit.unit and o.start < hit.start]
 
     def _targeted(self, hit: _Found, unit: text_units.Unit) -> bool:
         """A term that counts only as a therapy's target (CD19): one of its cue words stands
