@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from string import Formatter
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -32,8 +32,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from aggregator import __version__
 from aggregator.errors import ConfigError
@@ -41,6 +39,10 @@ from aggregator.models import SourceKind, reader_key
 from aggregator.redact import redacted
 from aggregator.schedule import cron_trigger
 from aggregator.sources.registry import TYPES as SOURCE_TYPES
+from aggregator.term_markers import TERM_MARKERS, split_marker
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only where a database URL is read (not by workers)
+    from sqlalchemy.engine import URL
 
 CONFIG_ENV = "AGGREGATOR_CONFIG"
 STATE_DIRECTORY_ENV = "STATE_DIRECTORY"  # set by systemd for StateDirectory=
@@ -69,15 +71,6 @@ _ADDRESS_CHAR = r"[^@\s<>()\[\],;:\"\\]"
 EMAIL_ADDRESS = re.compile(rf"{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+")
 # What a digest subject template may say: {title} {date} {count} {count_text}.
 SUBJECT_FIELDS = ("title", "date", "count", "count_text")
-
-
-TERM_MARKER = "@"  # "SEP@fr", "RMS@defined": see match.py
-
-
-def split_marker(term: str) -> tuple[str, str | None]:
-    """A configured term and its marker: ("SEP", "fr") for "SEP@fr", ("MS", None) for "MS"."""
-    text, at, marker = term.rpartition(TERM_MARKER)
-    return (text, marker) if at and text and marker.isalpha() else (term, None)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -202,6 +195,9 @@ def resolve_database_url(url: str, base_dir: Path) -> str:
     """Make a SQLite path absolute against the config's folder; pick psycopg 3 for PostgreSQL.
 
     Every message about the URL hides its password: it is printed, and logged by systemd."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -411,7 +407,8 @@ class ServerSettings(_Section):
 class Settings(_Section):
     """The whole configuration; built only by `load_settings`, never mutated."""
 
-    database: DatabaseSettings = DatabaseSettings()
+    # Made when needed: resolving its URL imports SQLAlchemy, which parse workers never need.
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     fetch: FetchSettings = FetchSettings()
     feeds: tuple[FeedSettings, ...] = ()
     terms: dict[Name, tuple[str, ...]] = {}
@@ -557,8 +554,6 @@ class Settings(_Section):
         raise ConfigError(f"no feed named {name!r} (feeds: {known})")
 
 
-# What may follow "@" in a term: where it counts.
-TERM_MARKERS = frozenset({"defined", "en", "fr", "de", "es", "it", "nl", "pt"})
 _SECTIONS = ("database", "fetch", "digest", "smtp", "output", "server", "service")
 
 

@@ -44,15 +44,18 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import ahocorasick
 
 from aggregator import acronyms, mentions, text_units
-from aggregator.config import Settings, split_marker
 from aggregator.language import FUNCTION_WORDS, guess_language
 from aggregator.models import TermHit, TopicMatch
 from aggregator.normalise import WordTable, clean_text, text_from_html
+from aggregator.term_markers import split_marker
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 # Bump when the matching rules in this module change, so stored matches are recomputed.
 MATCHER_VERSION = 2

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from aggregator.config import Settings, load_settings, split_marker
+from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
+from aggregator.term_markers import split_marker
 from bench.corpus import Item, make_items
 
 CONFIG = Path(__file__).parent.parent / "config.toml"

@@ -8,11 +8,13 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.errors import FetchError, ParseError
-from aggregator.fetch import Fetcher, FetchResult
+
+if TYPE_CHECKING:  # a parse worker needs no HTTP client
+    from aggregator.fetch import Fetcher, FetchResult
 
 MAX_PAGES = 10  # a first fetch of an API query reads this many pages at most
 # A 429 or 503 asking to wait this long or less is waited for and the page asked once more;
@@ -110,6 +112,8 @@ def api_result(
     url: str, pages: Sequence[bytes], last: FetchResult, incomplete: str | None = None
 ) -> FetchResult:
     """The pages of one API query, as one fetch result (`incomplete`: what is missing)."""
+    from aggregator.fetch import FetchResult  # downloads only: parse workers never get here
+
     return FetchResult(
         url,
         last.final_url,

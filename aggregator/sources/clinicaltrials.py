@@ -10,11 +10,10 @@ record, and a changed registry record is news again.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.sources.api import (
     MAX_PAGES,
@@ -26,6 +25,9 @@ from aggregator.sources.api import (
 )
 from aggregator.sources.base import Download
 from aggregator.sources.entries import RawEntry, build_entries
+
+if TYPE_CHECKING:  # a parse worker needs no HTTP client
+    from aggregator.fetch import Fetcher, FetchResult
 
 RATE = 1.0  # requests per second; the API allows about 50 a minute per address
 PAGE_SIZE = 100

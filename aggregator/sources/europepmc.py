@@ -11,10 +11,9 @@ are errors here too. Preprints (source PPR) are marked as preprints whatever the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.sources.api import (
     MAX_PAGES,
@@ -26,6 +25,9 @@ from aggregator.sources.api import (
 )
 from aggregator.sources.base import Download
 from aggregator.sources.entries import RawEntry, build_entries
+
+if TYPE_CHECKING:  # a parse worker needs no HTTP client
+    from aggregator.fetch import Fetcher, FetchResult
 
 RATE = 5.0  # requests per second: no published limit, so stay modest
 PAGE_SIZE = 100

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import defusedxml.ElementTree as SafeElementTree
 from defusedxml import DefusedXmlException
 
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.sources.api import Pages, date_from, read_page, read_pages, with_params
 from aggregator.sources.base import Download
 from aggregator.sources.entries import RawEntry, build_entries
+
+if TYPE_CHECKING:  # a parse worker needs no HTTP client
+    from aggregator.fetch import Fetcher, FetchResult
 
 TOOL = "aggregator"
 # NCBI allows 3 requests a second without a key, 10 with one; a margin under both keeps the

@@ -12,18 +12,20 @@ from calendar import timegm
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from time import struct_time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import feedparser
 
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher, FetchResult
 from aggregator.models import ParsedFeed
 from aggregator.normalise import safe_link, text_from_html
 from aggregator.sources import jsonfeed
 from aggregator.sources.base import Download
 from aggregator.sources.entries import MAX_TITLE, RawEntry, iter_entries
 from aggregator.sources.xmlparts import split_feed
+
+if TYPE_CHECKING:  # a parse worker needs no HTTP client
+    from aggregator.fetch import Fetcher, FetchResult
 
 # Bodies larger than this are parsed ITEMS_PER_PART items at a time (see xmlparts.py).
 SPLIT_BYTES = 2_000_000
