@@ -421,10 +421,11 @@ def _apply_groups(
                     story_of[item] = target
         assignments |= dict.fromkeys(items, target)
     if new_groups:
-        created = session.scalars(
-            insert(Story).returning(Story.id, sort_by_parameter_order=True),
+        stories_table = table_of(Story)
+        created = session.execute(
+            insert(stories_table).returning(stories_table.c.id, sort_by_parameter_order=True),
             [_new_story([row_of[i] for i in items], own_ids, now) for items in new_groups],
-        ).all()
+        ).scalars()
         for items, story_id in zip(new_groups, created, strict=True):
             assignments |= dict.fromkeys(items, story_id)
     if stored := [
