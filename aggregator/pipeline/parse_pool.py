@@ -80,8 +80,8 @@ class ParsePool:
         now: datetime,
     ) -> Parsed | None:
         """`feed`'s body parsed and analysed, or None when the caller should do it: one of a
-        pass's first few hundred kilobytes, a body big enough to stream, or one whose worker died (the
-        pool is replaced for the next feed)."""
+        pass's first few hundred kilobytes, a body big enough to stream, or one whose worker
+        died (the pool is replaced for the next feed)."""
         if len(body) > SPLIT_BYTES:
             return None
         if self._executor is None and self._left_to_store < POOL_AFTER_BYTES:
