@@ -38,6 +38,11 @@ _LAST_USED = "last_used"
 # 4 MB) a cold ingest did that every few transactions; at 8,000 (32 MB of log) the pass
 # takes about 4% less (bench/README.md, "the write-ahead log").
 WAL_AUTOCHECKPOINT_PAGES = 8000
+# Prepared statements each SQLite connection keeps (Python's default is 128). A batch's
+# multi-row INSERT is one statement per row count, its program as big as its rows, and rarely
+# met again: 128 of them held 10 MB of a cold ingest's peak. The few statements a pass repeats
+# stay prepared with 16.
+SQLITE_CACHED_STATEMENTS = 16
 
 
 def create_database_engine(url: str, busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT) -> Engine:
@@ -52,7 +57,13 @@ def create_database_engine(url: str, busy_timeout: timedelta = DEFAULT_BUSY_TIME
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout.total_seconds()})
+        engine = create_engine(
+            url,
+            connect_args={
+                "timeout": busy_timeout.total_seconds(),
+                "cached_statements": SQLITE_CACHED_STATEMENTS,
+            },
+        )
         event.listen(engine, "connect", partial(_configure_sqlite, busy_ms=milliseconds))
         return engine
     engine = _postgresql_engine(parsed, lock_ms=milliseconds)
