@@ -67,6 +67,30 @@ def test_migrations_match_the_models(database_url: str) -> None:
         engine.dispose()
 
 
+def test_the_indexes_the_models_declare_plainly_keep_their_kind_and_condition(
+    database_url: str,
+) -> None:
+    """The models declare two indexes without their dialect options (which would import
+    PostgreSQL's dialect into every command), and Alembic's comparison does not read those
+    options: the database itself must have them. A btree on canonical URLs cannot hold the
+    longest links on PostgreSQL; an index over every item would be read on every pass."""
+    engine = create_database_engine(database_url)
+    try:
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'items'"
+            else:
+                query = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'items'"
+            made = {name: str(sql) for name, sql in connection.execute(text(query))}
+        assert "WHERE" in made["ix_items_unindexed"]
+        assert "search_text = ''" in made["ix_items_unindexed"].replace("''::text", "''")
+        if engine.dialect.name == "postgresql":
+            assert "USING hash" in made["ix_items_canonical_url"]
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
     engine = create_database_engine(f"sqlite:///{tmp_path}/wal.db")
     try:
