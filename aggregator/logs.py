@@ -16,12 +16,14 @@ import logging
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, Protocol, TextIO
-
-import structlog
-from structlog.typing import EventDict, Processor
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from aggregator.redact import redacted
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor
 
 # Libraries whose lines appear under our names, and the event their lines stand for.
 FOREIGN_LOGGERS = {
@@ -31,29 +33,68 @@ FOREIGN_LOGGERS = {
     "alembic": ("aggregator.migrations", "migration"),
 }
 _ORDER = ["time", "level", "logger", "event"]
-_SHARED: list[Processor] = [
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%SZ", utc=True, key="time"),
-]
-# Our events travel as standard library records from the first import on, so a line logged
-# before `configure` (or in a test) still reaches logging's handlers.
-structlog.configure(
-    processors=[
-        structlog.stdlib.filter_by_level,
-        *_SHARED,
-        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-    ],
-    logger_factory=structlog.stdlib.LoggerFactory(),
-    wrapper_class=structlog.stdlib.BoundLogger,
-    cache_logger_on_first_use=True,
-)
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """The logger of module `name`: `log.info("feed_fetched", feed=..., status=...)`."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger
+class Logger:
+    """A module's logger: `log.info("feed_fetched", feed=..., status=...)`.
+
+    structlog is imported when a line is first logged or formatted, not when a module asks
+    for its logger: a command that logs nothing (`stories list`) would otherwise pay 30 ms of
+    its 0.4 s for it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._bound: Any = None
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._logger().info(event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._logger().warning(event, **fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._logger().exception(event, **fields)
+
+    def _logger(self) -> Any:
+        if self._bound is None:
+            self._bound = _structlog().stdlib.get_logger(self.name)
+        return self._bound
+
+
+def get_logger(name: str) -> Logger:
+    """The logger of module `name`."""
+    return Logger(name)
+
+
+@cache
+def _structlog() -> ModuleType:
+    """structlog, imported and configured once. Our events travel as standard library
+    records, so a line logged before `configure` (or in a test) still reaches logging's
+    handlers."""
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return structlog
+
+
+def _shared_processors() -> list[Processor]:
+    import structlog
+
+    return [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%SZ", utc=True, key="time"),
+    ]
 
 
 class LineSink(Protocol):
@@ -77,18 +118,8 @@ def writing_to(stream: LineSink) -> Iterator[None]:
 def configure(level: int, stream: TextIO | None = None, *, requests: bool = False) -> None:
     """Send every log line at `level` or above to `stream` (standard error), in logfmt; a
     line per HTTP request served only with `requests` (a busy page would drown the rest)."""
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED, _as_our_event],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _without_none,
-            _without_secrets,
-            structlog.processors.LogfmtRenderer(key_order=_ORDER, bool_as_flag=False),
-        ],
-    )
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(_LogfmtFormatter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
@@ -97,6 +128,30 @@ def configure(level: int, stream: TextIO | None = None, *, requests: bool = Fals
     logging.getLogger("uvicorn.access").setLevel(level if requests else logging.WARNING)
     # A poll skipped because the previous fetch pass is still running is expected, not news.
     logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
+
+
+class _LogfmtFormatter(logging.Formatter):
+    """structlog's ProcessorFormatter, made when the first line is formatted: configuring
+    logging is every command's first step, logging a line is not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._formatter: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._formatter is None:
+            structlog = _structlog()
+            self._formatter = structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=[*_shared_processors(), _as_our_event],
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    _without_none,
+                    _without_secrets,
+                    structlog.processors.LogfmtRenderer(key_order=_ORDER, bool_as_flag=False),
+                ],
+            )
+        return self._formatter.format(record)
 
 
 def _without_secrets(_logger: Any, _method: str, event: EventDict) -> EventDict:

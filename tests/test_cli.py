@@ -325,3 +325,29 @@ def test_help_answers_without_loading_the_database_or_the_web_layers() -> None:
     ).stdout
     assert "Commands:" in shown
     assert shown.strip().splitlines()[-1] == "[]"
+
+
+def test_listing_stories_loads_neither_the_log_library_nor_another_database_s_dialect(
+    database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
+) -> None:
+    """`stories list` and `feeds list` should answer within 0.4 s, and importing structlog
+    (with rich's tracebacks) or PostgreSQL's dialect on SQLite cost 20-30 ms each: a command
+    imports them when it logs a line or talks to PostgreSQL, not before."""
+    config = make_config(database_url, [("a", "https://a.example/feed")])
+    assert run_cli(config, "init").exit_code == 0
+    probe = (
+        "import sys\n"
+        "from aggregator.cli import main\n"
+        f"sys.argv = ['aggregator', '--config', {str(config)!r}, 'stories', 'list']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('structlog', 'rich.traceback',"
+        " 'sqlalchemy.dialects.postgresql', 'sqlalchemy.dialects.sqlite'))))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = shown.strip().splitlines()[-1]
+    assert "structlog" not in loaded
+    assert "rich.traceback" not in loaded
+    other = "postgresql" if database_url.startswith("sqlite") else "sqlite"
+    assert f"sqlalchemy.dialects.{other}" not in loaded
