@@ -49,14 +49,15 @@ def run(runs: int = 5) -> list[str]:
                 seconds[name].append(time.perf_counter() - started)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     floor = medians[FLOOR]
+    width = max(len(name) for name in medians) + 2
     lines = [
         f"cli: a fresh process per command, {stories:,} stories of {FEEDS} feeds (SQLite),"
         f" median of {runs} alternating runs",
         "",
-        f"{'command':<56}{'seconds':>9}{'vs floor':>10}",
+        f"{'command':<{width}}{'seconds':>9}{'vs floor':>10}",
     ]
     for name, median in medians.items():
-        lines.append(f"{name:<56}{median:>9.3f}{median / floor:>9.1f}x")
+        lines.append(f"{name:<{width}}{median:>9.3f}{median / floor:>9.1f}x")
     lists = max(medians["aggregator feeds list"], medians["aggregator stories list"])
     return [
         *lines,
