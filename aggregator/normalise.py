@@ -136,9 +136,13 @@ def safe_link(link: str | None, base_url: str) -> str | None:
     """
     if not link:
         return None
+    cleaned = clean_text(link.translate(_TABS_AND_LINE_BREAKS))
     try:
-        absolute = urljoin(base_url, clean_text(link.translate(_TABS_AND_LINE_BREAKS)))
-        parts = urlsplit(absolute)
+        parts = urlsplit(cleaned)
+        # Most links are absolute already, and urljoin, which gives them back the same (but
+        # for a path's empty ";" parameters), costs a sixth of building an entry.
+        if parts.scheme not in ("http", "https") or not parts.netloc or ";" in cleaned:
+            parts = urlsplit(urljoin(base_url, cleaned))
     except ValueError:  # "http://[" and other URLs that do not parse are no links
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc or " " in parts.netloc:
