@@ -125,6 +125,11 @@ def test_clean_text_removes_header_breaking_characters() -> None:
         pytest.param(None, None, id="missing"),
         pytest.param(" https://a.example/x\n", "https://a.example/x", id="surrounding-whitespace"),
         pytest.param("http://[broken/x", None, id="unparseable-ipv6-host"),
+        pytest.param("HTTPS://a.example/x", "https://a.example/x", id="scheme-lower-cased"),
+        # Absolute links are taken as they are, but for what joining to the feed's URL changes:
+        pytest.param("https://?q=1", "https://feeds.example.org/news/feed.xml?q=1", id="no-host"),
+        pytest.param("https:/a.example/x", "https://feeds.example.org/a.example/x", id="one-slash"),
+        pytest.param("https://a.example/x;", "https://a.example/x", id="empty-parameters"),
     ],
 )
 def test_safe_link(link: str | None, expected: str | None) -> None:
