@@ -140,7 +140,7 @@ def safe_link(link: str | None, base_url: str) -> str | None:
     try:
         parts = urlsplit(cleaned)
         # Most links are absolute already, and urljoin, which gives them back the same (but
-        # for a path's empty ";" parameters), costs a sixth of building an entry.
+        # for a path's empty ";" parameters), costs a fifth of building an entry.
         if parts.scheme not in ("http", "https") or not parts.netloc or ";" in cleaned:
             parts = urlsplit(urljoin(base_url, cleaned))
     except ValueError:  # "http://[" and other URLs that do not parse are no links
