@@ -256,7 +256,7 @@ def test_stories_search_finds_a_trial_by_its_number(
     assert run_cli(config, "fetch", "--all").exit_code == 0
     found = run_cli(config, "stories", "search", "nct06384976", "--json")
     assert found.exit_code == 0, found.output
-    assert [story["title"] for story in json.loads(found.output)] == [
+    assert [story["title"] for story in json.loads(found.stdout)] == [
         "KYSA-7: CD19 CAR T in progressive MS (NCT06384976)"
     ]
     assert "KYSA-7" in run_cli(config, "stories", "search", "KYSA 7").output

@@ -627,7 +627,7 @@ def test_two_overlapping_fetches_store_everything_and_fetch_each_feed_once(
     assert [process.returncode for process in both] == [0, 0], outputs
     fetched = Counter(r.path.rsplit("/", 1)[1].removesuffix(".xml") for r in feed_server.requests)
     assert fetched == Counter(names), outputs  # each feed once, by one process or the other
-    listed = json.loads(run_cli(config, "feeds", "list", "--json").output)
+    listed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
     assert [feed["last_error"] for feed in listed] == [None] * len(names)
     assert sum(feed["items"] for feed in listed) == 3 * len(names)
     assert any("left to the process fetching them now" in output for output in outputs), outputs
@@ -658,7 +658,7 @@ def test_a_process_leaves_a_feed_its_config_does_not_name_yet_to_one_that_does(
     make_config(database_url, urls, extra=TOPIC_RULES)  # its config catches up
     fetched = run_cli(edited, "fetch")  # the due feeds
     assert fetched.exit_code == 0, fetched.output
-    listed = json.loads(run_cli(edited, "feeds", "list", "--json").output)
+    listed = json.loads(run_cli(edited, "feeds", "list", "--json").stdout)
     assert {feed["name"]: (feed["items"], feed["last_error"]) for feed in listed} == {
         "first": (1, None),
         "second": (1, None),
@@ -703,5 +703,5 @@ def test_run_applies_config_edits_and_sighup_and_keeps_running_on_a_bad_edit(
     finally:
         output = stop(service)
     assert service.returncode == 0, output
-    listed = json.loads(run_cli(config, "feeds", "list", "--json").output)
+    listed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)
     assert {feed["name"]: feed["items"] for feed in listed} == {"first": 1, "second": 1}, output

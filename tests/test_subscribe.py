@@ -424,7 +424,7 @@ def _plain(message: EmailMessage) -> str:
 def _subscribers(run_cli: CliRunnerFunction, config: Path) -> list[dict[str, Any]]:
     result = run_cli(config, "subscribers", "list", "--json")
     assert result.exit_code == 0, result.output
-    return list(json.loads(result.output))
+    return list(json.loads(result.stdout))  # log lines, from anything running, go to stderr
 
 
 def test_the_service_sends_page_readers_their_digest_once_per_run(town: Town) -> None:
