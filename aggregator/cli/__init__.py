@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from aggregator import __version__
+from aggregator import __version__, heap
 from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableError
 
 # name: (the module it lives in, the first line of its help: what `aggregator --help` lists)
@@ -111,4 +111,5 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
 
 
 def main() -> None:
-    cli(prog_name="aggregator")
+    with heap.collector_paused():
+        cli(prog_name="aggregator")

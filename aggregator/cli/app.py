@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
-from aggregator import logs
+from aggregator import heap, logs
 from aggregator.clock import utc_now
 from aggregator.config import Settings, TopicSettings, config_path, load_settings
 from aggregator.errors import ConfigError
@@ -65,6 +65,7 @@ class App:
         self.subscriptions().sync_config(
             [reader.email for reader in self.settings.all_subscribers], utc_now()
         )
+        heap.settled()  # the command is set up: its libraries, the config, the database's driver
         return repository
 
     def subscriptions(self) -> Subscriptions:
