@@ -38,6 +38,7 @@ import feedparser
 import httpx
 from sqlalchemy import text
 
+from aggregator import heap
 from aggregator.config import Settings, load_settings
 from aggregator.match import build_matcher
 from aggregator.pipeline.fetch_pass import fetch_feeds
@@ -326,6 +327,9 @@ class Service:
         self.repository.sync_feeds(self.settings.feeds)
         self.matcher = build_matcher(self.settings)
         self.digest_stories = 0
+        # Set up: `aggregator run` and `aggregator fetch` freeze what they built before their
+        # first pass too, so a pass's full collections walk only what the pass made.
+        heap.freeze()
 
     def fetch_all(self) -> float:
         now = datetime.now(UTC)
