@@ -22,7 +22,7 @@ from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableErro
 
 # name: (the module it lives in, the first line of its help: what `aggregator --help` lists)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("pipeline", "Create the database, or upgrade it to this version's schema."),
+    "init": ("database", "Create the database, or upgrade it to this version's schema."),
     "fetch": ("pipeline", "Fetch due feeds once, and store what is new or changed."),
     "export": (
         "pipeline",

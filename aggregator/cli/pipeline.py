@@ -1,4 +1,4 @@
-"""`init`, `fetch` and `export`: the database, feeds in, feeds out."""
+"""`fetch` and `export`: feeds in, feeds out."""
 
 from __future__ import annotations
 
@@ -17,25 +17,7 @@ from aggregator.pipeline.prepare import prepare
 from aggregator.publish.export import export_all, export_one
 from aggregator.publish.feeds import FORMATS, Format
 from aggregator.store.database import gone_from_this_host, this_process
-from aggregator.store.upgrade import upgrade_to_head
 from aggregator.terminal import print_table, progress
-
-
-@click.command()
-@pass_app
-def init(app: App) -> None:
-    """Create the database, or upgrade it to this version's schema."""
-    before, after = upgrade_to_head(app.engine)
-    repository = app.repository()
-    app.subscriptions().secret_key()  # made now, unless AGGREGATOR_SECRET_KEY is set
-    if before == after:
-        click.echo(f"database is up to date (revision {after})")
-    else:
-        click.echo(f"database {'created' if before is None else 'upgraded'} at revision {after}")
-    if titled := repository.title_untitled_items(utc_now()):
-        click.echo(f"gave {titled} untitled items a title from their text")
-    if indexed := repository.index_unindexed_items():
-        click.echo(f"indexed {indexed} stored items for search")
 
 
 @click.command()
