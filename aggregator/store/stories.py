@@ -22,7 +22,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -323,31 +322,24 @@ def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | N
     )
 
 
+# Stored items sharing one of a batch's keys, each key's items counted as they are read.
+# Written once: built per batch as a select, it cost more in SQLAlchemy (building the query,
+# its cache key, 500 keys bound one by one) than in the database answering it.
+_SHARING_KEYS = text(
+    "SELECT item_id FROM ("
+    " SELECT key, item_id, count(*) OVER (PARTITION BY key) AS items_sharing"
+    " FROM dedupe_keys WHERE key IN :keys"
+    ") AS sharing WHERE items_sharing <= :most OR key NOT LIKE 'band:%'"
+).bindparams(bindparam("keys", expanding=True), most=MAX_BAND_ITEMS)
+
+
 def _candidates(session: Session, fps: Iterable[Fingerprint], exclude: set[int]) -> set[int]:
     """Stored items sharing an index key with `fps`, leaving out boilerplate bands: one query
-    a batch of keys, counting each key's items as it reads them."""
+    a batch of keys."""
     keys = sorted({key for fp in fps for key in fp.index_keys})
     found: set[int] = set()
     for start in range(0, len(keys), BATCH_SIZE):
-        sharing = (
-            select(
-                DedupeKey.key,
-                DedupeKey.item_id,
-                func.count().over(partition_by=DedupeKey.key).label("items_sharing"),
-            )
-            .where(DedupeKey.key.in_(keys[start : start + BATCH_SIZE]))
-            .subquery()
-        )
-        found.update(
-            session.scalars(
-                select(sharing.c.item_id).where(
-                    or_(
-                        sharing.c.items_sharing <= MAX_BAND_ITEMS,
-                        ~sharing.c.key.startswith("band:"),
-                    )
-                )
-            )
-        )
+        found.update(session.scalars(_SHARING_KEYS, {"keys": keys[start : start + BATCH_SIZE]}))
     return found - exclude
 
 
