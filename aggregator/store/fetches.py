@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from aggregator.models import FetchOutcome
@@ -235,22 +235,29 @@ class FetchRecorder:
             return fill_search_text(session)
 
 
+# Each feed's latest publication times (estimated dates left out), for all a batch's feeds in
+# one query. Written once: built per transaction as a select with a window function, it cost
+# SQLAlchemy more than SQLite answering it.
+_RECENT_PUBLISH_TIMES = (
+    text(
+        "SELECT feed_id, published_at FROM ("
+        " SELECT feed_id, published_at,"
+        " row_number() OVER (PARTITION BY feed_id ORDER BY published_at DESC) AS newest_first"
+        " FROM items WHERE feed_id IN :feed_ids AND date_estimated = false"
+        ") AS ranked WHERE newest_first <= :limit"
+    )
+    .bindparams(bindparam("feed_ids", expanding=True))
+    .columns(Item.__table__.c.feed_id, Item.__table__.c.published_at)
+)
+
+
 def _recent_publish_times(
     session: Session, feed_ids: Collection[int], limit: int = 20
 ) -> dict[int, list[datetime]]:
-    """When each feed's latest `limit` items were published (estimated dates left out), for
-    all the feeds in one query."""
-    newest_first = func.row_number().over(
-        partition_by=Item.feed_id, order_by=Item.published_at.desc()
-    )
-    ranked = (
-        select(Item.feed_id, Item.published_at, newest_first.label("rank"))
-        .where(Item.feed_id.in_(feed_ids), Item.date_estimated.is_(False))
-        .subquery()
-    )
+    """When each feed's latest `limit` items were published (estimated dates left out)."""
     published: defaultdict[int, list[datetime]] = defaultdict(list)
-    query = select(ranked.c.feed_id, ranked.c.published_at).where(ranked.c.rank <= limit)
-    for feed_id, published_at in session.execute(query):
+    query = {"feed_ids": list(feed_ids), "limit": limit}
+    for feed_id, published_at in session.execute(_RECENT_PUBLISH_TIMES, query):
         published[feed_id].append(published_at)
     return published
 
