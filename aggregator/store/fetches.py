@@ -133,15 +133,14 @@ class FetchRecorder:
         }
         stream = ((fetch.feed_id, analysed) for fetch in fetches for analysed in fetch.entries)
         for batch in batches(stream):
+            stored = {
+                "feed_ids": list({feed_id for feed_id, _ in batch}),
+                "identities": list({analysed.entry.identity for _, analysed in batch}),
+            }
             known = {
                 (feed_id, identity): (item_id, content_hash, status)
                 for feed_id, identity, item_id, content_hash, status in session.execute(
-                    select(
-                        Item.feed_id, Item.identity, Item.id, Item.content_hash, Item.status
-                    ).where(
-                        Item.feed_id.in_({feed_id for feed_id, _ in batch}),
-                        Item.identity.in_({analysed.entry.identity for _, analysed in batch}),
-                    )
+                    _STORED_VERSIONS, stored
                 )
             }
             fresh: dict[tuple[int, str], AnalysedEntry] = {}
@@ -234,6 +233,13 @@ class FetchRecorder:
         with self._db.transaction() as session:
             return fill_search_text(session)
 
+
+# What is stored of a batch's items, to tell new, changed and unchanged ones apart. Written
+# once: built per batch, the query cost SQLAlchemy more than the database answering it.
+_STORED_VERSIONS = text(
+    "SELECT feed_id, identity, id, content_hash, status FROM items"
+    " WHERE feed_id IN :feed_ids AND identity IN :identities"
+).bindparams(bindparam("feed_ids", expanding=True), bindparam("identities", expanding=True))
 
 # Each feed's latest publication times (estimated dates left out), for all a batch's feeds in
 # one query. Written once: built per transaction as a select with a window function, it cost

@@ -20,7 +20,6 @@ from sqlalchemy import (
     String,
     bindparam,
     delete,
-    func,
     insert,
     select,
     text,
@@ -293,15 +292,19 @@ def _shared_links(
     )
     urls = sorted({url for _, url in wanted})
     for start in range(0, len(urls), BATCH_SIZE):
-        query = (
-            select(Item.feed_id, Item.canonical_url, func.count())
-            .where(Item.canonical_url.in_(urls[start : start + BATCH_SIZE]))
-            .group_by(Item.feed_id, Item.canonical_url)
-        )
-        for feed_id, url, count in session.execute(query):
+        batch = {"urls": urls[start : start + BATCH_SIZE]}
+        for feed_id, url, count in session.execute(_ITEMS_BY_LINK, batch):
             if url is not None and (feed_id, url) in wanted:
                 items[feed_id, url] += count
     return {pair for pair, count in items.items() if count > 1}
+
+
+# Written once, as the candidate lookup below: built per batch, the query cost SQLAlchemy more
+# than the database answering it.
+_ITEMS_BY_LINK = text(
+    "SELECT feed_id, canonical_url, count(*) FROM items WHERE canonical_url IN :urls"
+    " GROUP BY feed_id, canonical_url"
+).bindparams(bindparam("urls", expanding=True))
 
 
 def _fingerprint(row: _Row, shared: set[tuple[int, str]], given: Fingerprint | None) -> Fingerprint:
