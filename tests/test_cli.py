@@ -350,8 +350,8 @@ def test_a_command_sets_up_without_the_garbage_collector_walking_its_imports(
     database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
 ) -> None:
     """A listing command's imports made the collector run about 190 times, a full walk among
-    them, for nothing to free: 30-80 ms of its 0.4 s. It waits until the command is set up,
-    and then runs again: a service that never collected would grow for months."""
+    them, for nothing to free: 70-90 ms of its 0.35-0.4 s. It waits until the command is set
+    up, and then runs again: a service that never collected would grow for months."""
     config = make_config(database_url, [("a", "https://a.example/feed")])
     assert run_cli(config, "init").exit_code == 0
     run = _run_fresh(["--config", str(config), "stories", "list"], ())

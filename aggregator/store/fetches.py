@@ -243,7 +243,7 @@ _STORED_VERSIONS = text(
 
 # Each feed's latest publication times (estimated dates left out), for all a batch's feeds in
 # one query. Written once: built per transaction as a select with a window function, it cost
-# SQLAlchemy more than SQLite answering it.
+# SQLAlchemy more than the database answering it.
 _RECENT_PUBLISH_TIMES = (
     text(
         "SELECT feed_id, published_at FROM ("
@@ -253,7 +253,7 @@ _RECENT_PUBLISH_TIMES = (
         ") AS ranked WHERE newest_first <= :limit"
     )
     .bindparams(bindparam("feed_ids", expanding=True))
-    .columns(Item.__table__.c.feed_id, Item.__table__.c.published_at)
+    .columns(table_of(Item).c.feed_id, table_of(Item).c.published_at)
 )
 
 
