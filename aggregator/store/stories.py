@@ -87,7 +87,12 @@ class _Member(NamedTuple):
     identifiers: list[str] | None
 
 
-_MEMBER_COLUMNS = [getattr(Item, name) for name in _Member._fields]
+# Every member of a batch's touched stories: written once, as the lookups below.
+_MEMBERS = (
+    text(f"SELECT {', '.join(_Member._fields)} FROM items WHERE story_id IN :story_ids")
+    .bindparams(bindparam("story_ids", expanding=True))
+    .columns(*(table_of(Item).c[name] for name in _Member._fields))
+)
 _REGISTRY_KINDS = ("nct:", "euct:")
 _LITERATURE_KINDS = ("doi:", "pmid:", "pmcid:")
 
@@ -379,10 +384,8 @@ def _store_links(session: Session, links: Sequence[Link], stored_as: Mapping[int
     firsts = sorted({a for a, _ in pairs})
     existing: set[tuple[int, int]] = set()
     for start in range(0, len(firsts), BATCH_SIZE):
-        query = select(StoryLink.item_id, StoryLink.other_item_id).where(
-            StoryLink.item_id.in_(firsts[start : start + BATCH_SIZE])
-        )
-        existing.update((a, b) for a, b in session.execute(query))
+        batch = {"item_ids": firsts[start : start + BATCH_SIZE]}
+        existing.update((a, b) for a, b in session.execute(_LINKS_FROM, batch))
     rows = [
         {"item_id": a, "other_item_id": b, "reason": reason}
         for (a, b), reason in pairs.items()
@@ -390,6 +393,12 @@ def _store_links(session: Session, links: Sequence[Link], stored_as: Mapping[int
     ]
     if rows:
         session.execute(insert(table_of(StoryLink)), rows)
+
+
+# The links already stored from a batch's first items (the primary key's prefix).
+_LINKS_FROM = text(
+    "SELECT item_id, other_item_id FROM story_links WHERE item_id IN :item_ids"
+).bindparams(bindparam("item_ids", expanding=True))
 
 
 def _stored_id(item: str, stored_as: Mapping[int, int]) -> int:
@@ -521,7 +530,7 @@ def _refresh(session: Session, story_ids: set[int], now: datetime, renewed: set[
     if not story_ids:
         return
     members: defaultdict[int, list[_Member]] = defaultdict(list)
-    for row in session.execute(select(*_MEMBER_COLUMNS).where(Item.story_id.in_(story_ids))):
+    for row in session.execute(_MEMBERS, {"story_ids": list(story_ids)}):
         member = _Member._make(row)
         members[member.story_id].append(member)
     refreshed = []
