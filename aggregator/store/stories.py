@@ -37,6 +37,7 @@ from aggregator.dedupe import (
     with_shared_link,
 )
 from aggregator.normalise import canonical_url, own_identifiers
+from aggregator.store.batches import BATCH_SIZE, batches
 from aggregator.store.schema import (
     DedupeKey,
     DigestStory,
@@ -48,7 +49,6 @@ from aggregator.store.schema import (
     update_by_id,
 )
 
-BATCH_SIZE = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -239,8 +239,7 @@ def _insert(
 
 def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
     rows = []
-    ids = list(item_ids)
-    for start in range(0, len(ids), BATCH_SIZE):
+    for ids in batches(item_ids):
         query = (
             select(
                 Item.id.label("item_id"),
@@ -259,7 +258,7 @@ def _load(session: Session, item_ids: Iterable[int]) -> list[_Row]:
                 Item.identifiers,
             )
             .join(Feed)
-            .where(Item.id.in_(ids[start : start + BATCH_SIZE]))
+            .where(Item.id.in_(ids))
             .order_by(Item.id)
         )
         rows += [_Row(**row._mapping) for row in session.execute(query)]
@@ -296,9 +295,8 @@ def _shared_links(
         pair for row in unstored if (pair := (row.feed_id, row.canonical_url)) in wanted
     )
     urls = sorted({url for _, url in wanted})
-    for start in range(0, len(urls), BATCH_SIZE):
-        batch = {"urls": urls[start : start + BATCH_SIZE]}
-        for feed_id, url, count in session.execute(_ITEMS_BY_LINK, batch):
+    for batch in batches(urls):
+        for feed_id, url, count in session.execute(_ITEMS_BY_LINK, {"urls": batch}):
             if url is not None and (feed_id, url) in wanted:
                 items[feed_id, url] += count
     return {pair for pair, count in items.items() if count > 1}
@@ -346,8 +344,8 @@ def _candidates(session: Session, fps: Iterable[Fingerprint], exclude: set[int])
     a batch of keys."""
     keys = sorted({key for fp in fps for key in fp.index_keys})
     found: set[int] = set()
-    for start in range(0, len(keys), BATCH_SIZE):
-        found.update(session.scalars(_SHARING_KEYS, {"keys": keys[start : start + BATCH_SIZE]}))
+    for batch in batches(keys):
+        found.update(session.scalars(_SHARING_KEYS, {"keys": batch}))
     return found - exclude
 
 
@@ -383,9 +381,8 @@ def _store_links(session: Session, links: Sequence[Link], stored_as: Mapping[int
     # Looked up by the first item (the key's prefix): a row-value IN makes SQLite scan them all.
     firsts = sorted({a for a, _ in pairs})
     existing: set[tuple[int, int]] = set()
-    for start in range(0, len(firsts), BATCH_SIZE):
-        batch = {"item_ids": firsts[start : start + BATCH_SIZE]}
-        existing.update((a, b) for a, b in session.execute(_LINKS_FROM, batch))
+    for batch in batches(firsts):
+        existing.update((a, b) for a, b in session.execute(_LINKS_FROM, {"item_ids": batch}))
     rows = [
         {"item_id": a, "other_item_id": b, "reason": reason}
         for (a, b), reason in pairs.items()
