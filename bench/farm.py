@@ -48,6 +48,7 @@ from aggregator.store.database import create_database_engine
 from aggregator.store.upgrade import upgrade_to_head
 from bench.corpus import FeedItem, make_feed_items
 from bench.cpu import BENCH_THREAD, CpuSplit
+from bench.installed import as_installed
 
 ROOT = Path(__file__).parent.parent
 # The targets (issue "Ingest ahead of every peer") on a 2-core machine.
@@ -298,8 +299,9 @@ def peer(farm: Farm, database: Path) -> PeerRun:
 
 def command_peak_mb(farm: Farm, database_url: str | None, folder: Path) -> float:
     """The peak resident memory of `aggregator fetch --all` ingesting the farm cold, run as an
-    operator runs it, in a process of its own: what the service holds, without what this one
-    does (the bench's own modules, Alembic to create its databases, the floor's parser).
+    operator runs it, in a process of its own and with only the packages an install has
+    (`installed.py`): what the service holds, without what this one does (the bench's own
+    modules, Alembic to create its databases, the floor's parser).
 
     Read from wait4's usage of that process, which also covers the parse workers it reaped
     (a third of its size). Linux carries a process's peak across exec, so the command is
@@ -312,6 +314,7 @@ def command_peak_mb(farm: Farm, database_url: str | None, folder: Path) -> float
         capture_output=True,
         text=True,
         check=True,
+        env=as_installed(folder / "installed"),
     )
     return int(done.stdout) / 1024
 
@@ -454,9 +457,10 @@ def _median(measure: Callable[[], float], runs: int) -> float:
     return statistics.median(measure() for _ in range(runs))
 
 
-def imports_mb() -> float:
+def imports_mb(folder: Path) -> float:
     """The peak resident memory of a fresh process that imports what `aggregator run` does
-    (the libraries, the pages, the pipeline) and does nothing: a floor under the service's.
+    (the libraries, the pages, the pipeline), with only the packages an install has, and does
+    nothing: a floor under the service's.
     Read from VmHWM, which counts from the exec: ru_maxrss would keep this process's peak,
     which a forked child inherits."""
     script = (
@@ -465,7 +469,12 @@ def imports_mb() -> float:
         r"print(int(re.search(r'VmHWM:\s+(\d+)', status)[1]) / 1024)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=as_installed(folder),
     )
     return float(done.stdout)
 
@@ -545,10 +554,11 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                 )
             )
             peak = command_peak_mb(farm, database_url, Path(folder) / "command")
-            rows.append(("floor: the service's imports alone", f"{imports_mb():.0f} MB", "", ""))
+            imports = imports_mb(Path(folder) / "installed")
+            rows.append(("floor: the service's imports alone", f"{imports:.0f} MB", "", ""))
             rows.append(
                 (
-                    "peak memory: fetch --all (worker)",
+                    "peak memory: fetch --all as installed (worker)",
                     f"{peak:.0f} MB ({workers_mb:.0f} MB)",
                     "",
                     verdict(f"{MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB),
