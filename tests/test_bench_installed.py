@@ -17,7 +17,7 @@ def _imports(module: str, environ: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
-def test_the_service_s_dependencies_include_its_libraries_and_database_driver() -> None:
+def test_an_install_brings_the_libraries_and_database_driver_not_the_test_tools() -> None:
     distributions = service_distributions()
     assert {"httpx", "httpcore", "sqlalchemy", "feedparser", "psycopg"} <= distributions
     assert "pytest" not in distributions
