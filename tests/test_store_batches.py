@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from samples import analysed_entries
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from aggregator.analyse import AnalysedEntry
@@ -91,6 +91,26 @@ async def _store_together(
         return await asyncio.gather(*records, return_exceptions=True)
 
 
+async def _store_idle(
+    repository: Repository, feeds: dict[int, tuple[AnalysedEntry, ...]]
+) -> list[tuple[int, int]]:
+    """Record every feed on an idle store thread, one right after another, as parse workers
+    hand them over; each must be stored within seconds."""
+    with ThreadPoolExecutor(max_workers=1) as store_thread:
+        batches = StoreQueue(repository, store_thread)
+        records = [
+            batches.record(feed_id, _outcome(), entries) for feed_id, entries in feeds.items()
+        ]
+        return await asyncio.wait_for(asyncio.gather(*records), timeout=10)
+
+
+def _commits(engine: Engine) -> list[None]:
+    """A list that grows by one at each commit on `engine`."""
+    commits: list[None] = []
+    event.listen(engine, "commit", lambda _connection: commits.append(None))
+    return commits
+
+
 def _repository_with_feeds(engine: Engine) -> tuple[Repository, dict[str, int]]:
     repository = Repository(engine)
     repository.sync_feeds(
@@ -164,3 +184,32 @@ def test_feeds_stored_together_each_keep_their_own_publishing_rhythm(engine: Eng
         feed.name: feed.publish_gap for feed in repository.feeds_to_fetch(NOW, include_not_due=True)
     }
     assert gaps == {"centre": timedelta(hours=6), "society": timedelta(days=7), "journal": None}
+
+
+def test_feeds_handed_over_moments_apart_are_stored_in_one_transaction(engine: Engine) -> None:
+    """A transaction of one feed costs the store far more per item than one of three (a first
+    load of 400 feeds, bench/README.md); an idle store gives the first feed a moment for the
+    next ones to join it."""
+    repository, ids = _repository_with_feeds(engine)
+    feeds = {
+        ids[name]: _entries(name, [(f"https://{name}.example/1", f"CAR T in MS, from the {name}")])
+        for name in FEEDS
+    }
+    commits = _commits(engine)
+
+    results = asyncio.run(_store_idle(repository, feeds))
+
+    assert results == [(1, 0), (1, 0), (1, 0)]
+    assert len(commits) == 1
+    assert len(repository.list_stories(10, matched_only=False)) == 3
+
+
+def test_a_lone_feed_is_stored_without_company(engine: Engine) -> None:
+    repository, ids = _repository_with_feeds(engine)
+    entries = _entries("centre", [("https://c.example/1", "CD19 CAR T in MS: first results")])
+
+    results = asyncio.run(_store_idle(repository, {ids["centre"]: entries}))
+
+    assert results == [(1, 0)]
+    [story] = repository.list_stories(10, matched_only=False)
+    assert story.title == "CD19 CAR T in MS: first results"

@@ -1,15 +1,18 @@
 """The store thread's queue: parsed feeds written several to a transaction, on one thread.
 
-Storing a feed's items costs a few statements however many items it has, so at 50 items a feed a
-third of the store's time went to statements that ten feeds could share. The event loop hands
-each parsed feed over and awaits its counts; the store thread takes every feed waiting when it
-gets to them (up to MAX_ITEMS), so batches form only while feeds queue for the store, and a pass
-with a few changed feeds stores each as it comes.
+Storing a feed's items costs a few statements and a commit however many items it has, so at 50
+items a feed a third of the store's time went to what ten feeds could share. The event loop
+hands each parsed feed over and awaits its counts; the store thread takes every feed waiting
+when it gets to them (up to MAX_ITEMS). When fewer than FILL_ITEMS wait, it gives them up to
+FILL_SECONDS to be joined by the next feeds the parse workers finish: in a first load the
+store kept pace with the workers a feed at a time, paying for each feed's transaction alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +29,11 @@ log = logs.get_logger(__name__)
 # (250 and 500 cost the store the same CPU), each item waiting holds memory, and a longer
 # transaction holds SQLite's write lock longer for other processes.
 MAX_ITEMS = 250
+# A transaction of one 40-item feed cost the store a third more per item than one of three
+# feeds (bench/README.md). Fewer items than this wait, up to FILL_SECONDS from the first
+# one's arrival, for more: about what a parse worker takes for two or three feeds.
+FILL_ITEMS = 120
+FILL_SECONDS = 0.03
 Counts = tuple[int, int]
 
 
@@ -33,6 +41,7 @@ class _Waiting(NamedTuple):
     fetch: FeedFetch
     items: int
     counts: asyncio.Future[Counts]
+    arrived: float  # time.monotonic()
 
 
 class StoreQueue:
@@ -45,6 +54,8 @@ class StoreQueue:
         self._store_thread = store_thread
         self._max_items = max_items
         self._waiting: deque[_Waiting] = deque()
+        self._items_waiting = 0
+        self._arrival = threading.Condition()  # a feed was added to `_waiting`
 
     async def record(
         self, feed_id: int, outcome: FetchOutcome, entries: Sequence[AnalysedEntry]
@@ -56,17 +67,19 @@ class StoreQueue:
         """
         loop = asyncio.get_running_loop()
         counts: asyncio.Future[Counts] = loop.create_future()
-        self._waiting.append(_Waiting(FeedFetch(feed_id, outcome, entries), len(entries), counts))
+        waiting = _Waiting(
+            FeedFetch(feed_id, outcome, entries), len(entries), counts, time.monotonic()
+        )
+        with self._arrival:
+            self._waiting.append(waiting)
+            self._items_waiting += waiting.items
+            self._arrival.notify()
         # One call per feed: each finds its feed stored already or stores it with the rest.
         await loop.run_in_executor(self._store_thread, self._store_waiting, loop)
         return await counts
 
     def _store_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch: list[_Waiting] = []
-        items = 0
-        while self._waiting and (not batch or items + self._waiting[0].items <= self._max_items):
-            batch.append(self._waiting.popleft())
-            items += batch[-1].items
+        batch = self._next_batch()
         if not batch:
             return
         try:
@@ -85,6 +98,25 @@ class StoreQueue:
             return
         for waiting, result in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_succeed, waiting.counts, result)
+
+    def _next_batch(self) -> list[_Waiting]:
+        """The feeds to store together: those waiting, once FILL_ITEMS wait or the first has
+        waited FILL_SECONDS, up to MAX_ITEMS (a single feed may hold more)."""
+        batch: list[_Waiting] = []
+        with self._arrival:
+            if self._waiting:
+                deadline = self._waiting[0].arrived + FILL_SECONDS
+                self._arrival.wait_for(
+                    lambda: self._items_waiting >= FILL_ITEMS, deadline - time.monotonic()
+                )
+            items = 0
+            while self._waiting and (
+                not batch or items + self._waiting[0].items <= self._max_items
+            ):
+                batch.append(self._waiting.popleft())
+                items += batch[-1].items
+            self._items_waiting -= items
+        return batch
 
     def _store_alone(self, loop: asyncio.AbstractEventLoop, waiting: _Waiting) -> None:
         """One feed of a failed batch in a transaction of its own, so only a feed whose data
