@@ -338,12 +338,34 @@ def test_exporting_does_not_load_the_migrations(
     database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
 ) -> None:
     """Alembic (with Mako and its dialects) is about 10 MB and 80 ms: `init` needs it, and
-    scheduled `fetch` and `export` runs, which share a module, do not."""
+    scheduled `fetch` and `export` runs do not."""
     config = make_config(database_url, [("a", "https://a.example/feed")])
     assert run_cli(config, "init").exit_code == 0
     run = _run_fresh(["--config", str(config), "export"], ("alembic", "mako"))
     assert "updated" in run.printed
     assert run.loaded == []
+
+
+def test_a_fetch_loads_the_feed_writers_only_when_it_has_feeds_to_write(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    """feedgen and lxml are 5 MB: a pass that holds them beside its bodies and entries peaks
+    higher, and most scheduled polls bring nothing new to write."""
+    config = make_config(database_url, [("rss20", feed_server.url("rss20.xml"))])
+    assert run_cli(config, "init").exit_code == 0
+    writers = ("feedgen", "lxml")
+
+    first = _run_fresh(["--config", str(config), "fetch", "--all"], writers)
+    again = _run_fresh(["--config", str(config), "fetch", "--all"], writers)
+
+    assert "2 new items" in first.printed
+    assert "updated 3 feed files" in first.printed  # RSS, Atom and JSON Feed
+    assert "feedgen" in first.loaded
+    assert "0 new items, 0 updated" in again.printed
+    assert again.loaded == []
 
 
 def test_a_command_sets_up_without_the_garbage_collector_walking_its_imports(

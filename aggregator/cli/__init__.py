@@ -23,9 +23,9 @@ from aggregator.errors import AggregatorError, ConfigError, StoreUnavailableErro
 # name: (the module it lives in, the first line of its help: what `aggregator --help` lists)
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("database", "Create the database, or upgrade it to this version's schema."),
-    "fetch": ("pipeline", "Fetch due feeds once, and store what is new or changed."),
+    "fetch": ("fetch", "Fetch due feeds once, and store what is new or changed."),
     "export": (
-        "pipeline",
+        "export",
         "Write the output feeds (RSS, Atom, JSON Feed) to [output] dir, or one feed to --output.",
     ),
     "digest": (

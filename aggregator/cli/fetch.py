@@ -1,21 +1,22 @@
-"""`fetch` and `export`: feeds in, feeds out."""
+"""`fetch`: feeds in.
+
+The output feeds are written after the pass, when it brought something, with the feed writers
+(feedgen and lxml, 5 MB) imported then: a pass holds its bodies and entries, and with the
+writers loaded beside them `fetch --all` peaked higher (bench/README.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
 from aggregator.cli.app import App, pass_app
 from aggregator.clock import utc_now
-from aggregator.errors import ConfigError
 from aggregator.match import build_matcher
 from aggregator.pipeline.fetch_pass import FeedReport, fetch_feeds, fetch_lease
 from aggregator.pipeline.prepare import prepare
-from aggregator.publish.export import export_all, export_one
-from aggregator.publish.feeds import FORMATS, Format
 from aggregator.store.database import gone_from_this_host, this_process
 from aggregator.terminal import print_table, progress
 
@@ -69,44 +70,10 @@ def fetch(app: App, names: tuple[str, ...], fetch_all: bool) -> None:
     elif not busy:
         click.echo("no feeds are due (use --all to fetch every feed now)")
     if changes or any(report.new or report.updated for report in reports):
+        from aggregator.publish.export import export_all  # after the pass: see the docstring
+
         written = export_all(app.settings, repository)
         click.echo(f"updated {len(written)} feed files in {app.settings.output.dir}")
-
-
-@click.command()
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Only this format.")
-@click.option("--topic", help="Only this topic's feed (default: all topics, and each topic).")
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write one feed to this file (format from --format or the suffix: .xml .atom .json).",
-)
-@pass_app
-def export(app: App, fmt: Format | None, topic: str | None, output: Path | None) -> None:
-    """Write the output feeds (RSS, Atom, JSON Feed) to [output] dir, or one feed to --output."""
-    if topic is not None:
-        app.topic(topic)
-    repository = app.repository()
-    if output is not None:
-        chosen = fmt or _SUFFIX_FORMATS.get(output.suffix.lower())
-        if chosen is None:
-            raise ConfigError(
-                f"--output {output}: name a .xml, .rss, .atom or .json file, or give --format"
-            )
-        export_one(app.settings, repository, chosen, topic, output)
-        click.echo(f"wrote {output}")
-        return
-    formats = (fmt,) if fmt else FORMATS
-    written = export_all(app.settings, repository, topic=topic, formats=formats)
-    click.echo(f"updated {len(written)} feed files in {app.settings.output.dir}")
-
-
-_SUFFIX_FORMATS: dict[str, Format] = {
-    ".xml": "rss",
-    ".rss": "rss",
-    ".atom": "atom",
-    ".json": "json",
-}
 
 
 def _print_fetch_summary(reports: Sequence[FeedReport]) -> None:
