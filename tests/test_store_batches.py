@@ -205,6 +205,7 @@ def test_feeds_handed_over_moments_apart_are_stored_in_one_transaction(engine: E
 
 
 def test_a_lone_feed_is_stored_without_company(engine: Engine) -> None:
+    """The wait for more feeds is bounded: a poll that finds one changed feed stores it."""
     repository, ids = _repository_with_feeds(engine)
     entries = _entries("centre", [("https://c.example/1", "CD19 CAR T in MS: first results")])
 

@@ -29,7 +29,7 @@ log = logs.get_logger(__name__)
 # (250 and 500 cost the store the same CPU), each item waiting holds memory, and a longer
 # transaction holds SQLite's write lock longer for other processes.
 MAX_ITEMS = 250
-# A transaction of one 40-item feed cost the store a third more per item than one of three
+# A transaction of one 40-item feed cost the store 40-85% more per item than one of three
 # feeds (bench/README.md). Fewer items than this wait, up to FILL_SECONDS from the first
 # one's arrival, for more: about what a parse worker takes for two or three feeds.
 FILL_ITEMS = 120
