@@ -54,7 +54,6 @@ class StoreQueue:
         self._store_thread = store_thread
         self._max_items = max_items
         self._waiting: deque[_Waiting] = deque()
-        self._items_waiting = 0
         self._arrival = threading.Condition()  # a feed was added to `_waiting`
 
     async def record(
@@ -72,7 +71,6 @@ class StoreQueue:
         )
         with self._arrival:
             self._waiting.append(waiting)
-            self._items_waiting += waiting.items
             self._arrival.notify()
         # One call per feed: each finds its feed stored already or stores it with the rest.
         await loop.run_in_executor(self._store_thread, self._store_waiting, loop)
@@ -107,7 +105,8 @@ class StoreQueue:
             if self._waiting:
                 deadline = self._waiting[0].arrived + FILL_SECONDS
                 self._arrival.wait_for(
-                    lambda: self._items_waiting >= FILL_ITEMS, deadline - time.monotonic()
+                    lambda: sum(w.items for w in self._waiting) >= FILL_ITEMS,
+                    deadline - time.monotonic(),
                 )
             items = 0
             while self._waiting and (
@@ -115,7 +114,6 @@ class StoreQueue:
             ):
                 batch.append(self._waiting.popleft())
                 items += batch[-1].items
-            self._items_waiting -= items
         return batch
 
     def _store_alone(self, loop: asyncio.AbstractEventLoop, waiting: _Waiting) -> None:
