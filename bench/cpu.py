@@ -5,8 +5,8 @@ of the service held the time. Threads are told apart by name ("store_0" is the s
 "MainThread" runs the event loop) and read from /proc while they live: an executor's thread is
 gone, counters and all, by the time the pass returns. Children are the parse workers, counted
 by the kernel once they have ended (the pass ends its pool); the farm, still running, is not.
-What the whole machine spent besides is the rest: the farm serving, and PostgreSQL's server,
-whose work shares the same cores.
+The farm serving the feeds is read from its own /proc entry while it runs. What the whole
+machine spent besides is the rest: PostgreSQL's server, whose work shares the same cores.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PARTS = {"MainThread": "event loop (fetching)", "store_0": "store thread"}
 BENCH_THREAD = "bench-"  # the bench's own watchers, left out of the split
+FARM = "the farm (serving the feeds)"
 
 
 class CpuSplit:
     """CPU seconds by part while in use: `parts` maps a part's name to its seconds, and
     `this_process` sums the parts that are this process's threads."""
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, farm_pid: int, interval: float = 0.2) -> None:
         self.parts: dict[str, float] = {}
+        self._farm_pid = farm_pid
         self._interval = interval
         self.this_process = 0.0  # the threads' parts together
         self._seconds: dict[int, tuple[str, float]] = {}  # thread id -> (part, CPU so far)
@@ -37,6 +39,7 @@ class CpuSplit:
         self._before = self._sample()
         self._children = _children_seconds()
         self._machine = _machine_seconds()
+        self._farm = _process_seconds(self._farm_pid)
         self._watcher.start()
         return self
 
@@ -50,8 +53,10 @@ class CpuSplit:
         self.this_process = sum(self.parts.values())
         workers = _children_seconds() - self._children
         self.parts["parse workers (other processes)"] = workers
-        besides = _machine_seconds() - self._machine - self.this_process - workers
-        self.parts["rest of the machine (farm, database server)"] = max(besides, 0.0)
+        farm = _process_seconds(self._farm_pid) - self._farm
+        self.parts[FARM] = farm
+        besides = _machine_seconds() - self._machine - self.this_process - workers - farm
+        self.parts["rest of the machine (database server, ...)"] = max(besides, 0.0)
 
     def _watch(self) -> None:
         while not self._done.wait(self._interval):
@@ -67,12 +72,21 @@ class CpuSplit:
             if name.startswith(BENCH_THREAD):
                 continue
             try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                used = _stat_seconds(task / "stat")
             except OSError:
                 continue  # ended meanwhile
-            used = (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
             seconds[tid] = (_PARTS.get(name, "other threads (pool results, ...)"), used)
         return seconds
+
+
+def _stat_seconds(stat: Path) -> float:
+    """CPU seconds (user and system) of a process or thread, from its /proc stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _process_seconds(pid: int) -> float:
+    return _stat_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def _children_seconds() -> float:
