@@ -560,7 +560,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
             rows.append(
                 (
                     "peak memory: fetch --all as installed (worker)",
-                    f"{peak:.0f} MB ({workers_mb:.0f} MB)",
+                    f"{peak:.1f} MB ({workers_mb:.0f} MB)",
                     "",
                     verdict(f"{MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB),
                 )
@@ -697,19 +697,19 @@ def _memory_lines(peak: float, imports: float, theirs: PeerRun | None) -> list[s
         return []
     lines = [
         "",
-        f"peak memory {peak:.0f} MB: the command's imports {imports:.0f} MB,"
-        f" its pass {peak - imports:.0f} MB more",
+        f"peak memory {peak:.1f} MB: the command's imports {imports:.1f} MB,"
+        f" its pass {peak - imports:.1f} MB more",
     ]
     for name, limit in missed:
         if imports >= limit:
             lines.append(
                 f"  not met, under {name}: the imports alone are over it; to meet it, a fetch"
-                f" that imports over {imports - limit:.0f} MB less"
+                f" that imports over {imports - limit:.1f} MB less"
             )
         else:
             lines.append(
                 f"  not met, under {name}: to meet it, a pass that adds under"
-                f" {limit - imports:.0f} MB (or imports that much less)"
+                f" {limit - imports:.1f} MB (or imports that much less)"
             )
     return lines
 
