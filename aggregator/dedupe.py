@@ -50,18 +50,26 @@ _DETAIL_WORDS = frozenset(
     "jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
 _IDENTIFIER_KINDS = ("doi", "pmid", "pmcid", "nct", "euct")
+_NO_IDS: frozenset[str] = frozenset()  # shared by every item without identifiers of its own
 
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """What the same-story decision knows of one item."""
+    """What the same-story decision knows of one item.
+
+    Compact, since every entry's crosses from a parse worker and waits in memory for the store:
+    an empty set costs 216 bytes, each empty one its own object. Most items name no
+    identifier, so empty kinds are left out and an item without identifiers shares one empty
+    set; numbers and months of a title are a sorted tuple (a few words, often none). Five
+    empty sets an item were a quarter of a parsed feed's memory.
+    """
 
     item: str  # unique per item
     feed: str
     url: str | None  # canonical URL, None if the item has no link or the link is generic
     own_ids: frozenset[str]
-    ids_by_kind: tuple[tuple[str, frozenset[str]], ...]  # own and mentioned, per kind
-    title_details: frozenset[str]
+    ids_by_kind: tuple[tuple[str, frozenset[str]], ...]  # own and mentioned; kinds it has
+    title_details: tuple[str, ...]  # sorted
     packed_shingles: bytes  # 4 bytes a shingle hash: a tenth of a frozenset's memory
     index_keys: tuple[str, ...]  # only items sharing one of these are ever compared
 
@@ -96,11 +104,8 @@ def fingerprint(
         item=item,
         feed=feed,
         url=url,
-        own_ids=own,
-        ids_by_kind=tuple(
-            (kind, frozenset(i for i in everything if i.startswith(f"{kind}:")))
-            for kind in _IDENTIFIER_KINDS
-        ),
+        own_ids=own or _NO_IDS,
+        ids_by_kind=_by_kind(everything),
         title_details=_details(title),
         packed_shingles=array("I", sorted(shingles)).tobytes(),
         index_keys=_index_keys(url, own, _minhash(shingles)),
@@ -240,12 +245,23 @@ class StoryGraph:
         return set(self._groups.groups())
 
 
+def _by_kind(identifiers: frozenset[str]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """`identifiers` by kind, in `_IDENTIFIER_KINDS` order; kinds without any left out."""
+    if not identifiers:
+        return ()
+    grouped = (
+        (kind, frozenset(i for i in identifiers if i.startswith(f"{kind}:")))
+        for kind in _IDENTIFIER_KINDS
+    )
+    return tuple((kind, ids) for kind, ids in grouped if ids)
+
+
 def _conflicting_records(a: Fingerprint, b: Fingerprint) -> bool:
     """Both name records of one kind, and not the same ones: two trials, two papers."""
-    return any(
-        ids_a and ids_b and not ids_a & ids_b
-        for (_, ids_a), (_, ids_b) in zip(a.ids_by_kind, b.ids_by_kind, strict=True)
-    )
+    if not a.ids_by_kind or not b.ids_by_kind:
+        return False
+    theirs = dict(b.ids_by_kind)
+    return any(kind in theirs and not ids & theirs[kind] for kind, ids in a.ids_by_kind)
 
 
 def _index_keys(url: str | None, own: frozenset[str], signature: Sequence[int]) -> tuple[str, ...]:
@@ -266,12 +282,12 @@ def _key(kind: str, value: str) -> str:
     return f"{kind}#sha256:{hashlib.sha256(value.encode()).hexdigest()}"
 
 
-def _details(title: str) -> frozenset[str]:
+def _details(title: str) -> tuple[str, ...]:
     """The words of a title that tell templated titles apart: numbers, ordinals, months."""
     lowered = title.lower()
     words = {word for word in _WORD.findall(lowered) if word in _DETAIL_WORDS}
     numbers = {number.replace(",", "") for number in _NUMBER.findall(lowered)}
-    return frozenset(words | numbers)
+    return tuple(sorted(words | numbers))
 
 
 def _shingles(text: str) -> frozenset[int]:

@@ -184,6 +184,26 @@ CASES = [
         None,
         id="same-text-different-trial-numbers",
     ),
+    pytest.param(
+        Raw("wire-1", "https://w1.example/a", "a", "KYSA-6 opens", f"{PRESS_RELEASE} NCT06138132."),
+        Raw(
+            "wire-2", "https://w2.example/b", "b", "KYSA-6 opens", f"{PRESS_RELEASE} PMID 41234567."
+        ),
+        "near-identical text",
+        id="same-text-naming-records-of-different-kinds",
+    ),
+    pytest.param(
+        Raw("wire-1", "https://w1.example/a", "a", "KYSA-6 opens", f"{PRESS_RELEASE} NCT06138132."),
+        Raw(
+            "wire-2",
+            "https://w2.example/b",
+            "b",
+            "KYSA-6 opens",
+            f"{PRESS_RELEASE} PMID 41234567 and NCT06451159.",
+        ),
+        None,
+        id="same-text-one-kind-in-common-but-not-the-record",
+    ),
 ]
 
 
