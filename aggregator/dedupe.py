@@ -57,8 +57,8 @@ _NO_IDS: frozenset[str] = frozenset()  # shared by every item without identifier
 class Fingerprint:
     """What the same-story decision knows of one item.
 
-    Compact, since every entry's crosses from a parse worker and waits in memory for the store:
-    an empty set costs 216 bytes, each empty one its own object. Most items name no
+    Compact, since every entry's fingerprint crosses from a parse worker and waits in memory
+    for the store, and an empty set costs 216 bytes, each one its own object. Most items name no
     identifier, so empty kinds are left out and an item without identifiers shares one empty
     set; numbers and months of a title are a sorted tuple (a few words, often none). Five
     empty sets an item were a quarter of a parsed feed's memory.
