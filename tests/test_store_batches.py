@@ -85,7 +85,9 @@ async def _store_together(
             asyncio.ensure_future(batches.record(feed_id, _outcome(), entries))
             for feed_id, entries in feeds.items()
         ]
-        await asyncio.sleep(0.1)  # every record is now queued behind the blocker
+        # One turn of the loop: each record has queued its feed (it does so before its first
+        # await) and asked for the store thread, behind the blocker.
+        await asyncio.sleep(0)
         busy.set()
         await blocker
         return await asyncio.gather(*records, return_exceptions=True)
