@@ -31,7 +31,7 @@ from aggregator.config import Settings, load_settings
 from aggregator.errors import StoreUnavailableError
 from aggregator.match import build_matcher
 from aggregator.models import FeedState
-from aggregator.pipeline.fetch_pass import TopUp, fetch_feeds
+from aggregator.pipeline.fetch_pass import FeedReport, TopUp, fetch_feeds
 from aggregator.service import Service
 from aggregator.store import Repository
 from aggregator.store.database import create_database_engine
@@ -116,6 +116,45 @@ def test_a_pass_takes_more_feeds_while_one_hangs_and_outlives_a_failed_top_up(
         ("later", "ok", 4),
     ]
     assert asked[:2] == [1, 1]  # asked with the held feed under way, again after the failure
+
+
+def test_a_stopped_pass_finishes_the_feeds_it_started_and_leaves_the_rest_unfetched(
+    store: Callable[..., Store], feed_server: FeedServer
+) -> None:
+    """Concurrency 2 keeps four feeds in flight: "a", then three that hang until released."""
+    paths = {"a": "rss20.xml", "b-held": "hold/atom10.xml", "c-held": "hold/rss20.xml?copy=2"}
+    paths |= {"d-held": "hold/rss10.rdf", "e": "mixed-topics.xml", "f": "feed.json"}
+    paths |= {"g": "rss091.xml"}
+    stored = store(
+        [(name, feed_server.url(path)) for name, path in paths.items()],
+        fetch='timeout = "5s"\nconcurrency = 2',
+    )
+    stop = threading.Event()
+
+    def stop_after_the_first(report: FeedReport) -> None:
+        stop.set()  # with three feeds hanging, and "e" started in the place "a" left
+        feed_server.released.set()
+
+    reports = asyncio.run(
+        fetch_feeds(
+            stored.settings,
+            stored.repository,
+            build_matcher(stored.settings),
+            stored.repository.feeds_to_fetch(T0, names=list(paths)),
+            clock=lambda: T0,
+            on_feed_done=stop_after_the_first,
+            stop=stop,
+        )
+    )
+    started, skipped = ["a", "b-held", "c-held", "d-held", "e"], ["f", "g"]
+    assert [(report.name, report.status) for report in reports] == [
+        *((name, "ok") for name in started),
+        *((name, "skipped") for name in skipped),
+    ]
+    assert [stored.feed(name).last_fetched_at is not None for name in paths] == [
+        name in started for name in paths
+    ]
+    assert not [request for request in feed_server.requests if "rss091" in request.path]
 
 
 def test_claims_give_each_due_feed_to_one_owner_until_its_lease_ends(

@@ -16,7 +16,7 @@ import hashlib
 import random
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -113,7 +113,6 @@ async def fetch_feeds(
         ParsePool(matcher) as parsers,
     ):
         async with Fetcher(settings.fetch) as fetcher:
-            in_flight = asyncio.Semaphore(IN_FLIGHT_PER_CONNECTION * settings.fetch.concurrency)
             run = _FetchRun(
                 settings,
                 repository,
@@ -121,25 +120,24 @@ async def fetch_feeds(
                 fetcher,
                 parsers,
                 store_thread,
-                in_flight,
+                IN_FLIGHT_PER_CONNECTION * settings.fetch.concurrency,
                 StoreQueue(repository, store_thread),
                 clock,
                 stop,
                 jitter,
             )
-            under_way = run.start(feeds)
+            run.add(feeds)
             reports = []
             next_top_up = time.monotonic() + (top_up.every if top_up else 0)
-            while under_way:
+            while run.under_way:
                 wait = None if top_up is None else max(0.0, next_top_up - time.monotonic())
-                for task in await run.finished(wait):
-                    under_way.discard(task)
-                    reports.append(task.result())
+                for report in await run.finished(wait):
+                    reports.append(report)
                     if on_feed_done is not None:
-                        on_feed_done(reports[-1])
+                        on_feed_done(report)
                 stopping = stop is not None and stop.is_set()
                 if top_up is not None and not stopping and time.monotonic() >= next_top_up:
-                    under_way |= run.start(await run.more(top_up, len(under_way)))
+                    run.add(await run.more(top_up, run.under_way))
                     next_top_up = time.monotonic() + top_up.every
             await run.flush_quiet()
     return sorted(reports, key=lambda report: report.name)
@@ -170,29 +168,54 @@ class _FetchRun:
     fetcher: Fetcher
     parsers: ParsePool
     store_thread: ThreadPoolExecutor
-    in_flight: asyncio.Semaphore
+    places: int  # feeds in flight at most: from the start of their download to their store
     store_queue: StoreQueue
     clock: Clock
     stop: threading.Event | None
     jitter: Callable[[], float]
     quiet: list[tuple[int, FetchOutcome]] = field(default_factory=list)  # not yet recorded
+    waiting: deque[FeedState] = field(default_factory=deque)  # for an in-flight place
+    running: set[asyncio.Task[FeedReport]] = field(default_factory=set)
     done: asyncio.Queue[asyncio.Task[FeedReport]] = field(default_factory=asyncio.Queue)
 
-    def start(self, feeds: Sequence[FeedState]) -> set[asyncio.Task[FeedReport]]:
-        """Tasks fetching `feeds`; they take their in-flight places in this order."""
-        tasks = set()
-        for feed in interleaved_by_host(feeds):
-            task = asyncio.create_task(self.fetch_one(feed))
-            task.add_done_callback(self.done.put_nowait)
-            tasks.add(task)
-        return tasks
+    @property
+    def under_way(self) -> int:
+        """Feeds taken and not yet reported: in flight, or waiting for a place."""
+        return len(self.waiting) + len(self.running) + self.done.qsize()
 
-    async def finished(self, timeout: float | None) -> list[asyncio.Task[FeedReport]]:
-        """The tasks done since the last call, waiting up to `timeout` seconds for the first.
+    def add(self, feeds: Sequence[FeedState]) -> None:
+        """Fetch `feeds` after those already waiting, in turns by host.
+
+        A feed's task is created only when it takes an in-flight place: a task waiting for
+        one held 1.7 KB, so a pass of 5,000 feeds held 8 MB of them from its start."""
+        self.waiting.extend(interleaved_by_host(feeds))
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            return  # `finished` reports the waiting feeds skipped
+        while self.waiting and len(self.running) < self.places:
+            task = asyncio.create_task(self._fetch_and_store(self.waiting.popleft()))
+            task.add_done_callback(self._finish)
+            self.running.add(task)
+
+    def _finish(self, task: asyncio.Task[FeedReport]) -> None:
+        self.running.discard(task)
+        self.done.put_nowait(task)
+        self._start_waiting()
+
+    async def finished(self, timeout: float | None) -> list[FeedReport]:
+        """The reports of feeds done since the last call, waiting up to `timeout` seconds for
+        the first. Once `stop` is set, every feed still waiting for a place is reported
+        "skipped", unrecorded, and never started.
 
         Each task hands itself to a queue as it ends: `asyncio.wait` would hang a callback on
         every task under way at each call, and a pass's calls grow with its feeds, so the
         pass's cost grew with their square (a tenth of a 400-feed pass of 304s)."""
+        if self.stop is not None and self.stop.is_set() and self.waiting:
+            skipped = [FeedReport(feed.name, feed.url, "skipped") for feed in self.waiting]
+            self.waiting.clear()
+            return skipped
         try:
             async with asyncio.timeout(timeout):
                 tasks = [await self.done.get()]
@@ -200,7 +223,7 @@ class _FetchRun:
             return []
         while not self.done.empty():
             tasks.append(self.done.get_nowait())
-        return tasks
+        return [task.result() for task in tasks]
 
     async def more(self, top_up: TopUp, under_way: int) -> Sequence[FeedState]:
         """What `top_up` takes now, after recording the quiet fetches (until then their feeds
@@ -214,12 +237,6 @@ class _FetchRun:
         except Exception:  # a bug must not cost the feeds under way
             log.exception("feeds_not_taken", under_way=under_way)
         return []
-
-    async def fetch_one(self, feed: FeedState) -> FeedReport:
-        async with self.in_flight:
-            if self.stop is not None and self.stop.is_set():
-                return FeedReport(feed.name, feed.url, "skipped")
-            return await self._fetch_and_store(feed)
 
     async def _fetch_and_store(self, feed: FeedState) -> FeedReport:
         started = time.monotonic()
