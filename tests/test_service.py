@@ -72,8 +72,8 @@ def store(
 ) -> Iterator[Callable[..., Store]]:
     made: list[Store] = []
 
-    def make(feeds: list[tuple[str, str]], fetch: str = 'timeout = "5s"') -> Store:
-        config = make_config(database_url, feeds, fetch=fetch)
+    def make(feeds: list[tuple[str, str]], fetch: str = 'timeout = "5s"', extra: str = "") -> Store:
+        config = make_config(database_url, feeds, fetch=fetch, extra=extra)
         assert run_cli(config, "init").exit_code == 0
         made.append(Store(config))
         return made[-1]
@@ -203,7 +203,7 @@ def test_processes_claiming_at_once_never_share_a_feed(store: Callable[..., Stor
     assert len(every) == 60
 
 
-def test_the_next_fetch_waits_for_ttl_max_age_and_retry_after(
+def test_the_next_fetch_waits_for_its_interval_ttl_max_age_and_retry_after(
     store: Callable[..., Store], feed_server: FeedServer
 ) -> None:
     (feed_server.root / "ttl.xml").write_text(
@@ -218,11 +218,13 @@ def test_the_next_fetch_waits_for_ttl_max_age_and_retry_after(
             ("busy", feed_server.url("status/429?retry-after=14400")),
         ],
         fetch='timeout = "5s"\ninterval = "1h"\nadaptive = false',
+        extra=f'[[feeds]]\nname = "own"\nurl = "{feed_server.url("atom10.xml")}"\ninterval = "5h"',
     )
-    s.fetch(["plain", "ttl", "max-age", "busy"], T0)
+    s.fetch(["plain", "ttl", "max-age", "busy", "own"], T0)
     due = {feed.name: feed.next_fetch_at - T0 for feed in s.repository.list_feeds()}
     assert due == {
         "plain": timedelta(hours=1),
+        "own": timedelta(hours=5),  # its own interval, over the fetch section's
         "ttl": timedelta(hours=3),
         "max-age": timedelta(hours=2),
         "busy": timedelta(hours=4),  # Retry-After, beyond the doubled interval

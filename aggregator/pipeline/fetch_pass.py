@@ -177,6 +177,12 @@ class _FetchRun:
     waiting: deque[FeedState] = field(default_factory=deque)  # for an in-flight place
     running: set[asyncio.Task[FeedReport]] = field(default_factory=set)
     done: asyncio.Queue[asyncio.Task[FeedReport]] = field(default_factory=asyncio.Queue)
+    # Each feed's own interval by name: `Settings.feed` reads the feeds in turn, and asked for
+    # every feed of a pass it cost the pass time growing with the square of its feeds.
+    intervals: dict[str, timedelta | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intervals = {feed.name: feed.interval for feed in self.settings.feeds}
 
     @property
     def under_way(self) -> int:
@@ -322,7 +328,8 @@ class _FetchRun:
         return _stored_report(feed, outcome, new, updated)
 
     def _decide(self, feed: FeedState, event: FetchEvent, now: datetime) -> FetchOutcome:
-        interval = self.settings.feed(feed.name).interval
+        # A feed another process's config added to the database has the default interval.
+        interval = self.intervals.get(feed.name)
         return next_state(
             feed, event, now, self.settings.fetch, interval=interval, jitter=self.jitter()
         )
