@@ -48,15 +48,19 @@ def fetch(app: App, names: tuple[str, ...], fetch_all: bool) -> None:
     now, owner, wanted = utc_now(), this_process(), names or None
     # A fetch on this machine that died (killed, or its disk full) left leases: take them back.
     repository.release_dead_claims(now, gone_from_this_host)
-    candidates = repository.feeds_to_fetch(now, names=wanted, include_not_due=fetch_all)
+    # Only the names are kept: the pass holds the claimed feeds' states, one set is enough.
+    due = {
+        feed.name
+        for feed in repository.feeds_to_fetch(now, names=wanted, include_not_due=fetch_all)
+    }
     feeds = repository.claim_feeds(
         now,
-        lease_until=now + fetch_lease(app.settings.fetch, len(candidates)),
+        lease_until=now + fetch_lease(app.settings.fetch, len(due)),
         owner=owner,
         names=wanted,
         include_not_due=fetch_all,
     )
-    if busy := sorted({feed.name for feed in candidates} - {feed.name for feed in feeds}):
+    if busy := sorted(due - {feed.name for feed in feeds}):
         click.echo(f"left to the process fetching them now: {', '.join(busy)}")
     reports: list[FeedReport] = []
     if feeds:
