@@ -54,6 +54,7 @@ ROOT = Path(__file__).parent.parent
 # The targets (issue "Ingest ahead of every peer") on a 2-core machine.
 COLD_TARGET = {"SQLite": 1.2, "PostgreSQL": 1.5}  # times the floor's wall time
 MEMORY_TARGET_MB = 100
+FLAT_FEEDS = 5_000  # peak memory stays flat from the bench's feeds (1,000) up to this many
 WARM_TARGET_PER_400 = 0.5  # seconds for 400 feeds, every feed answering 304
 IDENTICAL_TARGET_PER_400 = 1.0  # seconds for 400 feeds, every feed resending the same body
 REQUESTS_TARGET = 1_000  # per second, conditional requests
@@ -320,6 +321,16 @@ def command_peak_mb(farm: Farm, database_url: str | None, folder: Path) -> float
     return int(done.stdout) / 1024
 
 
+def peak_at_many_feeds(items: int, database_url: str | None, folder: Path) -> float:
+    """`command_peak_mb` on a farm of FLAT_FEEDS feeds: what a pass holds at a time is meant
+    not to grow with its feeds, so the service's peak should not either."""
+    farm = Farm(FLAT_FEEDS, items)
+    try:
+        return command_peak_mb(farm, database_url, folder)
+    finally:
+        farm.stop()
+
+
 _LAUNCHER = """
 import os, sys
 quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
@@ -565,6 +576,17 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                     verdict(f"{MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB),
                 )
             )
+            many_peak = None
+            if feeds < FLAT_FEEDS:
+                many_peak = peak_at_many_feeds(items, database_url, Path(folder) / "many")
+                rows.append(
+                    (
+                        f"peak memory: the same, {FLAT_FEEDS:,} feeds (one run)",
+                        f"{many_peak:.1f} MB, {_kb_a_feed(peak, many_peak, feeds)} a feed more",
+                        "",
+                        verdict(f"flat, {MEMORY_TARGET_MB} MB", many_peak < MEMORY_TARGET_MB),
+                    )
+                )
             warm = _median(service.fetch_all, runs)
             warm_target = WARM_TARGET_PER_400 * feeds / 400
             httpx_warm = refresh_floor(farm, runs)
@@ -646,6 +668,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
         *lines,
         *_cold_cpu_lines(cold_seconds, cold_split, floor_seconds, COLD_TARGET[backend]),
         *_memory_lines(peak, imports, theirs),
+        *_flat_memory_lines(peak, many_peak, feeds),
     ]
 
 
@@ -712,6 +735,25 @@ def _memory_lines(peak: float, imports: float, theirs: PeerRun | None) -> list[s
                 f" {limit - imports:.1f} MB (or imports that much less)"
             )
     return lines
+
+
+def _flat_memory_lines(peak: float, many_peak: float | None, feeds: int) -> list[str]:
+    """Why peak memory is not flat: what each feed beyond the bench's own added, against
+    what the target leaves."""
+    if many_peak is None or many_peak < MEMORY_TARGET_MB:
+        return []
+    room = max(0.0, MEMORY_TARGET_MB - peak)
+    return [
+        "",
+        f"peak memory {peak:.1f} MB at {feeds:,} feeds, {many_peak:.1f} MB at {FLAT_FEEDS:,}:"
+        f" {_kb_a_feed(peak, many_peak, feeds)} for each feed more",
+        f"  not met, flat under {MEMORY_TARGET_MB} MB: to meet it, under"
+        f" {room * 1024 / (FLAT_FEEDS - feeds):.1f} KB a feed more",
+    ]
+
+
+def _kb_a_feed(peak: float, many_peak: float, feeds: int) -> str:
+    return f"{(many_peak - peak) * 1024 / (FLAT_FEEDS - feeds):.1f} KB"
 
 
 def verdict(target: str, met: bool) -> str:
