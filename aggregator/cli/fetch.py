@@ -48,7 +48,8 @@ def fetch(app: App, names: tuple[str, ...], fetch_all: bool) -> None:
     now, owner, wanted = utc_now(), this_process(), names or None
     # A fetch on this machine that died (killed, or its disk full) left leases: take them back.
     repository.release_dead_claims(now, gone_from_this_host)
-    # Only the names are kept: the pass holds the claimed feeds' states, one set is enough.
+    # The due feeds' names, to tell which another process holds: their states, kept too,
+    # would sit beside the claimed feeds' through the whole pass.
     due = {
         feed.name
         for feed in repository.feeds_to_fetch(now, names=wanted, include_not_due=fetch_all)
