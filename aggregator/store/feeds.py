@@ -226,7 +226,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 # What a fetch needs of a feed, read as columns: ORM objects for thousands of due feeds were
-# short-lived, but interleaved with the states kept for the pass they pinned its heap.
+# short-lived but, made among the states the pass keeps, left its heap fragmented.
 _STATE_COLUMNS = (
     Feed.id,
     Feed.name,
@@ -262,6 +262,7 @@ _StateColumns = Row[
 
 
 def _feed_state(row: _StateColumns) -> FeedState:
+    """A row of `_STATE_COLUMNS` as the fetcher takes it."""
     return FeedState(
         feed_id=row.id,
         name=row.name,
