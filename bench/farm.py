@@ -584,7 +584,7 @@ def run(feeds: int, items: int, runs: int, database_url: str | None = None) -> l
                 rows.append(
                     (
                         f"peak memory: the same, {FLAT_FEEDS:,} feeds (one run)",
-                        f"{many_peak:.1f} MB, {_kb_a_feed(peak, many_peak, feeds)} a feed more",
+                        f"{many_peak:.1f} MB, {_kb_a_feed(many_peak - peak, feeds)} a feed more",
                         "",
                         verdict(f"flat, {MEMORY_TARGET_MB} MB", many_peak < MEMORY_TARGET_MB),
                     )
@@ -748,14 +748,15 @@ def _flat_memory_lines(peak: float, many_peak: float | None, feeds: int) -> list
     return [
         "",
         f"peak memory {peak:.1f} MB at {feeds:,} feeds, {many_peak:.1f} MB at {FLAT_FEEDS:,}:"
-        f" {_kb_a_feed(peak, many_peak, feeds)} for each feed more",
+        f" {_kb_a_feed(many_peak - peak, feeds)} for each feed more",
         f"  not met, flat under {MEMORY_TARGET_MB} MB: to meet it, under"
-        f" {room * 1024 / (FLAT_FEEDS - feeds):.1f} KB a feed more",
+        f" {_kb_a_feed(room, feeds)} a feed more",
     ]
 
 
-def _kb_a_feed(peak: float, many_peak: float, feeds: int) -> str:
-    return f"{(many_peak - peak) * 1024 / (FLAT_FEEDS - feeds):.1f} KB"
+def _kb_a_feed(megabytes: float, feeds: int) -> str:
+    """`megabytes` shared among the feeds FLAT_FEEDS has beyond `feeds`."""
+    return f"{megabytes * 1024 / (FLAT_FEEDS - feeds):.1f} KB"
 
 
 def verdict(target: str, met: bool) -> str:
