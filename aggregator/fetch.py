@@ -18,7 +18,7 @@ import socket
 import ssl
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -68,8 +68,7 @@ class Fetcher:
         self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_host)
         )
-        self._turn_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._next_turn: defaultdict[str, float] = defaultdict(float)
+        self._turns = _Turns()
         limits = httpx.Limits(max_connections=settings.concurrency)
         self._client = httpx.AsyncClient(
             transport=_Transport(limits, public_only=not settings.allow_private_addresses),
@@ -117,11 +116,11 @@ class Fetcher:
         host = urlsplit(url).hostname or ""
         # The host's turn first: a request waiting for its host holds no overall place.
         async with self._per_host[host], self._overall:
-            if rate is not None:  # last, just before sending: any wait after it makes bursts
-                await self._wait_turn(host, rate)
+            # Last, just before sending: any wait after it makes bursts.
+            turn = await self._turns.take(host, rate) if rate is not None else None
             try:
                 async with asyncio.timeout(deadline):
-                    return await self._get(url, headers)
+                    return await self._get(url, headers, turn)
             except TimeoutError:
                 raise FetchError(url, f"no complete response within {deadline:g}s") from None
             except RefusedAddressError as exc:
@@ -137,22 +136,15 @@ class Fetcher:
                 raise FetchError(
                     url, f"{type(exc).__name__}: {exc or 'connection failed'}"
                 ) from None
+            finally:
+                if turn is not None:
+                    turn.end()  # a request that failed before it was sent ends its turn here
 
-    async def _wait_turn(self, host: str, rate: float) -> None:
-        """Space requests to `host` 1/rate seconds apart, in the order they asked.
-
-        The next turn counts from when this one really went, not when it was due: a busy
-        event loop that wakes a request late must not send the ones queued behind it at once
-        (NCBI counts arrivals)."""
-        loop = asyncio.get_running_loop()
-        async with self._turn_locks[host]:
-            wait = self._next_turn[host] - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next_turn[host] = loop.time() + 1 / rate
-
-    async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
-        async with self._client.stream("GET", url, headers=headers) as response:
+    async def _get(self, url: str, headers: dict[str, str], turn: _Turn | None) -> FetchResult:
+        extensions = {"trace": turn.trace} if turn is not None else None
+        async with self._client.stream(
+            "GET", url, headers=headers, extensions=extensions
+        ) as response:
             validators = {
                 "etag": response.headers.get("ETag"),
                 "last_modified": response.headers.get("Last-Modified"),
@@ -210,6 +202,55 @@ class Fetcher:
                     raise FetchError(url, f"response is over max_bytes ({cap}) after decompression")
                 chunks.append(data)
         return b"".join(chunks)
+
+
+class _Turns:
+    """Requests to a rate-limited host, spaced 1/rate seconds apart in the order they asked."""
+
+    def __init__(self) -> None:
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._next: defaultdict[str, float] = defaultdict(float)
+
+    async def take(self, host: str, rate: float) -> _Turn:
+        """Wait for `host`'s next turn; no other request to it starts until this one ends."""
+        lock = self._locks[host]
+        await lock.acquire()
+        try:
+            wait = self._next[host] - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        except BaseException:
+            lock.release()
+            raise
+        return _Turn(functools.partial(self._end, host, rate))
+
+    def _end(self, host: str, rate: float) -> None:
+        self._next[host] = asyncio.get_running_loop().time() + 1 / rate
+        self._locks[host].release()
+
+
+class _Turn:
+    """One request's turn at its host, held until the request's headers are written.
+
+    The next turn counts from that write, not from when this turn came: a pause while the
+    connection opens (a busy event loop, a garbage collection) then delays the requests
+    queued behind this one instead of letting them follow it at once. NCBI counts arrivals.
+    """
+
+    def __init__(self, on_end: Callable[[], None]) -> None:
+        self._on_end = on_end
+        self._ended = False
+
+    async def trace(self, event: str, _info: dict[str, Any]) -> None:
+        """httpcore's `trace` extension: ends the turn once the first request line is sent
+        (a redirect's later requests belong to the same turn)."""
+        if event.endswith(".send_request_headers.complete"):
+            self.end()
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._on_end()
 
 
 def requested_wait(headers: Mapping[str, str]) -> timedelta | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
+import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -271,6 +274,36 @@ def test_concurrency_limits_hold_at_the_server(
     results = fetch_many(urls, **settings)
     assert all(result.status == 200 for result in results)
     assert feed_server.max_in_flight == most_at_once
+
+
+def test_a_rate_limited_request_that_connects_late_does_not_pull_the_next_along(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first connection stalls the whole event loop (as a collection or a busy loop
+    would) after its turn came: the requests behind it still arrive 1/rate apart."""
+    connect = fetch_module._Backend.connect_tcp
+    stalled = []
+
+    async def stall_first_connection(*args: Any, **kwargs: Any) -> Any:
+        if not stalled:
+            stalled.append(True)
+            time.sleep(0.5)  # blocks the loop: no other request can be sent meanwhile
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_module._Backend, "connect_tcp", stall_first_connection)
+    settings = FetchSettings.model_validate({"allow_private_addresses": True, "timeout": "5s"})
+    urls = [feed_server.url(f"rss20.xml?request={n}") for n in range(4)]
+
+    async def fetch_at_five_a_second() -> list[FetchResult]:
+        async with Fetcher(settings) as fetcher:
+            return list(await asyncio.gather(*(fetcher.fetch(url, rate=5) for url in urls)))
+
+    assert [result.status for result in asyncio.run(fetch_at_five_a_second())] == [200] * 4
+    arrivals = sorted(request.at for request in feed_server.requests)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(gaps) == 3
+    # 0.2 s apart when sent; the server thread notes each arrival a few ms late, unevenly.
+    assert min(gaps) >= 0.15, gaps
 
 
 @pytest.mark.parametrize(
