@@ -116,7 +116,7 @@ class Fetcher:
         host = urlsplit(url).hostname or ""
         # The host's turn first: a request waiting for its host holds no overall place.
         async with self._per_host[host], self._overall:
-            # Last, just before sending: any wait after it makes bursts.
+            # Last, just before sending: the turn is held until the request is written.
             turn = await self._turns.take(host, rate) if rate is not None else None
             try:
                 async with asyncio.timeout(deadline):
