@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from aggregator import logs
+from aggregator import free_pages, logs
 from aggregator.analyse import AnalysedEntry
 from aggregator.errors import StoreUnavailableError
 from aggregator.models import FetchOutcome
@@ -55,6 +55,7 @@ class StoreQueue:
         self._max_items = max_items
         self._waiting: deque[_Waiting] = deque()
         self._arrival = threading.Condition()  # a feed was added to `_waiting`
+        self._pages_returned_at = time.monotonic()
 
     async def record(
         self, feed_id: int, outcome: FetchOutcome, entries: Sequence[AnalysedEntry]
@@ -77,6 +78,7 @@ class StoreQueue:
         return await counts
 
     def _store_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._return_free_pages()
         batch = self._next_batch()
         if not batch:
             return
@@ -96,6 +98,13 @@ class StoreQueue:
             return
         for waiting, result in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_succeed, waiting.counts, result)
+
+    def _return_free_pages(self) -> None:
+        """Now and then, on this thread rather than the event loop's: see `free_pages.py`."""
+        now = time.monotonic()
+        if now - self._pages_returned_at >= free_pages.EVERY_SECONDS:
+            free_pages.return_to_system()
+            self._pages_returned_at = now
 
     def _next_batch(self) -> list[_Waiting]:
         """The feeds to store together: those waiting, once FILL_ITEMS wait or the first has
