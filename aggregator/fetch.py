@@ -242,8 +242,8 @@ class _Turn:
         self._ended = False
 
     async def trace(self, event: str, _info: dict[str, Any]) -> None:
-        """httpcore's `trace` extension: ends the turn once the first request line is sent
-        (a redirect's later requests belong to the same turn)."""
+        """httpcore's `trace` extension: ends the turn once the first request's headers are
+        written (a redirect's later requests belong to the same turn)."""
         if event.endswith(".send_request_headers.complete"):
             self.end()
 
