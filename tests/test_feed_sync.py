@@ -4,6 +4,7 @@ changes nothing stored: not the feeds' validators, not what readers see."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -53,15 +54,15 @@ def test_config_changes_reach_the_stored_feeds(engine: Engine) -> None:
         connection.execute(update(Feed).values(etag='"v1"'))
     version = repository.content_version()
 
-    moved = JOURNAL.model_copy(update={"url": "https://journal.example/new-feed"})
+    moved = replace(JOURNAL, url="https://journal.example/new-feed")
     repository.sync_feeds([moved, SOCIETY])
     assert _etags(repository) == {"journal": None, "society": '"v1"'}  # a new resource
     assert repository.content_version() != version
 
-    retitled = SOCIETY.model_copy(update={"title": "MS Society"})
+    retitled = replace(SOCIETY, title="MS Society")
     repository.sync_feeds([moved, retitled])
     assert repository.list_feeds()[1].title == "MS Society"
-    retitled = retitled.model_copy(update={"kind": "society"})
+    retitled = replace(retitled, kind="society")
     repository.sync_feeds([moved, retitled])
     assert repository.list_feeds()[1].kind == "society"
 

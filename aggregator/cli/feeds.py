@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.cli.app import App, log, pass_app
@@ -170,7 +170,7 @@ def feeds_import_opml(app: App, file: Path) -> None:
 def _feed_problem(feed: Mapping[str, Any]) -> str | None:
     """Why `feed` would not be a valid [[feeds]] table, in the config's own words."""
     try:
-        FeedSettings.model_validate(feed)
+        TypeAdapter(FeedSettings).validate_python(feed)
     except ValidationError as error:
         first = error.errors()[0]
         return str(first["msg"]).removeprefix("Value error, ")
