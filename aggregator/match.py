@@ -209,7 +209,9 @@ class Matcher:
         requires = requires or {}
         self._topics = tuple(topics)
         self._topics_need_terms = all(topic.all or topic.any for topic in self._topics)
-        self._feeds = dict(feeds or {})
+        # Only the feeds that add something: a config may list thousands of feeds, most with
+        # no context, and every process holds the matcher for its whole life.
+        self._feeds = {name: c for name, c in (feeds or {}).items() if c != _NO_CONTEXT}
         self.fingerprint = _fingerprint(terms, topics, vetoes, self._feeds, requires)
         keys: dict[str, _Key] = {}
         self._terms: dict[str, _Term] = {}
@@ -806,7 +808,11 @@ def build_matcher(settings: Settings, feeds: Mapping[str, FeedContext] | None = 
     `feeds` replaces the configured feed contexts (to evaluate labelled data from other feeds).
     """
     if feeds is None:
-        feeds = {feed.name: FeedContext(feed.assume, feed.topics) for feed in settings.feeds}
+        feeds = {
+            feed.name: FeedContext(feed.assume, feed.topics)
+            for feed in settings.feeds
+            if feed.assume or feed.topics
+        }
     return Matcher(
         terms=settings.terms,
         topics=[TopicRule(t.id, t.all, t.any, t.none) for t in settings.topics],
