@@ -24,9 +24,9 @@ from aggregator.store.sessions import Sessions
 _FOLLOWED = ("url", "type", "kind", "config_title", "active")
 
 
-def _followed(feed: FeedSettings) -> dict[str, object]:
-    """What the config says each of `_FOLLOWED` should hold for `feed`'s row."""
-    return dict(zip(_FOLLOWED, (feed.url, feed.type, feed.kind, feed.title, True), strict=True))
+def _followed(feed: FeedSettings) -> tuple[object, ...]:
+    """What the config says each of `_FOLLOWED` should hold for `feed`'s row, in order."""
+    return (feed.url, feed.type, feed.kind, feed.title, True)
 
 
 class FeedStore:
@@ -55,12 +55,13 @@ class FeedStore:
         wanted = {feed.name: _followed(feed) for feed in feeds}
         columns = [Feed.name, *(getattr(Feed, column) for column in _FOLLOWED)]
         with self._db.reading() as session:
-            stored = {
-                name: dict(zip(_FOLLOWED, row, strict=True))
-                for name, *row in session.execute(select(*columns))
-            }
-        gone_active = any(row["active"] for name, row in stored.items() if name not in wanted)
-        return not gone_active and all(stored.get(name) == row for name, row in wanted.items())
+            for name, *stored in session.execute(select(*columns)):
+                expected = wanted.pop(name, None)
+                if expected is None and stored[-1]:  # active, and gone from the config
+                    return False
+                if expected is not None and tuple(stored) != expected:
+                    return False
+        return not wanted  # every configured feed has its row
 
     def _sync_feeds(self, feeds: Sequence[FeedSettings]) -> None:
         by_name = {feed.name: feed for feed in feeds}
@@ -68,13 +69,14 @@ class FeedStore:
             rows = {row.name: row for row in session.scalars(select(Feed))}
             for name, feed in by_name.items():
                 row = rows.get(name)
+                followed = dict(zip(_FOLLOWED, _followed(feed), strict=True))
                 if row is None:
-                    session.add(Feed(name=name, **_followed(feed)))
+                    session.add(Feed(name=name, **followed))
                     continue
                 if row.url != feed.url:
                     row.etag = row.last_modified = row.body_hash = None
                     row.next_fetch_at = row.last_success_at = None
-                for column, value in _followed(feed).items():
+                for column, value in followed.items():
                     setattr(row, column, value)
             for name, row in rows.items():
                 if name not in by_name:
@@ -89,15 +91,20 @@ class FeedStore:
 
         Paused feeds are left out unless named: fetching one by name is how to try it again.
         """
-        query = select(*_STATE_COLUMNS).where(Feed.active).order_by(Feed.name)
-        if names is not None:
-            query = query.where(Feed.name.in_(names))
-        else:
-            query = query.where(Feed.status != PAUSED)
-            if not include_not_due:
-                query = query.where(_due(now))
+        query = select(*_STATE_COLUMNS).where(_to_fetch(now, names, include_not_due))
         with self._db.reading() as session:
-            return [_feed_state(row) for row in session.execute(query)]
+            return [_feed_state(row) for row in session.execute(query.order_by(Feed.name))]
+
+    def names_to_fetch(
+        self, now: datetime, *, names: Collection[str] | None = None, include_not_due: bool = False
+    ) -> set[str]:
+        """The names of the feeds `feeds_to_fetch` would return: what `fetch` needs to tell
+        which feeds another process holds, without every due feed's state beside the claimed
+        ones'."""
+        with self._db.reading() as session:
+            return set(
+                session.scalars(select(Feed.name).where(_to_fetch(now, names, include_not_due)))
+            )
 
     def claim_feeds(
         self,
@@ -121,16 +128,9 @@ class FeedStore:
         """
         # Free: no lease, a lease run out, or one this process took before and did not use.
         free = or_(Feed.lease_owner.is_(None), _due(now), Feed.lease_owner == owner)
-        wanted: ColumnElement[bool]
-        if names is not None:
-            wanted = Feed.name.in_(names)
-        elif include_not_due:
-            wanted = Feed.status != PAUSED
-        else:
-            wanted = (Feed.status != PAUSED) & _due(now)
         claimable = (
             select(Feed.id)
-            .where(Feed.active, wanted, free)
+            .where(_to_fetch(now, names, include_not_due), free)
             .order_by(Feed.next_fetch_at.is_not(None), Feed.next_fetch_at, Feed.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -141,6 +141,7 @@ class FeedStore:
                 .where(Feed.id.in_(claimable.scalar_subquery()))
                 .values(next_fetch_at=lease_until, lease_owner=owner)
                 .returning(*_STATE_COLUMNS)
+                .execution_options(synchronize_session=False)
             )
             return sorted((_feed_state(row) for row in claimed), key=lambda state: state.name)
 
@@ -219,6 +220,16 @@ class FeedStore:
                 )
                 for feed, count in session.execute(query)
             ]
+
+
+def _to_fetch(
+    now: datetime, names: Collection[str] | None, include_not_due: bool
+) -> ColumnElement[bool]:
+    if names is not None:
+        return Feed.active & Feed.name.in_(names)
+    if include_not_due:
+        return Feed.active & (Feed.status != PAUSED)
+    return Feed.active & (Feed.status != PAUSED) & _due(now)
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
