@@ -26,7 +26,7 @@ from http import HTTPStatus
 from itertools import zip_longest
 from urllib.parse import urlsplit
 
-from aggregator import logs
+from aggregator import free_pages, logs
 from aggregator.analyse import analyse
 from aggregator.clock import Clock, utc_now
 from aggregator.config import FetchSettings, Settings
@@ -140,6 +140,9 @@ async def fetch_feeds(
                     run.add(await run.more(top_up, run.under_way))
                     next_top_up = time.monotonic() + top_up.every
             await run.flush_quiet()
+    # The pass's bodies and entries are gone: what they freed goes back now, not at the next
+    # pass (an idle service would hold it until then, and `fetch` export beside it).
+    free_pages.return_to_system()
     return sorted(reports, key=lambda report: report.name)
 
 
