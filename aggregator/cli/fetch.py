@@ -60,7 +60,7 @@ def _fetch_feeds_due(
     they brought new or updated items.
 
     What a pass holds for each feed (its state, its report) ends here, before the export
-    loads the feed writers: at 5,000 feeds it was 4 MB beside them (bench/README.md).
+    loads the feed writers.
     """
     feeds, busy = _claim(app, repository, names, fetch_all)
     if busy:
