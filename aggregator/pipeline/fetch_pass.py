@@ -141,7 +141,7 @@ async def fetch_feeds(
                     next_top_up = time.monotonic() + top_up.every
             await run.flush_quiet()
     # The pass's bodies and entries are gone: what they freed goes back now, not at the next
-    # pass (an idle service would hold it until then, and `fetch` export beside it).
+    # pass (an idle service would hold it until then, and `fetch` would export on top of it).
     free_pages.return_to_system()
     return sorted(reports, key=lambda report: report.name)
 
