@@ -142,3 +142,6 @@ def test_fingerprint_follows_the_rules() -> None:
     assert Matcher(rules, topic).fingerprint != Matcher({"g": ["CAR-T"]}, topic).fingerprint
     context = {"f": FeedContext(assume=("g",))}
     assert Matcher(rules, topic).fingerprint != Matcher(rules, topic, feeds=context).fingerprint
+    # A feed that adds nothing to its items (most feeds) does not ask for a rematch.
+    plain = {"f": FeedContext()}
+    assert Matcher(rules, topic).fingerprint == Matcher(rules, topic, feeds=plain).fingerprint
