@@ -808,11 +808,7 @@ def build_matcher(settings: Settings, feeds: Mapping[str, FeedContext] | None = 
     `feeds` replaces the configured feed contexts (to evaluate labelled data from other feeds).
     """
     if feeds is None:
-        feeds = {
-            feed.name: FeedContext(feed.assume, feed.topics)
-            for feed in settings.feeds
-            if feed.assume or feed.topics
-        }
+        feeds = {feed.name: FeedContext(feed.assume, feed.topics) for feed in settings.feeds}
     return Matcher(
         terms=settings.terms,
         topics=[TopicRule(t.id, t.all, t.any, t.none) for t in settings.topics],
