@@ -18,7 +18,8 @@ How a term is written in config.toml (see README, "Topics and terms"):
   spectrometry" for MS) makes it mean that anywhere in the item, as does the text's own
   definition ("median survival (MS)");
 - `[requires]` make a term count only next to one of its cue words (CD19 as a therapy's target:
-  "anti-CD19", "CD19-directed"), or as the subject of a title no veto word marks as a measure.
+  "anti-CD19", "CD19-directed"), or as the subject of a title no veto word marks as a measure,
+  in the title, or in every place the body names it.
 
 Where terms stand decides as much as which terms: an item is about a topic when its title, or
 one sentence of it (with the title), holds what the topic asks for. A press release's "About
@@ -41,7 +42,7 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from aggregator.config import Settings
 
 # Bump when the matching rules in this module change, so stored matches are recomputed.
-MATCHER_VERSION = 2
+MATCHER_VERSION = 3
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 _NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
@@ -566,8 +567,8 @@ class _Reading:
                 return f"counts only in text in {term.language} (or where defined)"
         elif term.language and self._item_language() != term.language:
             return f"counts only in text in {term.language}"
-        if term.requires and not self._targeted(hit, unit):
-            return f"no cue word ({', '.join(term.requires[:4])}, ...) near it"
+        if term.requires and (untargeted := self._untargeted(hit, unit)):
+            return untargeted
         cues = self._cues.get(hit.unit)
         if cues:
             title = unit.field == "title"
@@ -604,23 +605,39 @@ class _Reading:
         """The terms found before `hit` in its own unit."""
         return [o for o in self._found if o.unit == hit.unit and o.start < hit.start]
 
-    def _targeted(self, hit: _Found, unit: text_units.Unit) -> bool:
-        """A term that counts only as a therapy's target (CD19): one of its cue words stands
-        within a few words; or it is the subject of the title, which no veto word (a count, a
-        marker panel) makes a measurement."""
-        words = normalise_for_matching(unit.text).split()
-        surface = hit.text.split()  # found in normalised text: already its words
-        for at in range(len(words) - len(surface) + 1):
-            if words[at : at + len(surface)] == surface:
-                near = words[max(0, at - REQUIRE_WINDOW_WORDS) : at + len(surface)]
-                near += words[at + len(surface) : at + len(surface) + REQUIRE_WINDOW_WORDS]
-                lowered = " " + " ".join(near).lower() + " "
-                if any(f" {cue} " in lowered for cue in hit.term.requires):
-                    return True
+    def _untargeted(self, hit: _Found, unit: text_units.Unit) -> str | None:
+        """Why a term that counts only as a therapy's target (CD19) is not one here, or None
+        if it is: one of its cue words stands within a few words; or it is the subject of the
+        title, which no veto word (a count, a marker panel) makes a measurement, and which the
+        body does not name only as one ("Rituximab clears CD19+ B cells" over "CD19 counts
+        fell under 1%")."""
+        term = hit.term
+        if any(_holds_any(window, term.requires) for window in _windows(unit.text, hit.text)):
+            return None
+        no_cue = f"no cue word ({', '.join(term.requires[:4])}, ...) near it"
         if unit.field != "title":
-            return False
-        title = " " + " ".join(words).lower() + " "
-        return not any(f" {veto} " in title for veto in hit.term.vetoes)
+            return no_cue
+        title = " " + " ".join(normalise_for_matching(unit.text).split()).lower() + " "
+        if _holds_any(title, term.vetoes):
+            return no_cue
+        if self._measured_in_body(term, hit.text):
+            return f"{no_cue}, and the body names it only as a measurement"
+        return None
+
+    def _measured_in_body(self, term: _Term, surface: str) -> bool:
+        """The body names the term (as `surface`), and each time as a measurement: a veto
+        word near it, and none of its cue words."""
+        self._read_body()
+        windows = [
+            window
+            for index, unit in enumerate(self._units)
+            if unit.field != "title" and index not in self._outside
+            for window in _windows(unit.text, surface)
+        ]
+        return bool(windows) and all(
+            _holds_any(window, term.vetoes) and not _holds_any(window, term.requires)
+            for window in windows
+        )
 
     def _defined(self, acronym: str) -> bool | None:
         """True if the text defines `acronym` as a term of its own groups, False if as
@@ -651,6 +668,23 @@ class _Reading:
             self._language = guess_language(" ".join(self._fields.values()))
             self._language_known = True
         return self._language
+
+
+def _windows(text: str, surface: str) -> Iterator[str]:
+    """The words within REQUIRE_WINDOW_WORDS of each place `surface` (a term as found:
+    already its normalised words) stands in `text`, lower case and padded with spaces."""
+    words = normalise_for_matching(text).split()
+    wanted = surface.split()
+    for at in range(len(words) - len(wanted) + 1):
+        if words[at : at + len(wanted)] == wanted:
+            near = words[
+                max(0, at - REQUIRE_WINDOW_WORDS) : at + len(wanted) + REQUIRE_WINDOW_WORDS
+            ]
+            yield " " + " ".join(near).lower() + " "
+
+
+def _holds_any(window: str, phrases: Sequence[str]) -> bool:
+    return any(f" {phrase} " in window for phrase in phrases)
 
 
 def unit_key(text: str) -> str:

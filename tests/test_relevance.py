@@ -284,6 +284,25 @@ CASES = [
     ("cd19-monitoring", "Monitoring CD19 B cells in people with MS on rituximab", "", False),
     ("anti-cd19", "Anti-CD19 therapy in SPMS", "", True),
     ("cd19-directed", "CD19-directed cell therapy reaches MS clinic", "", True),
+    # A title's bare CD19 is what its body makes of it: only ever counted there, a lab count
+    (
+        "cd19-title-counted-in-body",
+        "Rituximab clears CD19+ B cells for months in relapsing MS",
+        "Flow cytometry showed CD19 counts under 1% of lymphocytes at week 24.",
+        False,
+    ),
+    (
+        "cd19-title-seen-in-body",
+        "CD19+ B cells gather at the edge of chronic MS lesions",
+        "Immunostaining found CD19+ cells at the rim of slowly expanding lesions.",
+        True,
+    ),
+    (
+        "cd19-title-targeted-in-body",
+        "CD19 in progressive MS: first patient dosed",
+        "CD19 counts were measured before an anti-CD19 infusion.",
+        True,
+    ),
     # CART that is not CAR T
     ("cart-peptide", "CART peptide levels in MS fatigue", "", False),
     ("cartitude", "CARTITUDE-4 results and MS risk", "", False),
@@ -368,6 +387,20 @@ def test_explain_names_the_guard_for_every_term() -> None:
     assert ("MS", "negated (after 'not' or 'non')") in why
     assert ("MS", "vetoed by 'LC MS'") in why
     assert ("CD19", COUNTS) in why
+
+
+def test_explain_says_when_the_body_makes_a_title_term_a_measurement() -> None:
+    verdicts = MATCHER.explain(
+        {
+            "title": "Rituximab clears CD19+ B cells in relapsing MS",
+            "summary": "CD19 counts stayed under 1% of lymphocytes.",
+        }
+    )
+    title_cd19 = [v.why for v in verdicts if v.term == "CD19" and v.field == "title"]
+    assert title_cd19 == [
+        "no cue word (anti, car, directed, targeted, ...) near it, "
+        "and the body names it only as a measurement"
+    ]
 
 
 def test_evaluate_reads_either_label_and_groups_errors_by_why(tmp_path: Path) -> None:
