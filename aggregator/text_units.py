@@ -28,11 +28,22 @@ _BLOCK = re.compile(
 )
 # Navigation a page adds around an item: what follows is other items' titles.
 _NAVIGATION = re.compile(
-    r"(?:^|\s)(?:related (?:stories|articles|news|posts|content)|read (?:more|also|next)|"
-    r"see also|more on this|you may also like|lire aussi|à lire aussi|voir aussi|"
-    r"lesen sie auch|mehr zum thema|weitere artikel|noticias relacionadas|"
-    r"not[íi]cies relacionades|art[íi]culos relacionados|leggi anche|articoli correlati|"
-    r"lees ook|gerelateerd|veja também|notícias relacionadas)\s*:",
+    r"(?:^|\s)(?:related (?:stories|articles|news|posts|content|topics|links|reading|coverage)|"
+    r"read (?:more|also|next)|also read|see also|more on this(?: topic)?|further reading|"
+    r"you (?:may|might) also (?:like|be interested in)|recommended (?:for you|reading|articles)|"
+    r"more (?:news|stories|articles)|other news|most (?:read|popular|viewed)|trending now|"
+    r"(?:previous|next) (?:article|story|post)|"
+    r"lire aussi|à lire aussi|voir aussi|à voir aussi|sur le même sujet|les plus lus|"
+    r"articles similaires|dans la même rubrique|"
+    r"lesen sie auch|mehr zum thema|weitere artikel|weitere nachrichten|meistgelesen|"
+    r"das könnte sie auch interessieren|auch interessant|"
+    r"noticias relacionadas|not[íi]cies relacionades|art[íi]culos relacionados|"
+    r"te puede interesar|también te puede interesar|lo más leído|más noticias|"
+    r"leggi anche|articoli correlati|potrebbe interessarti|ti potrebbe interessare|"
+    r"i più letti|altre notizie|"
+    r"lees ook|gerelateerd|meer nieuws|meest gelezen|ook interessant|"
+    r"veja também|leia também|notícias relacionadas|mais lidas|"
+    r"você também pode gostar)\s*:",
     re.IGNORECASE,
 )
 # A press release's boilerplate: "About Kyverna Therapeutics:" and its translations, at the

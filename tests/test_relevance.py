@@ -111,6 +111,25 @@ CASES = [
         False,
     ),
     (
+        "navigation-most-read",
+        "CAR T approved for myeloma in Japan",
+        "The approval covers adults after two lines. Most read: CAR T cells tested in MS",
+        False,
+    ),
+    (
+        "navigation-de",
+        "CAR-T-Zellen beim Lymphom zugelassen",
+        "Die Zulassung gilt für Erwachsene. "
+        "Das könnte Sie auch interessieren: CAR-T-Zellen bei Multipler Sklerose",
+        False,
+    ),
+    (
+        "navigation-fr",
+        "Cellules CAR-T : feu vert pour le myélome",
+        "L'autorisation concerne les adultes. Sur le même sujet : CAR-T et sclérose en plaques",
+        False,
+    ),
+    (
         "about-boilerplate",
         "CAR T for lupus nephritis: two-year data",
         "Renal responses held. "
