@@ -39,7 +39,8 @@ class Mention(Enum):
     CONTRAST = "a contrast"  # "distinct from MS", "unlike MS", "once regarded as MS"
     EXAMPLE = "an example"  # "diseases such as MS"
     EXCLUSION = "an exclusion criterion"  # "exclusion criteria: ... MS"
-    SPECULATION = "speculation"  # "in future, MS might also ..."
+    SPECULATION = "speculation"  # "in future, MS might also ...", "could eventually ..."
+    ANOTHER_USE = "another use"  # "rese-cel is also being studied in lupus and MS"
     NAME = "part of a name"  # "Multiple Sclerosis News Today", "National MS Society"
     VENUE = "a venue or publisher"  # "published in Multiple Sclerosis and Related Disorders"
     PLACE = "a place"  # "Tupelo, MS"
@@ -96,6 +97,44 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("à l'avenir", "reste à voir", "en el futuro", "queda por ver", "está por ver"),
         *("in futuro", "resta da vedere", "in de toekomst", "valt nog te bezien", "no futuro"),
         *("resta saber",),
+        # An outcome hoped for, some time off, or not known: "could eventually be extended to
+        # MS", "potential future applications include MS", "ob es bei MS hilft, ist noch offen".
+        *("could eventually", "may eventually", "might eventually", "could ultimately"),
+        *("may ultimately", "might ultimately", "in the coming years", "in coming years"),
+        *("in years to come", "in the years to come", "future application"),
+        *("future applications", "potential applications", "possible applications"),
+        *("potential future", "possible future", "possible uses", "could be extended"),
+        *("may be extended", "might be extended", "could be expanded", "could be applied"),
+        *("might be applied", "remains open", "remains unclear", "unclear whether"),
+        *("unknown whether", "not yet known", "noch offen", "bleibt unklar", "noch unklar"),
+        *("in den kommenden Jahren", "künftige Anwendungen", "mögliche Anwendungen"),
+        *("à terme", "dans les années à venir", "reste à démontrer", "reste incertain"),
+        *("applications futures", "applications potentielles", "en los próximos años"),
+        *("aún no se sabe", "no está claro", "aplicaciones futuras", "posibles aplicaciones"),
+        *("podría extenderse", "podría ampliarse", "nei prossimi anni", "non è ancora chiaro"),
+        *("resta da chiarire", "applicazioni future", "possibili applicazioni"),
+        *("potrebbe estendersi", "in de komende jaren", "nog onduidelijk", "nog onzeker"),
+        *("toekomstige toepassingen", "mogelijke toepassingen", "nos próximos anos"),
+        *("ainda não está claro", "ainda não se sabe", "aplicações futuras"),
+        *("possíveis aplicações",),
+    ),
+    # What else a product is tried in, said after what the item reports: "KYV-101 is also
+    # being tested in lupus and MS". (German puts the verb last, after the disease: not here.)
+    Mention.ANOTHER_USE: (
+        *("also being studied", "also being tested", "also being evaluated"),
+        *("also being investigated", "also being developed", "also being explored"),
+        *("also in development", "also under development", "also studied in"),
+        *("also tested in", "also evaluated in", "also investigated in", "also developed for"),
+        *("également étudié", "également étudiée", "également étudiés", "également évalué"),
+        *("également évaluée", "également évalués", "également testé", "également testée"),
+        *("également testés", "également en développement", "aussi étudié", "aussi évalué"),
+        *("aussi testé", "también se estudia", "también se está estudiando"),
+        *("también se evalúa", "también se está evaluando", "también se prueba"),
+        *("también en desarrollo", "también está en desarrollo", "studiato anche"),
+        *("studiata anche", "valutato anche", "valutata anche", "anche in sviluppo"),
+        *("in studio anche", "ook onderzocht", "ook getest", "ook ontwikkeld"),
+        *("também está sendo estudado", "também está sendo estudada", "também é estudado"),
+        *("também está sendo testado", "também em desenvolvimento"),
     ),
     # Where a paper appeared or a talk was given: the name that follows is a journal or a meeting.
     Mention.VENUE: (
@@ -124,8 +163,8 @@ def by_cue(
     kept), `cues` the (kind, start, end) of the cue phrases found in it, `start` and `end`
     where the term stands, and `terms_before` where the other terms before it start. A
     contrast is with the first term after its cue ("rather than HSCT for MS", "unlike
-    ocrelizumab, CD19 CAR T"). Speculation is judged in summaries and content only: a title
-    is the item's own claim.
+    ocrelizumab, CD19 CAR T"). Speculation, and another use named after its cue, are judged
+    in summaries and content only: a title is the item's own claim.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
@@ -146,7 +185,7 @@ def by_cue(
             return kind
         if kind is Mention.EXCLUSION:
             return kind
-        if kind is Mention.SPECULATION and not title:
+        if kind in (Mention.SPECULATION, Mention.ANOTHER_USE) and not title:
             return kind
         if kind is Mention.VENUE:
             venue_end = max(venue_end, cue_end)
@@ -200,11 +239,13 @@ _KINDS = frozenset(
 )
 _KIND_ENDINGS = ("krankheit", "krankheiten", "erkrankung", "erkrankungen", "indikationen")
 # The words a passive participle follows ("were excluded", "wurden ausgeschlossen", "ont été
-# exclus", "fueron excluidos", "sono stati esclusi", "werden uitgesloten", "foram excluídos").
+# exclus", "étaient exclus", "fueron excluidos", "quedaron excluidos", "sono stati esclusi",
+# "werden uitgesloten", "foram excluídos"), in the tenses news writes them in.
 _PASSIVE_AUXILIARIES = frozenset(
-    "is are was were be been being wird werden wurde wurden worden sind ist été sont est "
-    "seront fue fueron son es sido serán è sono stato stati stata state viene vengono werd "
-    "zijn foi foram são".split()
+    "is are was were be been being wird werden wurde wurden worden sind ist war waren été "
+    "sont est seront était étaient fue fueron son es sido serán era eran estaban están "
+    "quedan quedaron è sono stato stati stata state viene vengono erano furono saranno "
+    "verranno werd zijn foi foram são eram estavam estão ficaram serão".split()
 )
 _CREDENTIALS = frozenset(
     "RN MD PhD PharmD DO BSN MSN NP PA PA-C OCN MPH MBA BS BA MA MSc DPhil FRCP FACP CCRP "
