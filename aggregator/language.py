@@ -27,7 +27,8 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
     "de": frozenset(
         "der die und mit bei von im ist ein eine einer einem den dem für wurde "
         "werden nicht auch sich erste ersten erhält erhalten neue neuen zur zum gegen nach "
-        "oder sind wird wurden zwischen durch".split()
+        "oder sind wird wurden zwischen durch auf aus zu kann können soll sollen wie warum "
+        "nur noch schon dass ob unter hat haben kein keine".split()
     ),
     "es": frozenset(
         "el los las del y es fue son su sus se tras según ante pacientes tratamiento "
@@ -36,7 +37,8 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
     "it": frozenset(
         "il gli dei della delle degli nel nella per che è sono di alla dal pazienti "
         "primo prima nuovo nuova studio paziente trattato trattata trattati malattia questo "
-        "questa anche contro sulla sul dopo".split()
+        "questa anche contro sulla sul dopo nei negli agli dello alle sulle dalla tra più "
+        "già perché ancora senza".split()
     ),
     "nl": frozenset(
         "het een van bij met voor zijn werd worden niet ook naar over dat deze eerste "
@@ -44,7 +46,7 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
     ),
     "pt": frozenset(
         "os em um uma com foi são não também primeiros primeiras doentes ensaio pelo "
-        "pela após tratamento estudo".split()
+        "pela após tratamento estudo ao aos nas pelos pelas quem pode podem".split()
     ),
 }
 # Letters only one of the languages writes (counted once each when present).
