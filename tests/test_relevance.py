@@ -41,6 +41,10 @@ CASES = [
     ("nl", "Eerste Belgische MS-patiënt behandeld met CAR-T-celtherapie", "", True),
     ("pt", "Esclerose múltipla: primeiros doentes tratados com células CAR-T", "", True),
     ("fr-sep-short", "La SEP progressive traitée par CAR-T anti-CD19", "", True),
+    ("de-headline", "Zelltherapie gegen Multiple Sklerose: Was CAR-T leisten kann", "", True),
+    ("it-sm-short", "SM e CAR-T: perché i neurologi sono ancora cauti", "", True),
+    ("pt-em-short", "CAR-T na EM: quem pode participar nos ensaios", "", True),
+    ("car-treg", "CAR-Treg cells for MS enter a first-in-human trial", "", True),
     ("em-in-english", "CAR T cells imaged by EM in lymphoma biopsies", "", False),
     ("sep-in-english", "CAR T manufacturing: SEP 2026 update for lymphoma", "", False),
     # MS as patients and subtypes write it, and products by their new names
