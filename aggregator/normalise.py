@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit
 
 import nh3
 
@@ -207,6 +207,8 @@ _DOI_PAGE_SUFFIX = re.compile(
 _DOI_VERSION = re.compile(r"(?<=\d)v\d{1,2}$")
 _PMID_TEXT = re.compile(r"\bPMID:?\s*(\d{1,9})\b")
 _PMID_PATH = re.compile(r"^/(?:pubmed/)?(\d{1,9})/?$")
+# PubMed's older address, which pages still link to: ncbi.nlm.nih.gov/pubmed/123.
+_OLD_PUBMED_PATH = re.compile(r"^/pubmed/(\d{1,9})/?$")
 _EUROPEPMC_PATH = re.compile(r"/(?:article|abstract)/(MED|PMC)/(\d{1,9}|PMC\d{1,9})/?$", re.I)
 _PMCID = re.compile(r"\bPMC(\d{4,9})\b")
 _DECLARED_PMID = re.compile(r"(?:pmid|pubmed|med)\s*[:/]?\s*(\d{1,9})", re.IGNORECASE)
@@ -264,13 +266,15 @@ def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
     """
     found: set[str] = set()
     for value in (link or "", guid or ""):
-        if found_doi := doi(value):
+        # A link may carry a DOI percent-encoded ("doi.org/10.1002%2Fana.12345").
+        if found_doi := doi(unquote(value) if "%" in value else value):
             found.add(f"doi:{found_doi}")
         found.update(f"pmcid:PMC{number}" for number in _PMCID.findall(value))
     if link:
         parts = urlsplit(link)
         host = (parts.hostname or "").lower().removeprefix("www.")
-        if host == "pubmed.ncbi.nlm.nih.gov" and (match := _PMID_PATH.match(parts.path)):
+        pubmed = {"pubmed.ncbi.nlm.nih.gov": _PMID_PATH, "ncbi.nlm.nih.gov": _OLD_PUBMED_PATH}
+        if host in pubmed and (match := pubmed[host].match(parts.path)):
             found.add(f"pmid:{match[1]}")
         if host == "europepmc.org" and (match := _EUROPEPMC_PATH.match(parts.path)):
             source, number = match[1].upper(), match[2]

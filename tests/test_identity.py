@@ -89,6 +89,15 @@ def test_doi(text: str, expected: str | None) -> None:
         ),
         pytest.param(None, "pubmed:39012345", {"pmid:39012345"}, id="pubmed-guid"),
         pytest.param(
+            "https://www.ncbi.nlm.nih.gov/pubmed/39012345", None, {"pmid:39012345"}, id="pubmed-old"
+        ),
+        pytest.param(
+            "https://www.ncbi.nlm.nih.gov/gene/39012345", None, set(), id="ncbi-but-not-pubmed"
+        ),
+        pytest.param(
+            "https://doi.org/10.1002%2Fana.27012", None, {"doi:10.1002/ana.27012"}, id="doi-encoded"
+        ),
+        pytest.param(
             "https://www.ncbi.nlm.nih.gov/pmc/articles/PMC11012345/",
             None,
             {"pmcid:PMC11012345"},
