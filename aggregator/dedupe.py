@@ -10,7 +10,8 @@ Two items are the same story when, in this order:
 4. their text is near-identical (a syndicated press release under a slightly different title),
    from different feeds, and nothing tells them apart: titles that differ in a number, an
    ordinal, a month or a trial number ("second quarter" vs "third quarter", "3 patients" vs
-   "5 patients") are different stories, and so are items naming different records.
+   "5 patients") are different stories, and so are items naming different records. A title
+   that only leaves out a detail the other states is a shorter headline, not another story.
 
 Near-identical text is found without comparing all pairs: MinHash signatures of word shingles,
 banded into keys (locality-sensitive hashing), so only items sharing a key are compared. The
@@ -136,7 +137,7 @@ def same_story(a: Fingerprint, b: Fingerprint) -> str | None:
     shared = a.own_ids & b.own_ids
     if shared:
         return f"same record {min(shared)}"
-    if a.feed == b.feed or _conflicting_records(a, b) or a.title_details != b.title_details:
+    if a.feed == b.feed or _conflicting_records(a, b) or _conflicting_details(a, b):
         return None
     similarity = jaccard(a.shingles, b.shingles)
     if similarity >= NEAR_DUPLICATE:
@@ -254,6 +255,17 @@ def _by_kind(identifiers: frozenset[str]) -> tuple[tuple[str, frozenset[str]], .
         for kind in _IDENTIFIER_KINDS
     )
     return tuple((kind, ids) for kind, ids in grouped if ids)
+
+
+def _conflicting_details(a: Fingerprint, b: Fingerprint) -> bool:
+    """Each title has a detail the other lacks ("second quarter" and "third quarter", "3
+    patients" and "5 patients"). A title that only leaves some out ("Kyverna doses first
+    patient in KYSA-7 trial" beside "... KYSA-7 Trial of KYV-101") is a shorter headline of the
+    same story, as a syndicated copy often is."""
+    if a.title_details == b.title_details:
+        return False
+    ours, theirs = set(a.title_details), set(b.title_details)
+    return not (ours <= theirs or theirs <= ours)
 
 
 def _conflicting_records(a: Fingerprint, b: Fingerprint) -> bool:

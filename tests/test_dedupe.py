@@ -149,6 +149,24 @@ CASES = [
         id="different-counts",
     ),
     pytest.param(
+        Raw(
+            "wire-1",
+            "https://wire1.example/kyverna-kysa7",
+            "w1",
+            "Kyverna Therapeutics Announces First Patient Dosed in KYSA-7 Trial of KYV-101",
+            PRESS_RELEASE,
+        ),
+        Raw(
+            "news",
+            "https://news.example/2026/kyverna",
+            "n1",
+            "Kyverna doses first patient in KYSA-7",
+            PRESS_RELEASE,
+        ),
+        "near-identical text",
+        id="shorter-headline-leaves-a-number-out",
+    ),
+    pytest.param(
         Raw("news", "https://n.example/1", "n1", "KYSA-8 update: March 2026", TEMPLATE),
         Raw("wire", "https://w.example/2", "w2", "KYSA-8 update: April 2026", TEMPLATE),
         None,
