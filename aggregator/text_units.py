@@ -57,11 +57,19 @@ _ABOUT = re.compile(
 # One field of a record written out: a label of one to three words, a colon, its value.
 _FIELD = re.compile(r"\s*\w[\w\-]*(?: [\w\-]+){0,2}\s*:\s*\S")
 # Credits a page or a syndicated copy ends with: the name that follows is the publisher's.
+# WordPress feeds end every item with "The post <title> appeared first on <site>." (in each
+# site's language), and excerpts with "Continue reading at <site>" (only as a sentence's
+# start: after an excerpt's "[…]" it shares the excerpt's last sentence).
 _CREDIT = re.compile(
     r"^(?:©|\(c\)\s|(?i:copyright)\b|(?i:sources?|quelle|fuente|fonte|bron|credits?)\s*:)"
+    r"|^(?i:continue reading|read the full (?:story|article|post))"
+    r"|^L['\u2019]articolo .+ proviene da "
     r"|(?i:all rights reserved|alle rechte vorbehalten|tous droits réservés|"
     r"todos los derechos reservados|tutti i diritti riservati|alle rechten voorbehouden|"
-    r"todos os direitos reservados)"
+    r"todos os direitos reservados|appeared first on|first appeared (?:on|in|at)|"
+    r"originally (?:published|appeared) (?:on|in|at|by)|"
+    r"erschien zuerst auf|est apparu en premier sur|"
+    r"se publicó primero en|apareció primero en|verscheen eerst op|apareceu primeiro em)"
 )
 
 

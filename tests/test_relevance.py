@@ -280,6 +280,33 @@ CASES = [
     ),
     ("credit-source", "CD19 CAR T for lupus", "Source: Multiple Sclerosis News Today", False),
     (
+        "credit-wordpress",
+        "CAR T cells for lupus: three-year data",
+        "All patients stayed in remission. "
+        "The post CAR T cells for lupus: three-year data appeared first on MS-UK.",
+        False,
+    ),
+    (
+        "credit-wordpress-de",
+        "CAR-T-Zellen bei Lupus",
+        "Alle blieben in Remission. "
+        "Der Beitrag CAR-T-Zellen bei Lupus erschien zuerst auf MS-Netz.",
+        False,
+    ),
+    (
+        "credit-continue-reading",
+        "CAR T cells for lupus",
+        "All patients stayed in remission. Continue reading at the MS Hub.",
+        False,
+    ),
+    (
+        "credit-under-an-item-on-topic",
+        "Trial news",
+        "CD19 CAR T cells were given to two people with MS. "
+        "The post Trial news appeared first on Example Health.",
+        True,
+    ),
+    (
         "credit-first",
         "Trial news",
         "Source: Reuters. CD19 CAR T cells were given to the first patient with MS.",
