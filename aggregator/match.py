@@ -58,10 +58,13 @@ from aggregator.term_markers import split_marker
 if TYPE_CHECKING:
     from aggregator.config import Settings
 
-# Bump when the matching rules in this module change, so stored matches are recomputed.
+# Bump when the matching rules change (here, or in mentions.py, text_units.py, language.py),
+# so stored matches are recomputed.
 MATCHER_VERSION = 3
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
+# "and" in the readers' languages ("en" is Dutch "and", and "in" elsewhere: "CAR-T en EM").
+_PAIRING_WORDS = frozenset("and & und et y e en".split())
 _NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
 VETO_WINDOW_WORDS = 2
 REQUIRE_WINDOW_WORDS = 3  # how near a required cue word must stand
@@ -598,8 +601,24 @@ class _Reading:
                 other is not hit and other.unit == hit.unit and other.term.groups == term.groups
                 for other in self._found
             )
+            and not self._paired(hit)
         )
         return LISTED if listed else COUNTS
+
+    def _paired(self, hit: _Found) -> bool:
+        """Joined by "and" to a term of other groups ("CAR-T e sclerosi multipla, studio
+        italiano", "CD19 and MS, a review"): the pair is what the sentence is about, not two
+        elements of a list of others."""
+        for other in self._found:
+            if other.unit != hit.unit or not set(other.term.groups).isdisjoint(hit.term.groups):
+                continue
+            first, second = (other, hit) if other.end <= hit.start else (hit, other)
+            if (
+                second.start >= first.end
+                and hit.scanned[first.end : second.start].strip().lower() in _PAIRING_WORDS
+            ):
+                return True
+        return False
 
     def _found_before(self, hit: _Found) -> list[_Found]:
         """The terms found before `hit` in its own unit."""

@@ -45,6 +45,10 @@ CASES = [
     ("it-sm-short", "SM e CAR-T: perché i neurologi sono ancora cauti", "", True),
     ("pt-em-short", "CAR-T na EM: quem pode participar nos ensaios", "", True),
     ("car-treg", "CAR-Treg cells for MS enter a first-in-human trial", "", True),
+    # "X and Y, ..." in a title: the pair it is about, not a list of others
+    ("it-pair", "CAR-T e sclerosi multipla, lo studio italiano", "", True),
+    ("fr-pair", "CAR-T et sclérose en plaques, où en est-on", "", True),
+    ("en-pair", "CD19 CAR T and MS, a review of the first cases", "", True),
     ("em-in-english", "CAR T cells imaged by EM in lymphoma biopsies", "", False),
     ("sep-in-english", "CAR T manufacturing: SEP 2026 update for lymphoma", "", False),
     # MS as patients and subtypes write it, and products by their new names
