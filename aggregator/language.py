@@ -22,7 +22,8 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
     "fr": frozenset(
         "le les du une et est dans pour avec sur aux au ont été sont qui cette chez "
         "selon leur pas à où atteint atteinte atteints traité traitée traités premier "
-        "première nouveau nouvelle deuxième par contre après ses ces mais leurs très".split()
+        "première nouveau nouvelle deuxième par contre après ses ces mais leurs très premiers "
+        "premières nouveaux nouvelles essai essais résultats données".split()
     ),
     "de": frozenset(
         "der die und mit bei von im ist ein eine einer einem den dem für wurde "
@@ -32,27 +33,35 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
     ),
     "es": frozenset(
         "el los las del y es fue son su sus se tras según ante pacientes tratamiento "
-        "primer nuevo nueva ensayo ensayos pero desde hasta muy también".split()
+        "primer nuevo nueva ensayo ensayos pero desde hasta muy también primeros primeras "
+        "nuevos nuevas datos estudio".split()
     ),
     "it": frozenset(
         "il gli dei della delle degli nel nella per che è sono di alla dal pazienti "
         "primo prima nuovo nuova studio paziente trattato trattata trattati malattia questo "
         "questa anche contro sulla sul dopo nei negli agli dello alle sulle dalla tra più "
-        "già perché ancora senza".split()
+        "già perché ancora senza primi nuovi nuove dati studi risultati".split()
     ),
     "nl": frozenset(
         "het een van bij met voor zijn werd worden niet ook naar over dat deze eerste "
-        "nieuwe patiënt patiënten wordt hebben heeft tussen behandeld behandeling".split()
+        "nieuwe patiënt patiënten wordt hebben heeft tussen behandeld behandeling nieuw "
+        "resultaten gegevens".split()
     ),
     "pt": frozenset(
         "os em um uma com foi são não também primeiros primeiras doentes ensaio pelo "
-        "pela após tratamento estudo ao aos nas pelos pelas quem pode podem".split()
+        "pela após tratamento estudo ao aos nas pelos pelas quem pode podem dados novos "
+        "novas".split()
     ),
 }
 # Letters only one of the languages writes (counted once each when present).
 LETTERS: dict[str, str] = {"fr": "çèêùœâîû", "de": "äöüß", "es": "ñ¿¡", "it": "òì", "pt": "ãõ"}
 _WORDS_ONLY = WordTable()
 MIN_EVIDENCE = 2  # function words (and letters) needed before a language is named
+# A title alone may hold a single one ("Pacientes con EM reciben células CAR-T"): in a text
+# this short, one is enough when no other language has any.
+SHORT_TEXT_WORDS = 10
+# French sets a space before a colon, a question or exclamation mark ("SEP : un essai").
+_FRENCH_SPACED_PUNCTUATION = (" :", " ?", " !", "\u00a0:", "\u202f:", "\u00a0?", "\u202f?")
 SAMPLE = 1000  # characters read: a title and a summary's start tell the language
 
 
@@ -70,9 +79,13 @@ def guess_language(text: str) -> str | None:
     words = [word.lower() for word in text.translate(_WORDS_ONLY).split() if not word.isupper()]
     scores = Counter(map(_LANGUAGE_OF.get, words))
     scores.update(map(_LANGUAGE_OF_LETTER.get, _LANGUAGE_OF_LETTER.keys() & set(text.lower())))
+    if any(mark in text for mark in _FRENCH_SPACED_PUNCTUATION):
+        scores["fr"] += 1
     del scores[None]
     ranked = [*scores.most_common(2), ("", 0), ("", 0)]
     (best, score), (_, runner_up) = ranked[0], ranked[1]
-    if score < MIN_EVIDENCE or score == runner_up:
+    if score == runner_up:
+        return None
+    if score < MIN_EVIDENCE and (runner_up or len(words) > SHORT_TEXT_WORDS):
         return None
     return best

@@ -45,6 +45,9 @@ CASES = [
     ("it-sm-short", "SM e CAR-T: perché i neurologi sono ancora cauti", "", True),
     ("pt-em-short", "CAR-T na EM: quem pode participar nos ensaios", "", True),
     ("car-treg", "CAR-Treg cells for MS enter a first-in-human trial", "", True),
+    ("fr-sep-spaced-colon", "SEP : un essai CAR-T ouvre à Marseille", "", True),
+    ("es-em-one-word", "Pacientes con EM reciben células CAR-T en Madrid", "", True),
+    ("es-em-datos", "CAR-T para la EM progresiva: primeros datos", "", True),
     # "X and Y, ..." in a title: the pair it is about, not a list of others
     ("it-pair", "CAR-T e sclerosi multipla, lo studio italiano", "", True),
     ("fr-pair", "CAR-T et sclérose en plaques, où en est-on", "", True),
