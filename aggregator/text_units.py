@@ -26,9 +26,11 @@ _BLOCK = re.compile(
     r"<(/?)(p|br|li|ul|ol|div|h[1-6]|tr|td|th|dd|dt|blockquote|section|article)\b[^>]*>",
     re.IGNORECASE,
 )
-# Navigation a page adds around an item: what follows is other items' titles.
-_NAVIGATION = re.compile(
-    r"(?:^|\s)(?:related (?:stories|articles|news|posts|content|topics|links|reading|coverage)|"
+# Navigation a page adds around an item: what follows is other items' titles. Either
+# introduced in a sentence ("Related stories: ..."), or a heading of its own over a list
+# ("<h3>Related posts</h3>", "<p><strong>You may also like</strong></p>").
+_NAVIGATION_PHRASES = (
+    r"(?:related (?:stories|articles|news|posts|content|topics|links|reading|coverage)|"
     r"read (?:more|also|next)|also read|see also|more on this(?: topic)?|further reading|"
     r"you (?:may|might) also (?:like|be interested in)|recommended (?:for you|reading|articles)|"
     r"more (?:news|stories|articles)|other news|most (?:read|popular|viewed)|trending now|"
@@ -43,8 +45,11 @@ _NAVIGATION = re.compile(
     r"i più letti|altre notizie|"
     r"lees ook|gerelateerd|meer nieuws|meest gelezen|ook interessant|"
     r"veja também|leia também|notícias relacionadas|mais lidas|"
-    r"você também pode gostar)\s*:",
-    re.IGNORECASE,
+    r"você também pode gostar)"
+)
+_NAVIGATION = re.compile(r"(?:^|\s)" + _NAVIGATION_PHRASES + r"\s*:", re.IGNORECASE)
+_NAVIGATION_HEADING = re.compile(
+    r"(?:" + _NAVIGATION_PHRASES + r"|related|more)\s*[:.\u2026]?", re.IGNORECASE
 )
 # A press release's boilerplate: "About Kyverna Therapeutics:" and its translations, at the
 # start of a sentence, introduce the company's or product's standing description.
@@ -96,7 +101,9 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
             continue
         content = True
         for piece, labels in _pieces(text):
-            if content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
+            if content and _NAVIGATION_HEADING.fullmatch(piece):
+                content = False
+            elif content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
                 content = False
                 before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
                 if before and not _ABOUT.match(piece):

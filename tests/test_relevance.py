@@ -122,6 +122,27 @@ CASES = [
         False,
     ),
     (
+        "navigation-heading",
+        "CAR T approved for myeloma in Japan",
+        "<p>The approval covers adults.</p><h3>Related posts</h3>"
+        "<ul><li>CAR T cells tested in MS</li><li>Living with lupus</li></ul>",
+        False,
+    ),
+    (
+        "navigation-heading-bold",
+        "CAR T approved for myeloma in Japan",
+        "<p>The approval covers adults.</p><p><strong>You may also like</strong></p>"
+        "<ul><li><a href='/a'>CAR T cells tested in MS</a></li></ul>",
+        False,
+    ),
+    (
+        "navigation-heading-after-the-story",
+        "Trial news",
+        "<p>CD19 CAR T cells were given to two people with MS.</p><h3>Related</h3>"
+        "<ul><li>Lupus news</li></ul>",
+        True,
+    ),
+    (
         "navigation-most-read",
         "CAR T approved for myeloma in Japan",
         "The approval covers adults after two lines. Most read: CAR T cells tested in MS",
