@@ -14,6 +14,7 @@ from aggregator.normalise import (
     safe_link,
     text_from_html,
 )
+from aggregator.sources.entries import RawEntry, build_entry
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 BASE = "https://feeds.example.org/news/feed.xml"
@@ -159,3 +160,28 @@ def test_safe_link(link: str | None, expected: str | None) -> None:
 )
 def test_plausible_date(value: datetime | None, expected: datetime | None) -> None:
     assert plausible_date(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        'The post <a href="/p">CAR T in MS</a> appeared first on <a href="/">MS-UK</a>.',
+        'Der Beitrag <a href="/p">CAR-T bei MS</a> erschien zuerst auf <a href="/">DMSG</a>.',
+        "L\u2019article CAR-T et SEP est apparu en premier sur Fondation ARSEP.",
+        "La entrada CAR-T en la EM se publicó primero en Esclerosis Múltiple España.",
+        "L'articolo CAR-T e SM proviene da AISM.",
+        "Het bericht CAR-T bij MS verscheen eerst op MS Vereniging.",
+        "O post CAR-T na EM apareceu primeiro em AME.",
+    ],
+)
+def test_a_wordpress_footer_is_not_the_items_text_in_any_language(footer: str) -> None:
+    raw = RawEntry(
+        guid="g1",
+        link="https://site.example/p",
+        title="CAR T in MS",
+        body=f"<p>Two patients were treated.</p><p>{footer}</p>",
+        summary=f"Two patients were treated. {footer}",
+    )
+    entry = build_entry(raw, "https://site.example/feed/", datetime(2026, 12, 1, tzinfo=UTC))
+    assert entry.summary == "Two patients were treated."
+    assert entry.content_html == "<p>Two patients were treated.</p>"

@@ -31,10 +31,14 @@ MAX_NAME = 200
 MAX_AUTHORS = 20
 MAX_CATEGORIES = 30
 MAX_IDENTITY = 512
-# WordPress's RSS footer ("The post <a>Title</a> appeared first on <a>Site</a>."): the same
-# words under every item of the feed, never part of what the item says.
+# WordPress's RSS footer ("The post <a>Title</a> appeared first on <a>Site</a>."), in the
+# site's language: the same words under every item of the feed, never part of what the item
+# says.
 _WORDPRESS_FOOTER = re.compile(
-    r"(?:<p>\s*)?The post .{1,1000}? appeared first on .{1,500}?(?:</p>\s*|\.?\s*)$",
+    r"(?:<p>\s*)?(?:The post|Der Beitrag|L['\u2019]article|La entrada|L['\u2019]articolo"
+    r"|Het bericht|O post) .{1,1000}? (?:appeared first on|erschien zuerst auf"
+    r"|est apparu en premier sur|se publicó primero en|apareció primero en|proviene da"
+    r"|verscheen eerst op|apareceu primeiro em) .{1,500}?(?:</p>\s*|\.?\s*)$",
     re.IGNORECASE | re.DOTALL,
 )
 
