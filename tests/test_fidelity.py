@@ -142,7 +142,9 @@ def test_one_paper_from_a_journal_feed_and_a_literature_database_is_one_story(
         story for story in listed(run_cli, config) if story["title"].startswith("Walking speed")
     )
     assert walking["title"].endswith("progressive multiple sclerosis: a post hoc analysis.")
-    assert walking["summary"].startswith("Neurology(R) neuroimmunology & neuroinflammation ·")
+    assert walking["summary"].startswith(
+        "Published in Neurology(R) neuroimmunology & neuroinflammation ·"
+    )
     assert not any("cannot get document summary" in title for title in sources)
 
 

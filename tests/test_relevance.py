@@ -108,6 +108,12 @@ CASES = [
         False,
     ),
     (
+        "venue-a-literature-record",
+        "CD19 CAR T cells in refractory myasthenia gravis: a case series",
+        "Published in Multiple sclerosis and related disorders · Lee K et al. · PMID 41000001",
+        False,
+    ),
+    (
         "venue-the-journal",
         "CD19 CAR T in myositis",
         "The case appeared in the journal Multiple Sclerosis.",

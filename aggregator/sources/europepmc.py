@@ -94,8 +94,9 @@ def _results(page: dict[str, Any], url: str) -> list[dict[str, Any]]:
 def _raw_entry(record: dict[str, Any]) -> RawEntry:
     source, ident = str(record.get("source", "")), str(record.get("id", ""))
     doi = record.get("doi")
+    journal = record.get("journalTitle")
     facts = [
-        str(record.get("journalTitle") or ("Preprint" if source == "PPR" else "")),
+        f"Published in {journal}" if journal else ("Preprint" if source == "PPR" else ""),
         str(record.get("authorString", "")),
         f"doi:{doi}" if doi else "",
         f"PMID {record['pmid']}" if record.get("pmid") else "",

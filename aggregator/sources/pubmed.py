@@ -143,7 +143,7 @@ def _raw_entry(record: dict[str, Any], abstract: str) -> RawEntry:
     doi = ids.get("doi")
     published = date_from(record.get("epubdate")) or date_from(record.get("pubdate"))
     facts = [
-        str(journal),
+        f"Published in {journal}" if journal else "",
         f"{authors[0]} et al." if len(authors) > 1 else (authors[0] if authors else ""),
         f"doi:{doi}" if doi else "",
         f"PMID {pmid}",
