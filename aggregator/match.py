@@ -18,8 +18,8 @@ How a term is written in config.toml (see README, "Topics and terms"):
   spectrometry" for MS) makes it mean that anywhere in the item, as does the text's own
   definition ("median survival (MS)");
 - `[requires]` make a term count only next to one of its cue words (CD19 as a therapy's target:
-  "anti-CD19", "CD19-directed"), or as the subject of a title no veto word marks as a measure,
-  in the title, or in every place the body names it.
+  "anti-CD19", "CD19-directed"), or as the subject of a title, unless a veto word marks it as
+  a measure there or wherever the body names it.
 
 Where terms stand decides as much as which terms: an item is about a topic when its title, or
 one sentence of it (with the title), holds what the topic asks for. A press release's "About

@@ -63,16 +63,18 @@ _ABOUT = re.compile(
 _FIELD = re.compile(r"\s*\w[\w\-]*(?: [\w\-]+){0,2}\s*:\s*\S")
 # Credits a page or a syndicated copy ends with: the name that follows is the publisher's.
 # WordPress feeds end every item with "The post <title> appeared first on <site>." (in each
-# site's language), and excerpts with "Continue reading at <site>" (only as a sentence's
-# start: after an excerpt's "[…]" it shares the excerpt's last sentence).
+# site's language), and excerpts with "Continue reading at <site>"; those, and "This article
+# was originally published on ...", only as a sentence's start (after an excerpt's "[…]" it
+# shares the excerpt's last sentence, and "the study, originally published in Neurology, ..."
+# is the item's own).
 _CREDIT = re.compile(
     r"^(?:©|\(c\)\s|(?i:copyright)\b|(?i:sources?|quelle|fuente|fonte|bron|credits?)\s*:)"
-    r"|^(?i:continue reading|read the full (?:story|article|post))"
+    r"|^(?i:continue reading|read the full (?:story|article|post)"
+    r"|(?:this (?:article|story|post) was )?originally (?:published|appeared) (?:on|in|at|by))"
     r"|^L['\u2019]articolo .+ proviene da "
     r"|(?i:all rights reserved|alle rechte vorbehalten|tous droits réservés|"
     r"todos los derechos reservados|tutti i diritti riservati|alle rechten voorbehouden|"
-    r"todos os direitos reservados|appeared first on|first appeared (?:on|in|at)|"
-    r"originally (?:published|appeared) (?:on|in|at|by)|"
+    r"todos os direitos reservados|appeared first on|"
     r"erschien zuerst auf|est apparu en premier sur|"
     r"se publicó primero en|apareció primero en|verscheen eerst op|apareceu primeiro em)"
 )

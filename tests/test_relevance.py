@@ -334,6 +334,19 @@ CASES = [
         False,
     ),
     (
+        "originally-published-in-prose",
+        "Trial news",
+        "The study, originally published in Neurology, gave CD19 CAR T cells to two people "
+        "with MS.",
+        True,
+    ),
+    (
+        "credit-originally-published",
+        "CAR T cells for lupus",
+        "All patients stayed in remission. This article was originally published on MS-UK.",
+        False,
+    ),
+    (
         "credit-under-an-item-on-topic",
         "Trial news",
         "CD19 CAR T cells were given to two people with MS. "
