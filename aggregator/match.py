@@ -573,13 +573,17 @@ class _Reading:
         if term.requires and (untargeted := self._untargeted(hit, unit)):
             return untargeted
         cues = self._cues.get(hit.unit)
+        another_use = False
         if cues:
             title = unit.field == "title"
             before = [other.start for other in self._found_before(hit)]
             cue = mentions.by_cue(
                 cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
             )
-            if cue is not None:
+            # "Also tested in lupus and MS": one of a list of other uses (below). Alone ("also
+            # tested in progressive MS") it may be what the item reports.
+            another_use = cue is mentions.Mention.ANOTHER_USE
+            if cue is not None and not another_use:
                 return f"a passing mention: {cue.value}"
         # The same words may stand twice ("MS Society: CAR T for people with MS").
         earlier = 0
@@ -594,9 +598,11 @@ class _Reading:
             return f"a passing mention: {form.value}"
         # One of a list of others ("lupus, myositis and MS"), unless the list is the item's
         # labels or names several terms of the same group ("rese-cel, obe-cel, miv-cel").
+        in_list = not unit.labels and mentions.in_enumeration(unit.text, start, end)
+        if another_use and (in_list or mentions.after_and(unit.text, start)):
+            return f"a passing mention: {mentions.Mention.ANOTHER_USE.value}"
         listed = (
-            not unit.labels
-            and mentions.in_enumeration(unit.text, start, end)
+            in_list
             and not any(
                 other is not hit and other.unit == hit.unit and other.term.groups == term.groups
                 for other in self._found

@@ -97,24 +97,24 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("à l'avenir", "reste à voir", "en el futuro", "queda por ver", "está por ver"),
         *("in futuro", "resta da vedere", "in de toekomst", "valt nog te bezien", "no futuro"),
         *("resta saber",),
-        # An outcome hoped for, some time off, or not known: "could eventually be extended to
-        # MS", "potential future applications include MS", "ob es bei MS hilft, ist noch offen".
+        # An outcome hoped for, or not known: "could eventually be extended to MS", "potential
+        # future applications include MS", "ob es bei MS hilft, ist noch offen". (A time to
+        # come alone is no hedge: "in the coming years, 200 people with MS will be treated".)
         *("could eventually", "may eventually", "might eventually", "could ultimately"),
-        *("may ultimately", "might ultimately", "in the coming years", "in coming years"),
-        *("in years to come", "in the years to come", "future application"),
+        *("may ultimately", "might ultimately", "future application"),
         *("future applications", "potential applications", "possible applications"),
         *("potential future", "possible future", "possible uses", "could be extended"),
         *("may be extended", "might be extended", "could be expanded", "could be applied"),
         *("might be applied", "remains open", "remains unclear", "unclear whether"),
         *("unknown whether", "not yet known", "noch offen", "bleibt unklar", "noch unklar"),
-        *("in den kommenden Jahren", "künftige Anwendungen", "mögliche Anwendungen"),
-        *("à terme", "dans les années à venir", "reste à démontrer", "reste incertain"),
-        *("applications futures", "applications potentielles", "en los próximos años"),
+        *("künftige Anwendungen", "mögliche Anwendungen", "reste à démontrer"),
+        *("reste incertain", "applications futures", "applications potentielles"),
         *("aún no se sabe", "no está claro", "aplicaciones futuras", "posibles aplicaciones"),
-        *("podría extenderse", "podría ampliarse", "nei prossimi anni", "non è ancora chiaro"),
+        *("podría extenderse", "podría ampliarse", "podrían probarse", "podría probarse"),
+        *("non è ancora chiaro",),
         *("resta da chiarire", "applicazioni future", "possibili applicazioni"),
-        *("potrebbe estendersi", "in de komende jaren", "nog onduidelijk", "nog onzeker"),
-        *("toekomstige toepassingen", "mogelijke toepassingen", "nos próximos anos"),
+        *("potrebbe estendersi", "nog onduidelijk", "nog onzeker", "toekomstige toepassingen"),
+        *("mogelijke toepassingen",),
         *("ainda não está claro", "ainda não se sabe", "aplicações futuras"),
         *("possíveis aplicações",),
     ),
@@ -164,12 +164,15 @@ def by_cue(
     where the term stands, and `terms_before` where the other terms before it start. A
     contrast is with the first term after its cue ("rather than HSCT for MS", "unlike
     ocrelizumab, CD19 CAR T"). Speculation, and another use named after its cue, are judged
-    in summaries and content only: a title is the item's own claim.
+    in summaries and content only (a title is the item's own claim), and only in the term's
+    own clause: "two people with MS were treated; whether it lasts remains to be seen"
+    reports a treatment.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
+        hedges = kind in (Mention.SPECULATION, Mention.ANOTHER_USE) and not title
         if cue_end > start:
-            if kind is Mention.SPECULATION and not title:
+            if kind is Mention.SPECULATION and not title and _one_clause(text, end, cue_start):
                 return kind
             if kind is Mention.EXCLUSION and _excluded_after(text, end, cue_start, cue_end):
                 return kind
@@ -185,13 +188,20 @@ def by_cue(
             return kind
         if kind is Mention.EXCLUSION:
             return kind
-        if kind in (Mention.SPECULATION, Mention.ANOTHER_USE) and not title:
+        if hedges and _one_clause(text, cue_end, start):
             return kind
         if kind is Mention.VENUE:
             venue_end = max(venue_end, cue_end)
     if venue_end >= 0 and _only_name_words(text[venue_end:start]):
         return Mention.VENUE
     return None
+
+
+def _one_clause(text: str, begin: int, end: int) -> bool:
+    """No word between `begin` and `end` opens another clause ("which", "whether", "but",
+    "ob", "mais", ...): a hedge there speaks of something else. (The text is normalised for
+    matching, so a semicolon is gone; the words that follow one are what is left of it.)"""
+    return _CLAUSE_BREAKS.isdisjoint(text[begin:end].lower().split())
 
 
 def _after_a_kind(text: str, cue_start: int) -> bool:
@@ -247,6 +257,12 @@ _PASSIVE_AUXILIARIES = frozenset(
     "quedan quedaron è sono stato stati stata state viene vengono erano furono saranno "
     "verranno werd zijn foi foram são eram estavam estão ficaram serão".split()
 )
+# Words that open another clause, in the readers' languages.
+_CLAUSE_BREAKS = frozenset(
+    "which whether but however while whereas although though ob aber sondern während welche "
+    "welcher welches mais tandis lequel laquelle pero mientras aunque ma mentre tuttavia maar "
+    "terwijl hoewel mas enquanto embora".split()
+)
 _CREDENTIALS = frozenset(
     "RN MD PhD PharmD DO BSN MSN NP PA PA-C OCN MPH MBA BS BA MA MSc DPhil FRCP FACP CCRP "
     "CRNP APRN DNP RPh BCOP MBBS CNS".split()
@@ -265,6 +281,9 @@ _VENUE_WORDS = frozenset(
 _NAME_LINKS = frozenset("and of in for on the & de des du der für".split())
 _PUNCTUATION = ".,;:!?()[]{}\"'\u00ab\u00bb\u201c\u201d\u2018\u2019\u2026/|*"
 _LIST_WORDS = frozenset("and or und oder et ou y e".split())
+_ARTICLES = frozenset(
+    "the le la les der die das den dem el los las il lo gli het de o a os as".split()
+)
 # Words that open a clause, not a list's next element ("patients with MS, as reported").
 _CLAUSE_OPENERS = frozenset(
     "as which who whom whose that while whereas where when although though because since but "
@@ -298,6 +317,16 @@ def in_enumeration(sentence: str, start: int, end: int) -> bool:
         return False
     following = _SEPARATOR_AFTER.match(after)
     return following is not None and _short_element(after[following.end() :], at_end=False)
+
+
+def after_and(sentence: str, start: int) -> bool:
+    """Whether the term written at `start` follows "and" or "or" (in the readers' languages),
+    perhaps with an article between: the last of several things named ("in systemic sclerosis
+    and MS", "dans le lupus et la sclérose en plaques")."""
+    words = sentence[max(0, start - NEAR) : start].lower().split()
+    if words and words[-1] in _ARTICLES:
+        words.pop()
+    return bool(words) and words[-1] in _LIST_WORDS
 
 
 def _separator_at(text: str, *, last: bool) -> bool:

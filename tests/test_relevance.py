@@ -287,6 +287,40 @@ CASES = [
         "Ob sie auch bei Multipler Sklerose wirken, ist noch offen.",
         False,
     ),
+    # A hedge in another clause speaks of something else
+    (
+        "hedge-in-another-clause",
+        "New hope from cell therapy",
+        "Doctors treated three people with progressive MS with CD19 CAR T cells; whether the "
+        "benefit lasts remains unclear.",
+        True,
+    ),
+    (
+        "hedge-in-a-which-clause",
+        "Belgian hospital treats first patient with cell therapy",
+        "A woman with relapsing MS received CAR T cells, which could eventually replace "
+        "lifelong treatment, her doctors say.",
+        True,
+    ),
+    (
+        "hedge-in-another-clause-de",
+        "Erlangen: neue Zelltherapie",
+        "Zwei Patienten mit Multipler Sklerose erhielten CAR-T-Zellen; ob die Wirkung anhält, "
+        "ist noch offen.",
+        True,
+    ),
+    (
+        "a-time-to-come-is-no-hedge",
+        "Cell therapy update",
+        "In the coming years, CAR T cells will be tested in 200 people with MS across Europe.",
+        True,
+    ),
+    (
+        "another-use-alone-may-be-the-news",
+        "Kyverna update",
+        "KYV-101 is also being tested in progressive MS, with data due next year.",
+        True,
+    ),
     (
         "another-use",
         "Obe-cel in lupus nephritis: first results",
