@@ -65,6 +65,12 @@ FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 # "and" in the readers' languages ("en" is Dutch "and", and "in" elsewhere: "CAR-T en EM").
 _PAIRING_WORDS = frozenset("and & und et y e en".split())
+# Passing mentions whose cue speaks only for its own clause.
+_CLAUSE_BOUND = (
+    mentions.Mention.SPECULATION,
+    mentions.Mention.PROSPECT,
+    mentions.Mention.ANOTHER_USE,
+)
 _NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
 VETO_WINDOW_WORDS = 2
 REQUIRE_WINDOW_WORDS = 3  # how near a required cue word must stand
@@ -580,6 +586,8 @@ class _Reading:
             cue = mentions.by_cue(
                 cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
             )
+            if cue in _CLAUSE_BOUND and not self._in_its_clause(hit, unit, cue):
+                cue = None  # "MS patients were treated; it remains to be seen whether ..."
             # "Also tested in lupus and MS": one of a list of other uses (below). Alone ("also
             # tested in progressive MS") it may be what the item reports.
             another_use = cue is mentions.Mention.ANOTHER_USE
@@ -610,6 +618,22 @@ class _Reading:
             and not self._paired(hit)
         )
         return LISTED if listed else COUNTS
+
+    def _in_its_clause(self, hit: _Found, unit: text_units.Unit, kind: mentions.Mention) -> bool:
+        """Whether a cue of `kind` stands in the same part of the sentence as the term, where a
+        semicolon parts it (normalised text, which the cues are found in, has no semicolons)."""
+        if ";" not in unit.text:
+            return True
+        phrases = {
+            hit.scanned[start:end].strip()
+            for cue, start, end in self._cues[hit.unit]
+            if cue is kind
+        }
+        for clause in unit.text.split(";"):
+            words = normalise_for_matching(clause)
+            if f" {hit.text} " in words and any(f" {phrase} " in words for phrase in phrases):
+                return True
+        return False
 
     def _paired(self, hit: _Found) -> bool:
         """Joined by "and" to a term of other groups ("CAR-T e sclerosi multipla, studio

@@ -39,7 +39,8 @@ class Mention(Enum):
     CONTRAST = "a contrast"  # "distinct from MS", "unlike MS", "once regarded as MS"
     EXAMPLE = "an example"  # "diseases such as MS"
     EXCLUSION = "an exclusion criterion"  # "exclusion criteria: ... MS"
-    SPECULATION = "speculation"  # "in future, MS might also ...", "could eventually ..."
+    SPECULATION = "speculation"  # "in future, MS might also ...", "remains to be seen"
+    PROSPECT = "a use hoped for"  # "could eventually help in MS", "future applications: MS"
     ANOTHER_USE = "another use"  # "rese-cel is also being studied in lupus and MS"
     NAME = "part of a name"  # "Multiple Sclerosis News Today", "National MS Society"
     VENUE = "a venue or publisher"  # "published in Multiple Sclerosis and Related Disorders"
@@ -97,26 +98,30 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("à l'avenir", "reste à voir", "en el futuro", "queda por ver", "está por ver"),
         *("in futuro", "resta da vedere", "in de toekomst", "valt nog te bezien", "no futuro"),
         *("resta saber",),
-        # An outcome hoped for, or not known: "could eventually be extended to MS", "potential
-        # future applications include MS", "ob es bei MS hilft, ist noch offen". (A time to
-        # come alone is no hedge: "in the coming years, 200 people with MS will be treated".)
+        # An outcome not known: "ob es bei MS hilft, ist noch offen", "whether it works in MS
+        # remains unclear".
+        *("remains open", "remains unclear", "unclear whether", "unknown whether"),
+        *("not yet known", "noch offen", "bleibt unklar", "noch unklar", "reste à démontrer"),
+        *("reste incertain", "aún no se sabe", "no está claro", "non è ancora chiaro"),
+        *("resta da chiarire", "nog onduidelijk", "nog onzeker", "ainda não está claro"),
+        *("ainda não se sabe",),
+    ),
+    # A use hoped for, named after it: "could eventually be extended to MS", "potential
+    # future applications include MS". (After the term it hedges something else: "KYV-101
+    # finished enrolling in MS and could eventually be approved". A time to come alone is no
+    # hedge either: "in the coming years, 200 people with MS will be treated".)
+    Mention.PROSPECT: (
         *("could eventually", "may eventually", "might eventually", "could ultimately"),
         *("may ultimately", "might ultimately", "future application"),
         *("future applications", "potential applications", "possible applications"),
         *("potential future", "possible future", "possible uses", "could be extended"),
         *("may be extended", "might be extended", "could be expanded", "could be applied"),
-        *("might be applied", "remains open", "remains unclear", "unclear whether"),
-        *("unknown whether", "not yet known", "noch offen", "bleibt unklar", "noch unklar"),
-        *("künftige Anwendungen", "mögliche Anwendungen", "reste à démontrer"),
-        *("reste incertain", "applications futures", "applications potentielles"),
-        *("aún no se sabe", "no está claro", "aplicaciones futuras", "posibles aplicaciones"),
-        *("podría extenderse", "podría ampliarse", "podrían probarse", "podría probarse"),
-        *("non è ancora chiaro",),
-        *("resta da chiarire", "applicazioni future", "possibili applicazioni"),
-        *("potrebbe estendersi", "nog onduidelijk", "nog onzeker", "toekomstige toepassingen"),
-        *("mogelijke toepassingen",),
-        *("ainda não está claro", "ainda não se sabe", "aplicações futuras"),
-        *("possíveis aplicações",),
+        *("might be applied", "künftige Anwendungen", "mögliche Anwendungen"),
+        *("applications futures", "applications potentielles", "aplicaciones futuras"),
+        *("posibles aplicaciones", "podría extenderse", "podría ampliarse", "podrían probarse"),
+        *("podría probarse", "applicazioni future", "possibili applicazioni"),
+        *("potrebbe estendersi", "toekomstige toepassingen", "mogelijke toepassingen"),
+        *("aplicações futuras", "possíveis aplicações"),
     ),
     # What else a product is tried in, said after what the item reports: "KYV-101 is also
     # being tested in lupus and MS". (German puts the verb last, after the disease: not here.)
@@ -163,14 +168,14 @@ def by_cue(
     kept), `cues` the (kind, start, end) of the cue phrases found in it, `start` and `end`
     where the term stands, and `terms_before` where the other terms before it start. A
     contrast is with the first term after its cue ("rather than HSCT for MS", "unlike
-    ocrelizumab, CD19 CAR T"). Speculation, and another use named after its cue, are judged
-    in summaries and content only (a title is the item's own claim), and only in the term's
-    own clause: "two people with MS were treated; whether it lasts remains to be seen"
-    reports a treatment.
+    ocrelizumab, CD19 CAR T"). Speculation, and a use hoped for or another use named after
+    its cue, are judged in summaries and content only (a title is the item's own claim), and
+    only in the term's own clause: "two people with MS were treated; whether it lasts remains
+    to be seen" reports a treatment.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
-        hedges = kind in (Mention.SPECULATION, Mention.ANOTHER_USE) and not title
+        hedges = not title and kind in (Mention.SPECULATION, Mention.PROSPECT, Mention.ANOTHER_USE)
         if cue_end > start:
             if kind is Mention.SPECULATION and not title and _one_clause(text, end, cue_start):
                 return kind

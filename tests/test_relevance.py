@@ -310,6 +310,20 @@ CASES = [
         True,
     ),
     (
+        "hedge-after-a-semicolon-fr",
+        "Premiers résultats encourageants",
+        "Trois patients atteints de sclérose en plaques ont reçu des cellules CAR-T ; il reste à "
+        "démontrer que le bénéfice se maintient.",
+        True,
+    ),
+    (
+        "hope-for-something-else",
+        "Kyverna quarterly update",
+        "KYV-101 completed enrolment in its phase 2 trial in progressive MS and could eventually "
+        "become the first CAR T approved for the disease.",
+        True,
+    ),
+    (
         "a-time-to-come-is-no-hedge",
         "Cell therapy update",
         "In the coming years, CAR T cells will be tested in 200 people with MS across Europe.",
