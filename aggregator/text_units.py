@@ -52,10 +52,15 @@ _NAVIGATION_HEADING = re.compile(
     r"(?:" + _NAVIGATION_PHRASES + r"|related|more)\s*[:.\u2026]?", re.IGNORECASE
 )
 # A press release's boilerplate: "About Kyverna Therapeutics:" and its translations, at the
-# start of a sentence, introduce the company's or product's standing description.
-_ABOUT = re.compile(
-    r"^(?i:about|über|à propos de|acerca de|sobre|informazioni su|over)\s+"
-    r"\w[\w\-\u2011.]*(?:\s+[A-Z0-9][\w\-\u2011.]*){0,4}\s*:",
+# start of a sentence, introduce the company's or product's standing description. Without a
+# colon, it is a heading of its own ("<h3>About Kyverna Therapeutics, Inc.</h3>"), or a
+# heading run into the description once markup is gone ("About KYV-101 KYV-101 is ...").
+_ABOUT_WORD = r"(?i:about|über|à propos de|acerca de|sobre|informazioni su|over)\s+"
+_NAME_WORDS = r"(?:,?\s+[A-Z0-9][\w\-\u2011.&]*){0,4}"
+_ABOUT = re.compile(r"^" + _ABOUT_WORD + r"\w[\w\-\u2011.]*" + _NAME_WORDS + r"\s*:")
+_ABOUT_HEADING = re.compile(_ABOUT_WORD + r"[A-Z0-9][\w\-\u2011.&]*" + _NAME_WORDS + r"\.?")
+_ABOUT_RUN_ON = re.compile(
+    r"^" + _ABOUT_WORD + r"([A-Z][\w\-\u2011.]*)(?:,?\s+[A-Z0-9][\w\-\u2011.&]*){0,4}?\s+\1\b"
 )
 
 
@@ -103,7 +108,11 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
             continue
         content = True
         for piece, labels in _pieces(text):
-            if content and _NAVIGATION_HEADING.fullmatch(piece):
+            if content and (
+                _NAVIGATION_HEADING.fullmatch(piece)
+                or _ABOUT_HEADING.fullmatch(piece)
+                or _ABOUT_RUN_ON.match(piece)
+            ):
                 content = False
             elif content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
                 content = False

@@ -175,6 +175,26 @@ CASES = [
         False,
     ),
     (
+        "about-heading",
+        "Kyverna reports lupus nephritis data",
+        "<p>Responses in four of six.</p><h3>About Kyverna Therapeutics, Inc.</h3>"
+        "<p>Kyverna is developing KYV-101 for multiple sclerosis and lupus.</p>",
+        False,
+    ),
+    (
+        "about-run-on",
+        "Kyverna reports lupus nephritis data",
+        "Responses in four of six. About Kyverna Therapeutics Kyverna Therapeutics, Inc. "
+        "(Nasdaq: KYTX) is developing KYV-101 for MS.",
+        False,
+    ),
+    (
+        "about-a-number",
+        "Trial news",
+        "About 30 patients with MS received CD19 CAR T cells.",
+        True,
+    ),
+    (
         "exclusion",
         "CAR T trial in lupus",
         "Main exclusion criteria: pregnancy, active infection or multiple sclerosis.",
