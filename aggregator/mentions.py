@@ -63,6 +63,10 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("ao contrário de", "ao contrário da", "in contrast to", "in contrast with"),
         *("im Unterschied zu", "par opposition à", "en contraste con", "al contrario de"),
         *("diversamente da", "al contrario di", "em contraste com", "diferentemente de"),
+        # A likeness is a comparison with another disease too: "MOGAD, which resembles MS".
+        *("similar to", "resembles", "resembling", "akin to", "ähnlich wie", "semblable à"),
+        *("similaire à", "à l'instar de", "al igual que", "similar a", "simile a"),
+        *("analogamente a", "net als", "vergelijkbaar met", "semelhante a"),
     ),
     Mention.EXAMPLE: (
         *("such as", "e.g.", "for example", "for instance", "wie etwa", "z. B.", "zB"),

@@ -234,6 +234,24 @@ CASES = [
         False,
     ),
     (
+        "likeness",
+        "CD19 CAR T in MOGAD: a case report",
+        "MOGAD, which resembles MS, went into remission.",
+        False,
+    ),
+    (
+        "likeness-nl",
+        "CD19 CAR T bij NMOSD",
+        "Net als MS is NMOSD een auto-immuunziekte; alle patiënten bleven vrij van aanvallen.",
+        False,
+    ),
+    (
+        "likeness-of-something-else",
+        "Trial news",
+        "CD19 CAR T cells, similar to those used in lymphoma, were given to two people with MS.",
+        True,
+    ),
+    (
         "speculation",
         "CAR T for lupus: what next",
         "In the future, multiple sclerosis might also be a target, researchers say.",
