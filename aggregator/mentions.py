@@ -27,6 +27,9 @@ KIND_WORDS = 3
 # How many words may stand between a term and the exclusion said after it ("MS, NMOSD or
 # MOGAD are not eligible").
 EXCLUSION_AFTER_GAP = 5
+# ... and between a term and "cannot take part" said after it ("MS patients will not be
+# enrolled"): further off, the words are another clause's.
+NEGATED_AFTER_GAP = 2
 # A sentence with more of its ordinary words capitalised than this is in headline case.
 HEADLINE_SHARE = 2 / 3
 # How far around a term the rules that read punctuation look, in characters.
@@ -84,6 +87,13 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("criterios de exclusao", "excluído", "excluída", "excluídos", "excluídas"),
         *("esclusa", "escluse", "not eligible", "ineligible", "non éligibles"),
         *("no elegibles", "non eleggibili", "não elegíveis"),
+        # Who may not take part, said as such: "people with MS cannot take part".
+        *("exclusions", "key exclusion", "cannot take part", "can not take part"),
+        *("cannot participate", "cannot join", "not be enrolled", "not be included"),
+        *("nicht teilnehmen", "ne peuvent pas participer", "ne pourront pas participer"),
+        *("no pueden participar", "no podrán participar", "non possono partecipare"),
+        *("non potranno partecipare", "kunnen niet deelnemen", "mogen niet deelnemen"),
+        *("não podem participar", "não poderão participar"),
     ),
     Mention.SPECULATION: (
         *("in future", "in the future", "one day", "someday", "some day", "years away"),
@@ -231,7 +241,16 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
     cue = text[cue_start:cue_end].lower()
     if "crit" in cue or "krit" in cue:
         return True
-    return bool(between) and between[-1].lower() in _PASSIVE_AUXILIARIES
+    near = [word.lower() for word in between]
+    if (
+        not _NEGATED_CUE.isdisjoint(cue.split())
+        and len(near) <= NEGATED_AFTER_GAP
+        and _RELATIVES.isdisjoint(near)
+    ):
+        # "People with MS cannot take part", "MS patients will not be enrolled"; not "people
+        # with MS who cannot take part in other trials", nor a later clause's subject.
+        return True
+    return bool(near) and near[-1] in _PASSIVE_AUXILIARIES
 
 
 def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool]) -> Mention | None:
@@ -266,6 +285,9 @@ _PASSIVE_AUXILIARIES = frozenset(
     "quedan quedaron è sono stato stati stata state viene vengono erano furono saranno "
     "verranno werd zijn foi foram são eram estavam estão ficaram serão".split()
 )
+# The negations of the cues that say, after the term, that it may not take part.
+_NEGATED_CUE = frozenset("cannot not nicht pas no non niet não".split())
+_RELATIVES = frozenset("who which that die der welche qui que quien quienes che wie".split())
 # Words that open another clause, in the readers' languages.
 _CLAUSE_BREAKS = frozenset(
     "which whether but however while whereas although though ob aber sondern während welche "

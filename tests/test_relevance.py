@@ -208,6 +208,30 @@ CASES = [
     ),
     ("excluded-after-title", "CAR T for lymphoma: people with MS were excluded", "", False),
     (
+        "cannot-take-part",
+        "CD19 CAR T trial in lupus opens",
+        "People with MS cannot take part.",
+        False,
+    ),
+    (
+        "cannot-take-part-de",
+        "CD19-CAR-T-Studie bei Lupus",
+        "Menschen mit MS können nicht teilnehmen.",
+        False,
+    ),
+    (
+        "cannot-take-part-es",
+        "Ensayo CAR-T en lupus",
+        "No pueden participar personas con esclerosis múltiple.",
+        False,
+    ),
+    (
+        "cannot-take-part-elsewhere",
+        "Trial news",
+        "CD19 CAR T cells were given to people with MS who cannot take part in other trials.",
+        True,
+    ),
+    (
         "excluded-after-de",
         "CAR-T-Studie bei Lupus",
         "Patienten mit Multipler Sklerose wurden ausgeschlossen.",
