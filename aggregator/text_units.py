@@ -64,6 +64,10 @@ _ABOUT_RUN_ON = re.compile(
 )
 
 
+# A site's menu, as a list of short links, starts with its home page.
+_HOME_LABELS = frozenset(
+    ["home", "homepage", "startseite", "accueil", "inicio", "início", "pagina iniziale"]
+)
 # One field of a record written out: a label of one to three words, a colon, its value.
 _FIELD = re.compile(r"\s*\w[\w\-]*(?: [\w\-]+){0,2}\s*:\s*\S")
 # Credits a page or a syndicated copy ends with: the name that follows is the publisher's.
@@ -119,9 +123,11 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
                 before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
                 if before and not _ABOUT.match(piece):
                     found.append(Unit(name, before))
-            # A credit ("Source: ...") may open a summary too: only it is not content.
+            # A credit ("Source: ...") may open a summary too, and a site's menu ("Home; MS
+            # research; Contact") any field: only they are not content.
             credit = content and _CREDIT.search(piece) is not None
-            found.append(Unit(name, piece, content and not credit, labels))
+            menu = labels and piece.partition(";")[0].strip().lower() in _HOME_LABELS
+            found.append(Unit(name, piece, content and not credit and not menu, labels))
     return found
 
 

@@ -149,6 +149,20 @@ CASES = [
         True,
     ),
     (
+        "navigation-menu",
+        "CAR T approved for myeloma in Japan",
+        "<ul><li>Home</li><li>MS research</li><li>Contact</li></ul><p>The approval covers "
+        "adults.</p>",
+        False,
+    ),
+    (
+        "navigation-menu-above-the-story",
+        "Trial update",
+        "<ul><li>Home</li><li>News</li></ul><p>CD19 CAR T cells were given to two people with "
+        "MS.</p>",
+        True,
+    ),
+    (
         "navigation-most-read",
         "CAR T approved for myeloma in Japan",
         "The approval covers adults after two lines. Most read: CAR T cells tested in MS",
