@@ -64,6 +64,10 @@ _ABOUT_RUN_ON = re.compile(
 )
 
 
+# A menu written out in text, and how long one of its entries may be.
+_MENU_SEPARATOR = re.compile(r"\s+[|»\u203a>]\s+")
+_MENU_ENTRY_WORDS = 4
+_SENTENCE_STOP = re.compile(r"[.!?](?:\s|$)")
 # A site's menu, as a list of short links, starts with its home page.
 _HOME_LABELS = frozenset(
     ["home", "homepage", "startseite", "accueil", "inicio", "início", "pagina iniziale"]
@@ -132,12 +136,38 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
 
 
 def _pieces(text: str) -> Iterator[tuple[str, bool]]:
-    """A field's sentences, and its lists of short labels each as one piece; (text, labels)."""
+    """A field's sentences, and its lists of short labels each as one piece; (text, labels).
+    A menu written out in text ("Home | News | MS research | ...") is a list of labels too."""
     for block, labels in _blocks(text):
         if labels:
             yield block, True
-        else:
-            yield from ((sentence, _is_fields(sentence)) for sentence in _sentences(block))
+            continue
+        if end := _menu_end(block):
+            crumbs = (crumb.strip().rstrip(".!?") for crumb in _MENU_SEPARATOR.split(block[:end]))
+            yield "; ".join(crumb for crumb in crumbs if crumb), True
+            block = block[end:].strip()
+        yield from ((sentence, _is_fields(sentence)) for sentence in _sentences(block))
+
+
+def _menu_end(block: str) -> int:
+    """Where a menu or breadcrumb that opens a block ends ("Home | News | MS research |
+    Contact." before the item's text, or "Startseite > Forschung > ..."); 0 if none opens it.
+    Its last entry ends where a sentence does, or where an entry runs longer than a link."""
+    first = _MENU_SEPARATOR.search(block)
+    if first is None or block[: first.start()].strip().lower() not in _HOME_LABELS:
+        return 0
+    end = first.end()
+    while True:
+        following = _MENU_SEPARATOR.search(block, end)
+        entry = block[end : following.start() if following else len(block)]
+        stop = _SENTENCE_STOP.search(entry)
+        if len(entry[: stop.start() if stop else None].split()) > _MENU_ENTRY_WORDS:
+            return end
+        if stop:
+            return end + stop.end()
+        if following is None:
+            return len(block)
+        end = following.end()
 
 
 def _is_fields(sentence: str) -> bool:

@@ -163,6 +163,18 @@ CASES = [
         True,
     ),
     (
+        "navigation-breadcrumb",
+        "CAR T approved for lymphoma in Japan",
+        "Home | News | MS research | Contact. The approval covers adults.",
+        False,
+    ),
+    (
+        "navigation-breadcrumb-before-the-story",
+        "Trial update",
+        "Startseite > Forschung > CD19-CAR-T-Zellen bei MS: zwei Patienten erfolgreich behandelt",
+        True,
+    ),
+    (
         "navigation-most-read",
         "CAR T approved for myeloma in Japan",
         "The approval covers adults after two lines. Most read: CAR T cells tested in MS",
