@@ -42,6 +42,13 @@ _WORDPRESS_FOOTER = re.compile(
     r" .{1,500}?(?:</p>\s*|\.?\s*)$",
     re.IGNORECASE | re.DOTALL,
 )
+# Its words as WordPress writes them: the pattern is tried only on text holding one, since,
+# with no one word it must start with, it is slow on every other.
+_WORDPRESS_FOOTER_WORDS = (
+    *("appeared first on", "erschien zuerst auf", "est apparu en premier sur"),
+    *("se publicó primero en", "apareció primero en", "verscheen eerst op"),
+    *("apareceu primeiro em",),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +86,13 @@ def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
     """One clean entry. Missing or implausible dates become the fetch time, flagged as estimated."""
     guid = clean_text(raw.guid or "") or None
     link = safe_link(raw.link, feed_url)
-    body = _WORDPRESS_FOOTER.sub("", raw.body)
+    body = _without_footer(raw.body)
     if raw.body_is_html:
         content_html = sanitise_html(body, feed_url)
     else:  # plain text, though APIs still send entities ("&amp;") and tags ("<i>") in it
         text = text_from_html(body)
         content_html = f"<p>{html.escape(text)}</p>" if text else ""
-    summary = text_from_html(_WORDPRESS_FOOTER.sub("", raw.summary) or content_html, MAX_SUMMARY)
+    summary = text_from_html(_without_footer(raw.summary) or content_html, MAX_SUMMARY)
     title = text_from_html(raw.title, MAX_TITLE) or fallback_title(content_html or summary, link)
     published = plausible_date(raw.published, fetched_at)
     updated = plausible_date(raw.updated, fetched_at)
@@ -109,6 +116,13 @@ def build_entry(raw: RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
         ),
         status=raw.status,
     )
+
+
+def _without_footer(text: str) -> str:
+    lowered = text.lower()
+    if any(words in lowered for words in _WORDPRESS_FOOTER_WORDS):
+        return _WORDPRESS_FOOTER.sub("", text)
+    return text
 
 
 def _names(values: Iterable[str]) -> tuple[str, ...]:
