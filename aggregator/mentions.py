@@ -243,7 +243,7 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
         return True
     near = [word.lower() for word in between]
     if (
-        not _NEGATED_CUE.isdisjoint(cue.split())
+        not _TAKING_PART.isdisjoint(cue.split())
         and len(near) <= NEGATED_AFTER_GAP
         and _RELATIVES.isdisjoint(near)
     ):
@@ -285,8 +285,13 @@ _PASSIVE_AUXILIARIES = frozenset(
     "quedan quedaron è sono stato stati stata state viene vengono erano furono saranno "
     "verranno werd zijn foi foram são eram estavam estão ficaram serão".split()
 )
-# The negations of the cues that say, after the term, that it may not take part.
-_NEGATED_CUE = frozenset("cannot not nicht pas no non niet não".split())
+# The words of the cues that say, after the term, that it may not take part ("cannot take
+# part", "not be enrolled"): not "not eligible", which a term may qualify ("people with MS
+# not eligible for other therapies received CAR T").
+_TAKING_PART = frozenset(
+    "part participate join enrolled included teilnehmen participer participar partecipare "
+    "deelnemen".split()
+)
 _RELATIVES = frozenset("who which that die der welche qui que quien quienes che wie".split())
 # Words that open another clause, in the readers' languages.
 _CLAUSE_BREAKS = frozenset(

@@ -685,6 +685,24 @@ def test_explain_says_when_the_body_makes_a_title_term_a_measurement() -> None:
     ]
 
 
+def test_not_eligible_right_after_a_term_may_qualify_it() -> None:
+    """ "Cannot take part" right after MS excludes it; "not eligible for other therapies"
+    only says which people with MS."""
+    verdicts = MATCHER.explain(
+        {
+            "title": "Trial news",
+            "summary": "People with MS not eligible for other therapies were treated.",
+        }
+    )
+    assert [v.why for v in verdicts if v.term == "MS"] == [COUNTS]
+    excluded = MATCHER.explain(
+        {"title": "Trial news", "summary": "People with MS cannot take part."}
+    )
+    assert [v.why for v in excluded if v.term == "MS"] == [
+        "a passing mention: an exclusion criterion"
+    ]
+
+
 def test_evaluate_reads_either_label_and_groups_errors_by_why(tmp_path: Path) -> None:
     rows = [
         {"id": "a", "feed": "news", "title": "CAR T in MS", "summary": "", "label": 1},
