@@ -65,12 +65,6 @@ FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 # "and" in the readers' languages ("en" is Dutch "and", and "in" elsewhere: "CAR-T en EM").
 _PAIRING_WORDS = frozenset("and & und et y e en".split())
-# Passing mentions whose cue speaks only for its own clause.
-_CLAUSE_BOUND = (
-    mentions.Mention.SPECULATION,
-    mentions.Mention.PROSPECT,
-    mentions.Mention.ANOTHER_USE,
-)
 _NEGATION_ENDINGS = tuple(f" {word}" for word in NEGATIONS)
 VETO_WINDOW_WORDS = 2
 REQUIRE_WINDOW_WORDS = 3  # how near a required cue word must stand
@@ -586,7 +580,7 @@ class _Reading:
             cue = mentions.by_cue(
                 cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
             )
-            if cue in _CLAUSE_BOUND and not self._in_its_clause(hit, unit, cue):
+            if cue in mentions.CLAUSE_BOUND and not self._in_its_clause(hit, unit, cue):
                 cue = None  # "MS patients were treated; it remains to be seen whether ..."
             # "Also tested in lupus and MS": one of a list of other uses (below). Alone ("also
             # tested in progressive MS") it may be what the item reports.
@@ -666,8 +660,7 @@ class _Reading:
         no_cue = f"no cue word ({', '.join(term.requires[:4])}, ...) near it"
         if unit.field != "title":
             return no_cue
-        title = " " + " ".join(normalise_for_matching(unit.text).split()).lower() + " "
-        if _holds_any(title, term.vetoes):
+        if _holds_any(normalise_for_matching(unit.text).lower(), term.vetoes):
             return no_cue
         if self._measured_in_body(term, hit.text):
             return f"{no_cue}, and the body names it only as a measurement"

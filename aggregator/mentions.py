@@ -51,6 +51,9 @@ class Mention(Enum):
     DEGREE = "a degree"  # "RN, MS"
 
 
+# The passing mentions whose cue speaks only for its own clause, and never in a title.
+CLAUSE_BOUND = frozenset({Mention.SPECULATION, Mention.PROSPECT, Mention.ANOTHER_USE})
+
 # The phrases that make a term nearby a passing mention, in the readers' languages. They are
 # matched as terms are (whole words, case, accents and punctuation as the normaliser leaves
 # them: "e.g." is "e g", "critères d'exclusion" is "critères d exclusion"), in the same pass.
@@ -189,7 +192,7 @@ def by_cue(
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
-        hedges = not title and kind in (Mention.SPECULATION, Mention.PROSPECT, Mention.ANOTHER_USE)
+        hedges = not title and kind in CLAUSE_BOUND
         if cue_end > start:
             if kind is Mention.SPECULATION and not title and _one_clause(text, end, cue_start):
                 return kind
@@ -359,7 +362,7 @@ def after_and(sentence: str, start: int) -> bool:
     """Whether the term written at `start` follows "and" or "or" (in the readers' languages),
     perhaps with an article between: the last of several things named ("in systemic sclerosis
     and MS", "dans le lupus et la sclérose en plaques")."""
-    words = sentence[max(0, start - NEAR) : start].lower().split()
+    words = _before(sentence, start).lower().split()
     if words and words[-1] in _ARTICLES:
         words.pop()
     return bool(words) and words[-1] in _LIST_WORDS

@@ -207,8 +207,12 @@ _DOI_PAGE_SUFFIX = re.compile(
 _DOI_VERSION = re.compile(r"(?<=\d)v\d{1,2}$")
 _PMID_TEXT = re.compile(r"\bPMID:?\s*(\d{1,9})\b")
 _PMID_PATH = re.compile(r"^/(?:pubmed/)?(\d{1,9})/?$")
-# PubMed's older address, which pages still link to: ncbi.nlm.nih.gov/pubmed/123.
-_OLD_PUBMED_PATH = re.compile(r"^/pubmed/(\d{1,9})/?$")
+# PubMed's record paths by host, with its older address, which pages still link to:
+# ncbi.nlm.nih.gov/pubmed/123.
+_PUBMED_PATHS = {
+    "pubmed.ncbi.nlm.nih.gov": _PMID_PATH,
+    "ncbi.nlm.nih.gov": re.compile(r"^/pubmed/(\d{1,9})/?$"),
+}
 _EUROPEPMC_PATH = re.compile(r"/(?:article|abstract)/(MED|PMC)/(\d{1,9}|PMC\d{1,9})/?$", re.I)
 _PMCID = re.compile(r"\bPMC(\d{4,9})\b")
 _DECLARED_PMID = re.compile(r"(?:pmid|pubmed|med)\s*[:/]?\s*(\d{1,9})", re.IGNORECASE)
@@ -273,8 +277,7 @@ def own_identifiers(link: str | None, guid: str | None) -> frozenset[str]:
     if link:
         parts = urlsplit(link)
         host = (parts.hostname or "").lower().removeprefix("www.")
-        pubmed = {"pubmed.ncbi.nlm.nih.gov": _PMID_PATH, "ncbi.nlm.nih.gov": _OLD_PUBMED_PATH}
-        if host in pubmed and (match := pubmed[host].match(parts.path)):
+        if (pmid_path := _PUBMED_PATHS.get(host)) and (match := pmid_path.match(parts.path)):
             found.add(f"pmid:{match[1]}")
         if host == "europepmc.org" and (match := _EUROPEPMC_PATH.match(parts.path)):
             source, number = match[1].upper(), match[2]
