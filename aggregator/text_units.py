@@ -72,6 +72,8 @@ _SENTENCE_STOP = re.compile(r"[.!?](?:\s|$)")
 _HOME_LABELS = frozenset(
     ["home", "homepage", "startseite", "accueil", "inicio", "início", "pagina iniziale"]
 )
+_HOME_PREFIXES = tuple(_HOME_LABELS)
+_HOME_CHARS = 20  # enough to hold any of them after a little leading space
 # One field of a record written out: a label of one to three words, a colon, its value.
 _FIELD = re.compile(r"\s*\w[\w\-]*(?: [\w\-]+){0,2}\s*:\s*\S")
 # Credits a page or a syndicated copy ends with: the name that follows is the publisher's.
@@ -163,6 +165,8 @@ def _menu_end(block: str) -> int:
     """Where a menu or breadcrumb that opens a block ends ("Home | News | MS research |
     Contact." before the item's text, or "Startseite > Forschung > ..."); 0 if none opens it.
     Its last entry ends where a sentence does, or where an entry runs longer than a link."""
+    if not block[:_HOME_CHARS].lstrip().lower().startswith(_HOME_PREFIXES):
+        return 0  # the common case, without reading the block for separators
     first = _MENU_SEPARATOR.search(block)
     if first is None or block[: first.start()].strip().lower() not in _HOME_LABELS:
         return 0
