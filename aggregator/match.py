@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 # Bump when the matching rules change (here, or in mentions.py, text_units.py, language.py),
 # so stored matches are recomputed.
-MATCHER_VERSION = 3
+MATCHER_VERSION = 4
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 # "and" in the readers' languages ("en" is Dutch "and", and "in" elsewhere: "CAR-T en EM").
@@ -581,7 +581,9 @@ class _Reading:
                 cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
             )
             if cue in mentions.CLAUSE_BOUND and not self._in_its_clause(hit, unit, cue):
-                cue = None  # "MS patients were treated; it remains to be seen whether ..."
+                # "MS patients were treated; it remains to be seen whether ...", "people with
+                # lupus were excluded, and ten people with MS were treated"
+                cue = None
             # "Also tested in lupus and MS": one of a list of other uses (below). Alone ("also
             # tested in progressive MS") it may be what the item reports.
             another_use = cue is mentions.Mention.ANOTHER_USE
@@ -614,19 +616,24 @@ class _Reading:
         return LISTED if listed else COUNTS
 
     def _in_its_clause(self, hit: _Found, unit: text_units.Unit, kind: mentions.Mention) -> bool:
-        """Whether a cue of `kind` stands in the same part of the sentence as the term, where a
-        semicolon parts it (normalised text, which the cues are found in, has no semicolons)."""
-        if ";" not in unit.text:
+        """Whether a cue of `kind` stands in the same clause as the term, where punctuation
+        parts them (`mentions.clauses`: normalised text, which the cues are found in, has none).
+        """
+        clauses = mentions.clauses(unit.text)
+        if len(clauses) == 1:
             return True
         phrases = {
             hit.scanned[start:end].strip()
             for cue, start, end in self._cues[hit.unit]
             if cue is kind
         }
-        for clause in unit.text.split(";"):
+        headed = False  # by criteria, which speak for the clauses after theirs too
+        for clause in clauses:
             words = normalise_for_matching(clause)
-            if f" {hit.text} " in words and any(f" {phrase} " in words for phrase in phrases):
+            said = [phrase for phrase in phrases if f" {phrase} " in words]
+            if f" {hit.text} " in words and (said or headed):
                 return True
+            headed = headed or any(map(mentions.names_criteria, said))
         return False
 
     def _paired(self, hit: _Found) -> bool:

@@ -51,8 +51,12 @@ class Mention(Enum):
     DEGREE = "a degree"  # "RN, MS"
 
 
-# The passing mentions whose cue speaks only for its own clause, and never in a title.
-CLAUSE_BOUND = frozenset({Mention.SPECULATION, Mention.PROSPECT, Mention.ANOTHER_USE})
+# The hedges: passing mentions judged in summaries and content only (a title is the item's own
+# claim).
+HEDGES = frozenset({Mention.SPECULATION, Mention.PROSPECT, Mention.ANOTHER_USE})
+# The passing mentions whose cue speaks only for its own clause: "people with lupus were
+# excluded, and ten people with MS were treated" reports a treatment in MS.
+CLAUSE_BOUND = HEDGES | {Mention.EXCLUSION}
 
 # The phrases that make a term nearby a passing mention, in the readers' languages. They are
 # matched as terms are (whole words, case, accents and punctuation as the normaliser leaves
@@ -188,11 +192,13 @@ def by_cue(
     ocrelizumab, CD19 CAR T"). Speculation, and a use hoped for or another use named after
     its cue, are judged in summaries and content only (a title is the item's own claim), and
     only in the term's own clause: "two people with MS were treated; whether it lasts remains
-    to be seen" reports a treatment.
+    to be seen" reports a treatment. So is an exclusion, in titles too ("people with lupus
+    were excluded, but people with MS may join"), unless it heads criteria, which list what
+    follows.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
-        hedges = not title and kind in CLAUSE_BOUND
+        hedges = not title and kind in HEDGES
         if cue_end > start:
             if kind is Mention.SPECULATION and not title and _one_clause(text, end, cue_start):
                 return kind
@@ -208,7 +214,7 @@ def by_cue(
             return kind
         if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP and _after_a_kind(text, cue_start):
             return kind
-        if kind is Mention.EXCLUSION:
+        if kind is Mention.EXCLUSION and _one_clause(text, cue_end, start):
             return kind
         if hedges and _one_clause(text, cue_end, start):
             return kind
@@ -217,6 +223,21 @@ def by_cue(
     if venue_end >= 0 and _only_name_words(text[venue_end:start]):
         return Mention.VENUE
     return None
+
+
+def clauses(sentence: str) -> list[str]:
+    """The clauses of a sentence as written, where punctuation parts them: at a semicolon, and
+    at a comma before a conjunction that opens a new clause (", and ten people with MS were
+    treated", ", but ..."), not at one that ends a list ("lupus, myositis, and MS": a comma
+    stands before it since the last part began)."""
+    parts = []
+    begin = 0
+    for separator in _CLAUSE_SEPARATOR.finditer(sentence):
+        if separator[0].startswith(",") and "," in sentence[begin : separator.start()]:
+            continue
+        parts.append(sentence[begin : separator.start()])
+        begin = separator.end()
+    return [*parts, sentence[begin:]]
 
 
 def _one_clause(text: str, begin: int, end: int) -> bool:
@@ -234,6 +255,14 @@ def _after_a_kind(text: str, cue_start: int) -> bool:
     return any(word in _KINDS or word.endswith(_KIND_ENDINGS) for word in words)
 
 
+def names_criteria(cue: str) -> bool:
+    """An exclusion cue that heads a study's criteria ("exclusion criteria", "critères
+    d'exclusion"): the list after it may run over semicolons ("criteria: CNS lupus; a
+    demyelinating disease, including MS; ...")."""
+    lowered = cue.lower()
+    return "crit" in lowered or "krit" in lowered
+
+
 def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
     """ "Patients with MS were excluded", "MS was an exclusion criterion": the term is what a
     study left out, said after it. A participle counts only after a passive auxiliary ("trials
@@ -241,12 +270,12 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
     between = text[end:cue_start].split()
     if cue_start < end or len(between) > EXCLUSION_AFTER_GAP:
         return False
-    cue = text[cue_start:cue_end].lower()
-    if "crit" in cue or "krit" in cue:
+    cue = text[cue_start:cue_end]
+    if names_criteria(cue):
         return True
     near = [word.lower() for word in between]
     if (
-        not _TAKING_PART.isdisjoint(cue.split())
+        not _TAKING_PART.isdisjoint(cue.lower().split())
         and len(near) <= NEGATED_AFTER_GAP
         and _RELATIVES.isdisjoint(near)
     ):
@@ -329,6 +358,12 @@ _CLAUSE_OPENERS = frozenset(
     "if so comme qui dont lorsque mais wie welche welcher welches weil wenn aber como cual "
     "cuando pero porque come quale quali quando perché ma zoals welke wanneer maar omdat".split()
 )
+# Conjunctions after a comma that may open a new clause, in the readers' languages. Not Dutch
+# "en" and "of", which are "in" and "of" in the others (", en particulier", ", of whom").
+_CLAUSE_CONJUNCTIONS = (
+    "and or but yet so und oder aber sondern et ou mais y o pero sino e ma maar mas".split()
+)
+_CLAUSE_SEPARATOR = re.compile(r";\s*|,\s+(?:" + "|".join(_CLAUSE_CONJUNCTIONS) + r")\b\s*")
 _SEPARATOR = r"\s*(?:,|;|\b(?:" + "|".join(sorted(_LIST_WORDS)) + r")\b)\s*"
 _SEPARATOR_BEFORE = re.compile(_SEPARATOR + "$")
 _SEPARATOR_AFTER = re.compile(_SEPARATOR)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator import mentions
 from aggregator.config import load_settings
 from aggregator.evaluate import by_why, evaluate, read_labelled
 from aggregator.match import COUNTS, FeedContext, TopicRule, build_matcher, repeated_sentences
@@ -270,6 +271,44 @@ CASES = [
         False,
     ),
     ("criterion-after", "CAR T in lupus", "Multiple sclerosis was an exclusion criterion.", False),
+    (
+        "criteria-over-semicolons",
+        "CAR T trial in lupus",
+        "Exclusion criteria: prior CAR T therapy; a history of MS; active infection.",
+        False,
+    ),
+    (
+        "excluded-list-after-verb",
+        "CAR T trial in lupus",
+        "The study excluded patients with diabetes, heart failure, and multiple sclerosis.",
+        False,
+    ),
+    # An exclusion speaks only for its own clause
+    (
+        "excluded-then-treated",
+        "CD19 CAR T in autoimmune disease",
+        "People with lupus were excluded, and the cells were given to ten people with MS.",
+        True,
+    ),
+    (
+        "cannot-take-part-but",
+        "CD19 CAR T in autoimmune disease",
+        "Those with myasthenia gravis cannot take part, but people with MS can join the trial.",
+        True,
+    ),
+    (
+        "excluded-then-treated-fr",
+        "Nouvelle étude CAR-T",
+        "Les patients atteints de lupus étaient exclus, et dix patients atteints de sclérose en "
+        "plaques ont reçu des cellules CAR-T CD19.",
+        True,
+    ),
+    (
+        "treated-then-excluded",
+        "CAR T trial in lupus",
+        "Ten people with lupus were treated, and patients with multiple sclerosis were excluded.",
+        False,
+    ),
     ("excluding-subject", "CD19 CAR T trials in MS excluded older patients", "", True),
     (
         "contrast",
@@ -613,6 +652,23 @@ def labelled_rows() -> list[object]:
 @pytest.mark.parametrize(("title", "summary", "feed", "expected"), labelled_rows())
 def test_labelled_relevance(title: str, summary: str, feed: str, expected: bool) -> None:
     assert about(title, summary, feed) is expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "parts"),
+    [
+        ("Lupus patients were excluded; MS patients were treated.", 2),
+        ("People with lupus were excluded, and ten people with MS were treated.", 2),
+        ("Those with MG cannot take part, but people with MS can.", 2),
+        ("The study excluded people with lupus, myositis, and MS.", 1),
+        ("The study excluded people with lupus and MS.", 1),
+    ],
+)
+def test_a_sentence_parts_into_clauses_where_punctuation_opens_one(
+    sentence: str, parts: int
+) -> None:
+    """A comma before "and" or "but" opens a clause, unless it ends a list of several."""
+    assert len(mentions.clauses(sentence)) == parts
 
 
 def test_a_match_quotes_the_sentence_that_makes_it() -> None:
