@@ -58,6 +58,21 @@ HEDGES = frozenset({Mention.SPECULATION, Mention.PROSPECT, Mention.ANOTHER_USE})
 # excluded, and ten people with MS were treated" reports a treatment in MS.
 CLAUSE_BOUND = HEDGES | {Mention.EXCLUSION}
 
+# What a study left out, said right after the term: "MS was not studied", "la EM no se
+# estudió". Before a term they speak of something else ("safety was not tested in people with
+# MS"), and further after it of another subject ("MS: long-term safety was not studied").
+NOT_STUDIED = (
+    *("not studied", "not included", "not investigated", "not examined", "not tested"),
+    *("nicht untersucht", "nicht eingeschlossen", "nicht einbezogen", "pas été étudiée"),
+    *("pas été étudié", "pas été étudiés", "pas été étudiées", "pas été inclus"),
+    *("pas été incluse", "pas été incluses", "no se estudió", "no se incluyó"),
+    *("no se incluyeron", "no fue estudiada", "no fue estudiado", "no fueron incluidos"),
+    *("non è stata studiata", "non è stato studiato", "non sono stati inclusi"),
+    *("non è stata inclusa", "niet onderzocht", "niet opgenomen", "não foi estudada"),
+    *("não foi estudado", "não foram incluídos"),
+)
+_NOT_STUDIED = frozenset(phrase.lower() for phrase in NOT_STUDIED)
+
 # The phrases that make a term nearby a passing mention, in the readers' languages. They are
 # matched as terms are (whole words, case, accents and punctuation as the normaliser leaves
 # them: "e.g." is "e g", "critères d'exclusion" is "critères d exclusion"), in the same pass.
@@ -101,6 +116,11 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("no pueden participar", "no podrán participar", "non possono partecipare"),
         *("non potranno partecipare", "kunnen niet deelnemen", "mogen niet deelnemen"),
         *("não podem participar", "não poderão participar"),
+        # Who a study left out, named after the cue: "the trial did not include people with MS".
+        *("did not include", "does not include", "did not enrol", "did not enroll"),
+        *("n'incluait pas", "n'a pas inclus", "no incluyó", "non includeva", "non ha incluso"),
+        *("não incluiu",),
+        *NOT_STUDIED,
     ),
     Mention.SPECULATION: (
         *("in future", "in the future", "one day", "someday", "some day", "years away"),
@@ -214,7 +234,11 @@ def by_cue(
             return kind
         if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP and _after_a_kind(text, cue_start):
             return kind
-        if kind is Mention.EXCLUSION and _one_clause(text, cue_end, start):
+        if (
+            kind is Mention.EXCLUSION
+            and _one_clause(text, cue_end, start)
+            and text[cue_start:cue_end].strip().lower() not in _NOT_STUDIED
+        ):
             return kind
         if hedges and _one_clause(text, cue_end, start):
             return kind
@@ -274,14 +298,12 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
     if names_criteria(cue):
         return True
     near = [word.lower() for word in between]
-    if (
-        not _TAKING_PART.isdisjoint(cue.lower().split())
-        and len(near) <= NEGATED_AFTER_GAP
-        and _RELATIVES.isdisjoint(near)
-    ):
-        # "People with MS cannot take part", "MS patients will not be enrolled"; not "people
-        # with MS who cannot take part in other trials", nor a later clause's subject.
-        return True
+    cue = cue.strip().lower()
+    if not _TAKING_PART.isdisjoint(cue.split()) or cue in _NOT_STUDIED:
+        # "People with MS cannot take part", "MS patients will not be enrolled", "MS was not
+        # studied"; not "people with MS who cannot take part in other trials", nor a later
+        # clause's subject.
+        return len(near) <= NEGATED_AFTER_GAP and _RELATIVES.isdisjoint(near)
     return bool(near) and near[-1] in _PASSIVE_AUXILIARIES
 
 

@@ -283,6 +283,44 @@ CASES = [
         "The study excluded patients with diabetes, heart failure, and multiple sclerosis.",
         False,
     ),
+    # What a study left out, said as such
+    ("not-studied", "CD19 CAR T cells for lupus", "MS was not studied.", False),
+    (
+        "not-included",
+        "CD19 CAR T cells for lupus",
+        "Patients with MS were not included in the trial.",
+        False,
+    ),
+    (
+        "did-not-include",
+        "CD19 CAR T cells for lupus",
+        "The trial did not include people with MS.",
+        False,
+    ),
+    (
+        "not-studied-de",
+        "Studie zu CAR-T",
+        "In der Studie wurde die MS nicht untersucht; sie betraf CD19-CAR-T-Zellen bei Lupus.",
+        False,
+    ),
+    (
+        "not-studied-es",
+        "Ensayo CAR-T",
+        "La EM no se estudió en este ensayo de células CAR-T CD19 en lupus.",
+        False,
+    ),
+    (
+        "not-tested-before-the-term",
+        "CD19 CAR T",
+        "Tolerability was not tested in people with MS, who received CD19 CAR T cells.",
+        True,
+    ),
+    (
+        "not-studied-another-subject",
+        "Studie",
+        "CD19-CAR-T-Zellen bei MS: Die Langzeitsicherheit wurde nicht untersucht.",
+        True,
+    ),
     # An exclusion speaks only for its own clause
     (
         "excluded-then-treated",
