@@ -234,11 +234,7 @@ def by_cue(
             return kind
         if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP and _after_a_kind(text, cue_start):
             return kind
-        if (
-            kind is Mention.EXCLUSION
-            and _one_clause(text, cue_end, start)
-            and text[cue_start:cue_end].strip().lower() not in _NOT_STUDIED
-        ):
+        if kind is Mention.EXCLUSION and _excludes_after_it(text, cue_start, cue_end, start):
             return kind
         if hedges and _one_clause(text, cue_end, start):
             return kind
@@ -281,10 +277,25 @@ def _after_a_kind(text: str, cue_start: int) -> bool:
 
 def names_criteria(cue: str) -> bool:
     """An exclusion cue that heads a study's criteria ("exclusion criteria", "critères
-    d'exclusion"): the list after it may run over semicolons ("criteria: CNS lupus; a
-    demyelinating disease, including MS; ...")."""
+    d'exclusion"): the list after it may run over semicolons and relative clauses ("criteria:
+    CNS lupus; a demyelinating disease, including MS; ...")."""
     lowered = cue.lower()
     return "crit" in lowered or "krit" in lowered
+
+
+def _excludes_after_it(text: str, cue_start: int, cue_end: int, start: int) -> bool:
+    """Whether an exclusion cue speaks of a term after it: criteria of all they list ("exclusion
+    criteria: any condition which affects the CNS, such as MS"), other cues of their own
+    clause ("people with lupus were excluded, but people with MS may join"), and never one
+    said of the term before it ("tolerability was not tested in people with MS")."""
+    cue = _cue_phrase(text, cue_start, cue_end)
+    if names_criteria(cue):
+        return True
+    return cue not in _NOT_STUDIED and _one_clause(text, cue_end, start)
+
+
+def _cue_phrase(text: str, cue_start: int, cue_end: int) -> str:
+    return text[cue_start:cue_end].strip().lower()
 
 
 def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
@@ -294,11 +305,10 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
     between = text[end:cue_start].split()
     if cue_start < end or len(between) > EXCLUSION_AFTER_GAP:
         return False
-    cue = text[cue_start:cue_end]
+    cue = _cue_phrase(text, cue_start, cue_end)
     if names_criteria(cue):
         return True
     near = [word.lower() for word in between]
-    cue = cue.strip().lower()
     if not _TAKING_PART.isdisjoint(cue.split()) or cue in _NOT_STUDIED:
         # "People with MS cannot take part", "MS patients will not be enrolled", "MS was not
         # studied"; not "people with MS who cannot take part in other trials", nor a later

@@ -278,6 +278,12 @@ CASES = [
         False,
     ),
     (
+        "criteria-over-a-relative-clause",
+        "CAR T trial in lupus",
+        "Exclusion criteria: any condition which affects the CNS, such as multiple sclerosis.",
+        False,
+    ),
+    (
         "excluded-list-after-verb",
         "CAR T trial in lupus",
         "The study excluded patients with diabetes, heart failure, and multiple sclerosis.",
