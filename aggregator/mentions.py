@@ -92,6 +92,15 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("similar to", "resembles", "resembling", "akin to", "ähnlich wie", "semblable à"),
         *("similaire à", "à l'instar de", "al igual que", "similar a", "simile a"),
         *("analogamente a", "net als", "vergelijkbaar met", "semelhante a"),
+        # What a disease was once taken for: "NMOSD, once considered a form of MS".
+        *("once considered", "once thought", "previously considered", "previously thought"),
+        *("formerly considered", "formerly thought", "long considered", "once classified as"),
+        *("previously classified as", "misclassified as", "galt früher als", "galt lange als"),
+        *("autrefois considérée comme", "autrefois considéré comme"),
+        *("longtemps considérée comme", "longtemps considéré comme", "antes considerada"),
+        *("antes considerado", "antiguamente considerada", "un tempo considerata"),
+        *("un tempo considerato", "a lungo considerata", "vroeger beschouwd als"),
+        *("lang beschouwd als", "outrora considerada"),
     ),
     Mention.EXAMPLE: (
         *("such as", "e.g.", "for example", "for instance", "wie etwa", "z. B.", "zB"),

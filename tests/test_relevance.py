@@ -355,6 +355,31 @@ CASES = [
     ),
     ("excluding-subject", "CD19 CAR T trials in MS excluded older patients", "", True),
     (
+        "once-considered",
+        "Anti-CD19 CAR-T cells for NMOSD",
+        "NMOSD, once considered a form of MS, responded to CD19 CAR T cells in 5 patients.",
+        False,
+    ),
+    (
+        "once-considered-de",
+        "CAR-T bei NMOSD",
+        "Die NMOSD galt früher als eine Form der MS; fünf Patienten erhielten CD19-CAR-T-Zellen.",
+        False,
+    ),
+    (
+        "once-considered-fr",
+        "CAR-T dans la NMOSD",
+        "La NMOSD, autrefois considérée comme une forme de SEP, a répondu aux cellules CAR-T.",
+        False,
+    ),
+    (
+        "once-thought-of-ms-itself",
+        "CD19 CAR T in MS",
+        "MS, once thought to be a T-cell disease, responds to B-cell depletion; two patients "
+        "received CD19 CAR T cells.",
+        True,
+    ),
+    (
         "contrast",
         "CD19 CAR T in myasthenia gravis",
         "MG is an antibody disease, unlike multiple sclerosis.",
