@@ -61,7 +61,7 @@ CLAUSE_BOUND = HEDGES | {Mention.EXCLUSION}
 # What a study left out, said right after the term: "MS was not studied", "la EM no se
 # estudió". Before a term they speak of something else ("safety was not tested in people with
 # MS"), and further after it of another subject ("MS: long-term safety was not studied").
-NOT_STUDIED = (
+_NOT_STUDIED_PHRASES = (
     *("not studied", "not included", "not investigated", "not examined", "not tested"),
     *("nicht untersucht", "nicht eingeschlossen", "nicht einbezogen", "pas été étudiée"),
     *("pas été étudié", "pas été étudiés", "pas été étudiées", "pas été inclus"),
@@ -71,7 +71,7 @@ NOT_STUDIED = (
     *("non è stata inclusa", "niet onderzocht", "niet opgenomen", "não foi estudada"),
     *("não foi estudado", "não foram incluídos"),
 )
-_NOT_STUDIED = frozenset(phrase.lower() for phrase in NOT_STUDIED)
+_NOT_STUDIED = frozenset(phrase.lower() for phrase in _NOT_STUDIED_PHRASES)
 
 # The phrases that make a term nearby a passing mention, in the readers' languages. They are
 # matched as terms are (whole words, case, accents and punctuation as the normaliser leaves
@@ -129,7 +129,7 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("did not include", "does not include", "did not enrol", "did not enroll"),
         *("n'incluait pas", "n'a pas inclus", "no incluyó", "non includeva", "non ha incluso"),
         *("não incluiu",),
-        *NOT_STUDIED,
+        *_NOT_STUDIED_PHRASES,
     ),
     Mention.SPECULATION: (
         *("in future", "in the future", "one day", "someday", "some day", "years away"),
@@ -243,7 +243,7 @@ def by_cue(
             return kind
         if kind is Mention.EXAMPLE and gap <= EXAMPLE_GAP and _after_a_kind(text, cue_start):
             return kind
-        if kind is Mention.EXCLUSION and _excludes_after_it(text, cue_start, cue_end, start):
+        if kind is Mention.EXCLUSION and _excluded_before(text, cue_start, cue_end, start):
             return kind
         if hedges and _one_clause(text, cue_end, start):
             return kind
@@ -292,8 +292,8 @@ def names_criteria(cue: str) -> bool:
     return "crit" in lowered or "krit" in lowered
 
 
-def _excludes_after_it(text: str, cue_start: int, cue_end: int, start: int) -> bool:
-    """Whether an exclusion cue speaks of a term after it: criteria of all they list ("exclusion
+def _excluded_before(text: str, cue_start: int, cue_end: int, start: int) -> bool:
+    """Whether an exclusion cue before a term speaks of it: criteria of all they list ("exclusion
     criteria: any condition which affects the CNS, such as MS"), other cues of their own
     clause ("people with lupus were excluded, but people with MS may join"), and never one
     said of the term before it ("tolerability was not tested in people with MS")."""
@@ -399,12 +399,13 @@ _CLAUSE_OPENERS = frozenset(
     "if so comme qui dont lorsque mais wie welche welcher welches weil wenn aber como cual "
     "cuando pero porque come quale quali quando perché ma zoals welke wanneer maar omdat".split()
 )
-# Conjunctions after a comma that may open a new clause, in the readers' languages. Not Dutch
-# "en" and "of", which are "in" and "of" in the others (", en particulier", ", of whom").
-_CLAUSE_CONJUNCTIONS = (
-    "and or but yet so und oder aber sondern et ou mais y o pero sino e ma maar mas".split()
+# Conjunctions after a comma that may open a new clause, in the readers' languages: those that
+# join a list's elements, and "but" and its kin. Not Dutch "en" and "of", which are "in" and
+# "of" in the others (", en particulier", ", of whom").
+_CLAUSE_CONJUNCTIONS = _LIST_WORDS | frozenset(
+    "but yet so aber sondern mais o pero sino ma maar mas".split()
 )
-_CLAUSE_SEPARATOR = re.compile(r";\s*|,\s+(?:" + "|".join(_CLAUSE_CONJUNCTIONS) + r")\b\s*")
+_CLAUSE_SEPARATOR = re.compile(r";\s*|,\s+(?:" + "|".join(sorted(_CLAUSE_CONJUNCTIONS)) + r")\b\s*")
 _SEPARATOR = r"\s*(?:,|;|\b(?:" + "|".join(sorted(_LIST_WORDS)) + r")\b)\s*"
 _SEPARATOR_BEFORE = re.compile(_SEPARATOR + "$")
 _SEPARATOR_AFTER = re.compile(_SEPARATOR)
