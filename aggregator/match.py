@@ -13,6 +13,8 @@ How a term is written in config.toml (see README, "Topics and terms"):
   where the text defines it as a term of its group; "RMS@defined": only where the text defines
   it so ("relapsing MS (RMS)");
 - a match right after "not" or "non" does not count ("non-MS controls", "not multiple sclerosis");
+- no phrase, veto or negation reads across a clause mark followed by a space ("in MS. MS
+  affects ..." is not "MS/MS");
 - `[vetoes]` cancel a term where another phrase stands within two words of it: "MS" next to
   "LC-MS" or "MS/MS" is not multiple sclerosis; a veto that spells an acronym out ("mass
   spectrometry" for MS) makes it mean that anywhere in the item, as does the text's own
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
 
 # Bump when the matching rules change (here, or in mentions.py, text_units.py, language.py),
 # so stored matches are recomputed.
-MATCHER_VERSION = 4
+MATCHER_VERSION = 5
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 # "and" in the readers' languages ("en" is Dutch "and", and "in" elsewhere: "CAR-T en EM").
@@ -75,10 +77,18 @@ REPEATED_SHARE = 0.3
 DEFINED = "defined"  # "RMS@defined"
 _MAX_SHARED_HITS = 10_000
 FIELD_END = "\x00"
+# Punctuation that ends a sentence or parts a clause, where a space follows it: there the
+# normalised text has two spaces, so no phrase, veto or negation reads across it ("in MS. MS
+# affects ..." is not "MS/MS"). Elsewhere it parts words as any other mark ("10.1056", "e.g").
+_BREAK = "\x01"
+_BREAK_MARKS = ".,;:!?\u00a1\u00bf"
 # Every ASCII byte that is not a letter or digit separates words (NUL ends a field).
-_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c == 0 else 32 for c in range(256))
+_ASCII_SEPARATORS = bytes(
+    c if chr(c).isalnum() or c == 0 else 1 if chr(c) in _BREAK_MARKS else 32 for c in range(256)
+)
 
 _SEPARATORS = WordTable(keep=FIELD_END)
+_SEPARATORS.update({ord(mark): _BREAK for mark in _BREAK_MARKS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +196,16 @@ def _normalise_fields(texts: Sequence[str]) -> str:
     spaced = f" {joined} "
     while "  " in spaced:
         spaced = spaced.replace("  ", " ")
-    return spaced
+    return _with_breaks(spaced) if _BREAK in spaced else spaced
+
+
+def _with_breaks(spaced: str) -> str:
+    """Clause marks made two spaces where a space follows them ("MS. MS", "MS ; MS", "MS?! MS"),
+    and a single space where none does ("10.1056"). Plain replaces, each at C speed."""
+    spaced = spaced.replace(f" {_BREAK}", _BREAK)
+    while _BREAK * 2 in spaced:
+        spaced = spaced.replace(_BREAK * 2, _BREAK)
+    return spaced.replace(f"{_BREAK} ", "  ").replace(_BREAK, " ")
 
 
 def _lower_same_length(spaced: str) -> str:
@@ -222,19 +241,20 @@ class Matcher:
         for written, groups in _groups_by_term(terms).items():
             term = _term(written, groups, requires, vetoes)
             self._terms[term.text] = term
-            key = _normalised_key(term.text)
-            keys.setdefault(key, _Key(len(key))).terms.append(term)
+            for key in _normalised_keys(term.text):
+                keys.setdefault(key, _Key(len(key))).terms.append(term)
         for vetoed, phrases in vetoes.items():
             spelled = self._terms.get(vetoed)
             for phrase in phrases:
-                key = _normalised_key(phrase)
-                keys.setdefault(key, _Key(len(key))).vetoes.append(vetoed)
-                if spelled is not None and spelled.acronym and acronyms.spells(vetoed, phrase):
-                    keys[key].spells.append(vetoed)
+                spells = spelled is not None and spelled.acronym and acronyms.spells(vetoed, phrase)
+                for key in _normalised_keys(phrase):
+                    keys.setdefault(key, _Key(len(key))).vetoes.append(vetoed)
+                    if spells:
+                        keys[key].spells.append(vetoed)
         for kind, phrases in mentions.CUES.items():
             for phrase in phrases:
-                key = _normalised_key(phrase)
-                keys.setdefault(key, _Key(len(key))).cues.append(kind)
+                for key in _normalised_keys(phrase):
+                    keys.setdefault(key, _Key(len(key))).cues.append(kind)
         self._acronyms = frozenset(t.text for t in self._terms.values() if t.acronym)
         self._automaton = ahocorasick.Automaton()
         for key, value in keys.items():
@@ -791,8 +811,9 @@ def _veto_of(
             continue
         if start < hit.end and hit.start < end:
             return start, end
-        gap = lowered[min(end, hit.end) : max(start, hit.start)]
-        if FIELD_END not in gap and gap.count(" ") <= VETO_WINDOW_WORDS:
+        # A key starts at the space before its first word: one more character shows a break.
+        gap = lowered[min(end, hit.end) : max(start, hit.start) + 1]
+        if FIELD_END not in gap and "  " not in gap and gap.count(" ") <= VETO_WINDOW_WORDS + 1:
             return start, end
     return None
 
@@ -807,7 +828,15 @@ def _groups_by_term(terms: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, 
 
 def _normalised_key(phrase: str) -> str:
     """A phrase as the automaton stores it: normalised, lower-case, a leading space, no stars."""
-    return _lower_same_length(normalise_for_matching(phrase.strip().rstrip("*"))).rstrip(" ")
+    return _normalised_keys(phrase)[0]
+
+
+def _normalised_keys(phrase: str) -> tuple[str, ...]:
+    """`_normalised_key`, and for a phrase with a clause mark in it ("z. B.") its form with the
+    break too: text writes it both ways ("z. B.", "z.B.")."""
+    broken = _lower_same_length(normalise_for_matching(phrase.strip().rstrip("*"))).rstrip(" ")
+    plain = broken.replace("  ", " ")
+    return (plain, broken) if broken != plain else (plain,)
 
 
 def _term(

@@ -214,16 +214,16 @@ def by_cue(
 ) -> Mention | None:
     """Why a term is a passing mention by a cue phrase near it, or None.
 
-    `text` is the term's sentence as normalised for matching (words and single spaces, case
-    kept), `cues` the (kind, start, end) of the cue phrases found in it, `start` and `end`
-    where the term stands, and `terms_before` where the other terms before it start. A
-    contrast is with the first term after its cue ("rather than HSCT for MS", "unlike
-    ocrelizumab, CD19 CAR T"). Speculation, and a use hoped for or another use named after
-    its cue, are judged in summaries and content only (a title is the item's own claim), and
-    only in the term's own clause: "two people with MS were treated; whether it lasts remains
-    to be seen" reports a treatment. So is an exclusion, in titles too ("people with lupus
-    were excluded, but people with MS may join"), unless it heads criteria, which list what
-    follows.
+    `text` is the term's sentence as normalised for matching (words, single spaces, and two
+    where a clause mark stood; case kept), `cues` the (kind, start, end) of the cue phrases
+    found in it, `start` and `end` where the term stands, and `terms_before` where the other
+    terms before it start. A contrast is with the first term after its cue ("rather than HSCT
+    for MS", "unlike ocrelizumab, CD19 CAR T"). Speculation, and a use hoped for or another use
+    named after its cue, are judged in summaries and content only (a title is the item's own
+    claim), and only in the term's own clause: "two people with MS were treated; whether it
+    lasts remains to be seen" reports a treatment. So is an exclusion, in titles too ("people
+    with lupus were excluded, but people with MS may join"), unless it heads criteria, which
+    list what follows.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
@@ -234,7 +234,7 @@ def by_cue(
             if kind is Mention.EXCLUSION and _excluded_after(text, end, cue_start, cue_end):
                 return kind
             continue
-        gap = text.count(" ", cue_end, start)
+        gap = len(text[cue_end:start].split())
         if (
             kind is Mention.CONTRAST
             and gap <= CONTRAST_GAP

@@ -662,6 +662,30 @@ CASES = [
     ("rhabdomyosarcoma", "CAR T for rhabdomyosarcoma (RMS)", "RMS is a childhood cancer.", False),
     ("post-marketing", "Post-marketing surveillance (PMS) of CAR T", "PMS data from 2025.", False),
     ("aside-not-definition", "CAR T in MS (preliminary): first data", "", True),
+    # A clause mark parts phrases: "MS. MS" is not MS/MS
+    ("ms-sentence-then-ms", "CD19 CAR T in MS. MS patients responded", "", True),
+    ("ms-semicolon-ms", "KYV-101 CAR T in MS; MS Society welcomes the trial", "", True),
+    ("ms-comma-based", "CAR T for MS, based on lupus results", "", True),
+    (
+        "de-ms-sentence-then-ms",
+        "CAR-T-Zellen gegen MS. MS-Betroffene hoffen auf Erlangen",
+        "",
+        True,
+    ),
+    ("fr-question-then-sep", "Les CAR-T contre la SEP ? SEP et lupus, même combat", "", True),
+    (
+        "ms-ms-still-vetoed",
+        "CD19 CAR T cells quantified by LC-MS/MS",
+        "MS/MS spectra were acquired.",
+        False,
+    ),
+    ("ms-based-still-vetoed", "MS-based proteomics of CD19 CAR T cells", "", False),
+    (
+        "us-fda",
+        "U.S. FDA clears KYV-101 trial",
+        "The U.S. Food and Drug Administration cleared the trial in MS.",
+        True,
+    ),
     # Places and titles
     ("ms-software", "MS Excel template for CAR T dosing in lymphoma", "", False),
     ("jackson", "Jackson, MS: new CAR T centre opens for lymphoma", "", False),
