@@ -21,6 +21,15 @@ LABEL_WORDS = 6  # list items this short are labels of the item, not sentences o
 # Where a sentence ends: the space after . ! ? (and a closing mark) before a capital, a digit
 # or an opening mark. The pattern starts with the stop, so the engine skips to the next one.
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*(\s+)(?=[\"'\u201c\u2018(¿¡«]?[A-Z0-9À-ÝĀ-Ž])")
+# Abbreviations whose stop does not end a sentence, in the readers' languages: "diseases, e.g.
+# MS", "z. B. MS", "the U.S. Food and Drug Administration", "Dr. Schett", "Smith et al. Neurology";
+# a lone lower-case letter is one too ("d. h. Patienten").
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(,])(?:(?i:e\.g|i\.e)|vs|cf|ca|approx|incl|resp|Dr|Drs|Prof|Mr|Mrs|Ms|St|Fig|No|"
+    r"Nr|et al|bzw|sog|U\.S|U\.K|z\. ?B|[a-z])\.$"
+)
+# The text an abbreviation is looked for in: the longest ("approx.") and the character before.
+_ABBREVIATION_CHARS = 9
 _BAR = re.compile(r"\s+\|\s+")  # "Trial news | Site name": parts of their own
 _BLOCK = re.compile(
     r"<(/?)(p|br|li|ul|ol|div|h[1-6]|tr|td|th|dd|dt|blockquote|section|article)\b[^>]*>",
@@ -195,6 +204,9 @@ def _sentences(block: str) -> Iterator[str]:
     for part in _BAR.split(block) if "|" in block else (block,):
         start = 0
         for end in _SENTENCE_END.finditer(part):
+            stop = end.start() + 1
+            if _ABBREVIATION.search(part[max(0, stop - _ABBREVIATION_CHARS) : stop]):
+                continue
             if sentence := part[start : end.start(1)].strip():
                 yield sentence
             start = end.end(1)

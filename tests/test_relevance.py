@@ -662,7 +662,7 @@ CASES = [
     ("rhabdomyosarcoma", "CAR T for rhabdomyosarcoma (RMS)", "RMS is a childhood cancer.", False),
     ("post-marketing", "Post-marketing surveillance (PMS) of CAR T", "PMS data from 2025.", False),
     ("aside-not-definition", "CAR T in MS (preliminary): first data", "", True),
-    # A clause mark parts phrases: "MS. MS" is not MS/MS
+    # A clause mark parts phrases ("MS. MS" is not MS/MS); an abbreviation's stop ends no sentence
     ("ms-sentence-then-ms", "CD19 CAR T in MS. MS patients responded", "", True),
     ("ms-semicolon-ms", "KYV-101 CAR T in MS; MS Society welcomes the trial", "", True),
     ("ms-comma-based", "CAR T for MS, based on lupus results", "", True),
@@ -680,6 +680,19 @@ CASES = [
         False,
     ),
     ("ms-based-still-vetoed", "MS-based proteomics of CD19 CAR T cells", "", False),
+    ("eg-example", "CAR T in lupus", "Other autoimmune diseases, e.g. MS, might follow.", False),
+    (
+        "de-zb-example",
+        "CAR-T-Zellen bei Lupus",
+        "Weitere Autoimmunerkrankungen, z. B. MS, könnten folgen.",
+        False,
+    ),
+    (
+        "ie-not-a-sentence",
+        "Lupus trial of CD19 CAR T",
+        "Neurological diseases, i.e. Multiple sclerosis, were excluded.",
+        False,
+    ),
     (
         "us-fda",
         "U.S. FDA clears KYV-101 trial",
@@ -776,6 +789,18 @@ def test_a_match_quotes_the_sentence_that_makes_it() -> None:
         ("MS", "summary"),
         ("CAR T", "summary"),
     }
+
+
+def test_an_abbreviation_does_not_cut_the_quoted_sentence() -> None:
+    fields = {
+        "title": "News from Erlangen",
+        "summary": "Dr. Schett's team gave CD19 CAR T cells to two people with MS in Erlangen. "
+        "The U.S. Food and Drug Administration was told.",
+    }
+    [match] = [m for m in MATCHER.match(fields) if m.topic == "car-t-ms"]
+    assert match.evidence == (
+        "Dr. Schett's team gave CD19 CAR T cells to two people with MS in Erlangen."
+    )
 
 
 def test_a_title_that_says_it_is_its_own_evidence() -> None:
