@@ -22,11 +22,14 @@ LABEL_WORDS = 6  # list items this short are labels of the item, not sentences o
 # or an opening mark. The pattern starts with the stop, so the engine skips to the next one.
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*(\s+)(?=[\"'\u201c\u2018(¿¡«]?[A-Z0-9À-ÝĀ-Ž])")
 # Abbreviations whose stop does not end a sentence, in the readers' languages: "diseases, e.g.
-# MS", "z. B. MS", "the U.S. Food and Drug Administration", "Dr. Schett", "Smith et al. Neurology";
-# a lone lower-case letter is one too ("d. h. Patienten").
+# MS", "z. B. MS", "the U.S. Food and Drug Administration", "Prof. Dr. med. Georg Schett",
+# "dr. Jansen", "la FDA de EE. UU.", "Kyverna Therapeutics, Inc. (Nasdaq: KYTX)", "Smith et
+# al. Neurology"; a lone lower-case letter is one too ("d. h. Patienten"). "Ms." is a title
+# only so written: "MS." ends a sentence.
 _ABBREVIATION = re.compile(
-    r"(?:^|[\s(,])(?:(?i:e\.g|i\.e)|vs|cf|ca|approx|incl|resp|Dr|Drs|Prof|Mr|Mrs|Ms|St|Fig|No|"
-    r"Nr|et al|bzw|sog|U\.S|U\.K|z\. ?B|[a-z])\.$"
+    r"(?:^|[\s(,])(?:(?i:e\.g|i\.e|dr|drs|dra|prof|med|doz|dott|sr|sra)|vs|cf|ca|approx|incl|"
+    r"resp|Mr|Mrs|Ms|St|Fig|No|Nr|et al|bzw|sog|Inc|Ltd|Corp|U\.S|U\.K|EE|z\. ?B|"
+    r"[a-z])\.$"
 )
 # The text an abbreviation is looked for in: the longest ("approx.") and the character before.
 _ABBREVIATION_CHARS = 9
