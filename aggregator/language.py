@@ -55,6 +55,15 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
 }
 # Letters only one of the languages writes (counted once each when present).
 LETTERS: dict[str, str] = {"fr": "çèêùœâîû", "de": "äöüß", "es": "ñ¿¡", "it": "òì", "pt": "ãõ"}
+# Word endings only one of the languages writes, counted per word: its nouns of action and its
+# past tense ("investigación", "trataron"; "investigação", "trataram"; "approvazione",
+# "trattarono"). Where function words are few (a registry's or a wire's terse sentence), the
+# words that carry the news still tell Spanish from Portuguese and Italian.
+ENDINGS: dict[str, tuple[str, ...]] = {
+    "es": ("ción", "ciones", "aron", "ieron"),
+    "pt": ("ção", "ções", "aram", "eram"),
+    "it": ("zione", "zioni", "arono", "erono"),
+}
 _WORDS_ONLY = WordTable()
 MIN_EVIDENCE = 2  # function words (and letters) needed before a language is named
 # A title alone may hold a single one ("Pacientes con EM reciben células CAR-T"): in a text
@@ -69,6 +78,8 @@ _LANGUAGE_OF = {word: language for language, words in FUNCTION_WORDS.items() for
 _LANGUAGE_OF_LETTER = {
     letter: language for language, letters in LETTERS.items() for letter in letters
 }
+_ENDINGS = tuple((ending, language) for language, endings in ENDINGS.items() for ending in endings)
+_ANY_ENDING = tuple(ending for ending, _ in _ENDINGS)
 
 
 def guess_language(text: str) -> str | None:
@@ -78,6 +89,7 @@ def guess_language(text: str) -> str | None:
     # Upper-case tokens are acronyms ("EM", "SEP"), not words of a language.
     words = [word.lower() for word in text.translate(_WORDS_ONLY).split() if not word.isupper()]
     scores = Counter(map(_LANGUAGE_OF.get, words))
+    scores.update(map(_language_by_ending, words))
     scores.update(map(_LANGUAGE_OF_LETTER.get, _LANGUAGE_OF_LETTER.keys() & set(text.lower())))
     if any(mark in text for mark in _FRENCH_SPACED_PUNCTUATION):
         scores["fr"] += 1
@@ -89,3 +101,12 @@ def guess_language(text: str) -> str | None:
     if score < MIN_EVIDENCE and (runner_up or len(words) > SHORT_TEXT_WORDS):
         return None
     return best
+
+
+def _language_by_ending(word: str) -> str | None:
+    if not word.endswith(_ANY_ENDING):  # most words: one call at C speed
+        return None
+    for ending, language in _ENDINGS:
+        if word.endswith(ending):
+            return language
+    return None

@@ -43,6 +43,15 @@ CASES = [
     ("pt", "Esclerose múltipla: primeiros doentes tratados com células CAR-T", "", True),
     ("fr-sep-short", "La SEP progressive traitée par CAR-T anti-CD19", "", True),
     ("de-headline", "Zelltherapie gegen Multiple Sklerose: Was CAR-T leisten kann", "", True),
+    # Few function words: the endings of the words that carry the news tell the language
+    (
+        "es-terse",
+        "Células CAR-T en EM: resultados iniciales",
+        "Investigadores de EE. UU. trataron a dos pacientes con EM progresiva con células CAR-T.",
+        True,
+    ),
+    ("pt-terse", "Investigação sobre EM: células CAR-T mostram resultados", "", True),
+    ("en-names", "Aaron and Sharon: CAR T in lupus", "EM of the cells was done by Aaron.", False),
     ("it-sm-short", "SM e CAR-T: perché i neurologi sono ancora cauti", "", True),
     ("pt-em-short", "CAR-T na EM: quem pode participar nos ensaios", "", True),
     ("car-treg", "CAR-Treg cells for MS enter a first-in-human trial", "", True),
