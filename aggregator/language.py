@@ -65,7 +65,7 @@ ENDINGS: dict[str, tuple[str, ...]] = {
     "it": ("zione", "zioni", "arono", "erono"),
 }
 _WORDS_ONLY = WordTable()
-MIN_EVIDENCE = 2  # function words (and letters) needed before a language is named
+MIN_EVIDENCE = 2  # function words (letters, endings) needed before a language is named
 # A title alone may hold a single one ("Pacientes con EM reciben células CAR-T"): in a text
 # this short, one is enough when no other language has any.
 SHORT_TEXT_WORDS = 10
