@@ -272,7 +272,8 @@ def clauses(sentence: str) -> list[str]:
 def _one_clause(text: str, begin: int, end: int) -> bool:
     """No word between `begin` and `end` opens another clause ("which", "whether", "but",
     "ob", "mais", ...): a hedge there speaks of something else. (The text is normalised for
-    matching, so a semicolon is gone; the words that follow one are what is left of it.)"""
+    matching: a semicolon leaves the two spaces a list's comma does, so the words after it
+    are what tells them apart.)"""
     return _CLAUSE_BREAKS.isdisjoint(text[begin:end].lower().split())
 
 

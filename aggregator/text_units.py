@@ -31,8 +31,8 @@ _ABBREVIATION = re.compile(
     r"resp|Mr|Mrs|Ms|St|Fig|No|Nr|et al|bzw|sog|Inc|Ltd|Corp|U\.S|U\.K|EE|z\. ?B|"
     r"[a-z])\.$"
 )
-# The text an abbreviation is looked for in: the longest ("approx.") and the character before.
-_ABBREVIATION_CHARS = 9
+# The text an abbreviation is looked for in: the longest ("approx.", 7) and the character before.
+_ABBREVIATION_CHARS = 8
 _BAR = re.compile(r"\s+\|\s+")  # "Trial news | Site name": parts of their own
 _BLOCK = re.compile(
     r"<(/?)(p|br|li|ul|ol|div|h[1-6]|tr|td|th|dd|dt|blockquote|section|article)\b[^>]*>",
