@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit
 
@@ -114,13 +114,45 @@ def text_from_html(markup: str, max_length: int | None = None) -> str:
     return clean_text(text, max_length)
 
 
+# Where a sentence ends: the space after . ! ? (and a closing mark) before a capital, a digit
+# or an opening mark. The pattern starts with the stop, so the engine skips to the next one.
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*(\s+)(?=[\"'\u201c\u2018(¿¡«]?[A-Z0-9À-ÝĀ-Ž])")
+# Abbreviations whose stop does not end a sentence, in the readers' languages: "diseases, e.g.
+# MS", "z. B. MS", "the U.S. Food and Drug Administration", "Prof. Dr. med. Georg Schett",
+# "dr. Jansen", "la FDA de EE. UU.", "Kyverna Therapeutics, Inc. (Nasdaq: KYTX)", "Smith et
+# al. Neurology"; a lone lower-case letter is one too ("d. h. Patienten"). "Ms." is a title
+# only so written: "MS." ends a sentence.
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(,])(?:(?i:e\.g|i\.e|dr|drs|dra|prof|med|doz|dott|sr|sra)|vs|cf|ca|approx|incl|"
+    r"resp|Mr|Mrs|Ms|St|Fig|No|Nr|et al|bzw|sog|Inc|Ltd|Corp|U\.S|U\.K|EE|z\. ?B|"
+    r"[a-z])\.$"
+)
+# The text an abbreviation is looked for in: the longest ("approx.", 7) and the character before.
+_ABBREVIATION_CHARS = 8
+
+
+def sentences(text: str) -> Iterator[str]:
+    """The sentences of running text, where a stop before a capital ends one and an
+    abbreviation's does not."""
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        stop = end.start() + 1
+        if _ABBREVIATION.search(text[max(0, stop - _ABBREVIATION_CHARS) : stop]):
+            continue
+        if sentence := text[start : end.start(1)].strip():
+            yield sentence
+        start = end.end(1)
+    if sentence := text[start:].strip():
+        yield sentence
+
+
 def fallback_title(markup: str, link: str | None, max_length: int = 120) -> str:
     """A title for an item that has none (valid RSS 2.0: a Mastodon post, a short note): the
     first sentence of its first paragraph, cut at a word when long, else its link. Every page,
     feed and digest needs something to show and to link, and Atom requires a title."""
     blocks = (text_from_html(block) for block in _BLOCK_TAG.split(markup))
     first = next((block for block in blocks if block), "")
-    sentence = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0].rstrip(" ,;:")
+    sentence = next(sentences(first), "").rstrip(" ,;:")
     if len(sentence) > max_length:
         cut = sentence[: max_length - 1].rsplit(" ", 1)[0] or sentence[: max_length - 1]
         sentence = cut.rstrip(" ,.;:") + "…"

@@ -15,24 +15,9 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from aggregator.normalise import text_from_html
+from aggregator.normalise import sentences, text_from_html
 
 LABEL_WORDS = 6  # list items this short are labels of the item, not sentences of their own
-# Where a sentence ends: the space after . ! ? (and a closing mark) before a capital, a digit
-# or an opening mark. The pattern starts with the stop, so the engine skips to the next one.
-_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*(\s+)(?=[\"'\u201c\u2018(¿¡«]?[A-Z0-9À-ÝĀ-Ž])")
-# Abbreviations whose stop does not end a sentence, in the readers' languages: "diseases, e.g.
-# MS", "z. B. MS", "the U.S. Food and Drug Administration", "Prof. Dr. med. Georg Schett",
-# "dr. Jansen", "la FDA de EE. UU.", "Kyverna Therapeutics, Inc. (Nasdaq: KYTX)", "Smith et
-# al. Neurology"; a lone lower-case letter is one too ("d. h. Patienten"). "Ms." is a title
-# only so written: "MS." ends a sentence.
-_ABBREVIATION = re.compile(
-    r"(?:^|[\s(,])(?:(?i:e\.g|i\.e|dr|drs|dra|prof|med|doz|dott|sr|sra)|vs|cf|ca|approx|incl|"
-    r"resp|Mr|Mrs|Ms|St|Fig|No|Nr|et al|bzw|sog|Inc|Ltd|Corp|U\.S|U\.K|EE|z\. ?B|"
-    r"[a-z])\.$"
-)
-# The text an abbreviation is looked for in: the longest ("approx.", 7) and the character before.
-_ABBREVIATION_CHARS = 8
 _BAR = re.compile(r"\s+\|\s+")  # "Trial news | Site name": parts of their own
 _BLOCK = re.compile(
     r"<(/?)(p|br|li|ul|ol|div|h[1-6]|tr|td|th|dd|dt|blockquote|section|article)\b[^>]*>",
@@ -203,18 +188,9 @@ def _is_fields(sentence: str) -> bool:
 
 
 def _sentences(block: str) -> Iterator[str]:
-    """The sentences of a block of running text."""
+    """The sentences of a block of running text, a title's parts ("... | Site name") apart."""
     for part in _BAR.split(block) if "|" in block else (block,):
-        start = 0
-        for end in _SENTENCE_END.finditer(part):
-            stop = end.start() + 1
-            if _ABBREVIATION.search(part[max(0, stop - _ABBREVIATION_CHARS) : stop]):
-                continue
-            if sentence := part[start : end.start(1)].strip():
-                yield sentence
-            start = end.end(1)
-        if sentence := part[start:].strip():
-            yield sentence
+        yield from sentences(part)
 
 
 def _blocks(text: str) -> Iterator[tuple[str, bool]]:

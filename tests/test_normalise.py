@@ -86,6 +86,12 @@ def test_text_from_html(markup: str, expected: str) -> None:
             id="first-sentence",
         ),
         pytest.param(
+            "Dr. Schett's team in Erlangen treated two people with MS. More follow.",
+            None,
+            "Dr. Schett's team in Erlangen treated two people with MS.",
+            id="abbreviation-inside",
+        ),
+        pytest.param(
             "Reading list:<ul><li>MS</li></ul>", None, "Reading list", id="trailing-colon"
         ),
         pytest.param(
