@@ -129,21 +129,34 @@ _ABBREVIATION = re.compile(
 )
 # The text an abbreviation is looked for in: the longest ("approx.", 7) and the character before.
 _ABBREVIATION_CHARS = 8
+# How far a parenthesis may still close for a stop inside it to end nothing: a citation
+# ("(Mackensen et al., Nat. Med. 2022)"), not a bracket a source left open.
+_ASIDE_CHARS = 200
 
 
 def sentences(text: str) -> Iterator[str]:
-    """The sentences of running text, where a stop before a capital ends one and an
-    abbreviation's does not."""
+    """The sentences of running text, where a stop before a capital ends one, and neither an
+    abbreviation's nor one inside parentheses does."""
     start = 0
     for end in _SENTENCE_END.finditer(text):
         stop = end.start() + 1
-        if _ABBREVIATION.search(text[max(0, stop - _ABBREVIATION_CHARS) : stop]):
+        if _after_abbreviation(text, stop) or _inside_aside(text, start, stop):
             continue
         if sentence := text[start : end.start(1)].strip():
             yield sentence
         start = end.end(1)
     if sentence := text[start:].strip():
         yield sentence
+
+
+def _after_abbreviation(text: str, stop: int) -> bool:
+    return _ABBREVIATION.search(text[max(0, stop - _ABBREVIATION_CHARS) : stop]) is not None
+
+
+def _inside_aside(text: str, start: int, stop: int) -> bool:
+    """Whether a parenthesis opened since `start` is still open at `stop`, and closes soon."""
+    opened = text.count("(", start, stop) > text.count(")", start, stop)
+    return opened and text.find(")", stop, stop + _ASIDE_CHARS) >= 0
 
 
 def fallback_title(markup: str, link: str | None, max_length: int = 120) -> str:

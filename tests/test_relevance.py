@@ -671,7 +671,8 @@ CASES = [
     ("rhabdomyosarcoma", "CAR T for rhabdomyosarcoma (RMS)", "RMS is a childhood cancer.", False),
     ("post-marketing", "Post-marketing surveillance (PMS) of CAR T", "PMS data from 2025.", False),
     ("aside-not-definition", "CAR T in MS (preliminary): first data", "", True),
-    # A clause mark parts phrases ("MS. MS" is not MS/MS); an abbreviation's stop ends no sentence
+    # A clause mark parts phrases ("MS. MS" is not MS/MS); an abbreviation's stop, or one in
+    # parentheses, ends no sentence
     ("ms-sentence-then-ms", "CD19 CAR T in MS. MS patients responded", "", True),
     ("ms-semicolon-ms", "KYV-101 CAR T in MS; MS Society welcomes the trial", "", True),
     ("ms-comma-based", "CAR T for MS, based on lupus results", "", True),
@@ -700,6 +701,20 @@ CASES = [
         "ie-not-a-sentence",
         "Lupus trial of CD19 CAR T",
         "Neurological diseases, i.e. Multiple sclerosis, were excluded.",
+        False,
+    ),
+    (
+        "citation-aside",
+        "What next for B cells?",
+        "CD19 CAR T cells put lupus into remission (Mackensen et al., Nat. Med. 2022) and are now "
+        "being given to people with MS.",
+        True,
+    ),
+    (
+        "citation-aside-then-ms",
+        "Reading list",
+        "CD19 CAR T cells put lupus into remission (Mackensen et al., Nat. Med. 2022). "
+        "Ocrelizumab remains the standard in MS.",
         False,
     ),
     (
