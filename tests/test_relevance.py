@@ -51,6 +51,9 @@ CASES = [
         True,
     ),
     ("pt-terse", "Investigação sobre EM: células CAR-T mostram resultados", "", True),
+    # Written without accents, as some sources do
+    ("es-no-accents", "CAR-T para la esclerosis multiple: primer paciente", "", True),
+    ("pt-no-accents", "Celulas CAR-T na esclerose multipla: primeiros doentes", "", True),
     ("en-names", "Aaron and Sharon: CAR T in lupus", "EM of the cells was done by Aaron.", False),
     ("it-sm-short", "SM e CAR-T: perché i neurologi sono ancora cauti", "", True),
     ("pt-em-short", "CAR-T na EM: quem pode participar nos ensaios", "", True),
