@@ -598,7 +598,12 @@ class _Reading:
             title = unit.field == "title"
             before = [other.start for other in self._found_before(hit)]
             cue = mentions.by_cue(
-                cues, hit.scanned, hit.start, hit.end, title=title, terms_before=before
+                cues,
+                hit.scanned,
+                hit.start,
+                self._phrase_end(hit),
+                title=title,
+                terms_before=before,
             )
             if cue in mentions.CLAUSE_BOUND and not self._in_its_clause(hit, unit, cue):
                 # "MS patients were treated; it remains to be seen whether ...", "people with
@@ -670,6 +675,15 @@ class _Reading:
             ):
                 return True
         return False
+
+    def _phrase_end(self, hit: _Found) -> int:
+        """Where the run of terms `hit` starts ends ("CD19 CAR T", "KYV-101 CAR T"): what is
+        said after the run ("... was not studied") is said of each of its terms."""
+        end = hit.end
+        following = {o.start: o.end for o in self._found if o.unit == hit.unit and o.start >= end}
+        while end in following:
+            end = following[end]
+        return end
 
     def _found_before(self, hit: _Found) -> list[_Found]:
         """The terms found before `hit` in its own unit."""

@@ -70,6 +70,10 @@ _NOT_STUDIED_PHRASES = (
     *("non è stata studiata", "non è stato studiato", "non sono stati inclusi"),
     *("non è stata inclusa", "niet onderzocht", "niet opgenomen", "não foi estudada"),
     *("não foi estudado", "não foram incluídos"),
+    # "CAR T was not part of the study"
+    *("not part of", "nicht Teil", "ne faisait pas partie", "ne faisaient pas partie"),
+    *("no formó parte", "no formaron parte", "non faceva parte", "non facevano parte"),
+    *("geen deel uit", "não fez parte", "não fizeram parte"),
 )
 _NOT_STUDIED = frozenset(phrase.lower() for phrase in _NOT_STUDIED_PHRASES)
 

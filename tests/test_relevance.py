@@ -339,6 +339,30 @@ CASES = [
         "CD19-CAR-T-Zellen bei MS: Die Langzeitsicherheit wurde nicht untersucht.",
         True,
     ),
+    (
+        "not-studied-said-of-a-run-of-terms",
+        "Ocrelizumab in relapsing MS: five-year data",
+        "CD19 CAR T cells were not studied.",
+        False,
+    ),
+    (
+        "not-part-of",
+        "Ocrelizumab in relapsing MS: five-year data",
+        "CD19 CAR T was not part of the study.",
+        False,
+    ),
+    (
+        "not-part-of-de",
+        "Ocrelizumab bei schubförmiger MS: Fünfjahresdaten",
+        "CAR-T-Zellen waren nicht Teil der Studie.",
+        False,
+    ),
+    (
+        "not-part-of-another-subject",
+        "KYV-101 CAR T in progressive MS",
+        "Two patients were dosed; placebo was not part of the design.",
+        True,
+    ),
     # An exclusion speaks only for its own clause
     (
         "excluded-then-treated",
