@@ -333,8 +333,9 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
 
 def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool]) -> Mention | None:
     """Why the term written at sentence[start:end] is a passing mention by how it is written
-    (a place, a degree, part of a name), or None. Names are judged in English text only
-    (`english` is asked only then: other languages capitalise differently)."""
+    (a place, a degree, part of a name), or None. Names are read from capitals in English
+    text; other languages capitalise differently (German every noun), so there only an
+    organisation's head word marks one (`english` is asked only when either may be)."""
     if "," in sentence[max(0, start - NEAR) : end + 3]:  # places and degrees follow commas
         if _is_place(sentence, start, end):
             return Mention.PLACE
@@ -342,7 +343,28 @@ def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool])
             return Mention.DEGREE
     if _is_name(sentence, start, end) and english():
         return Mention.NAME
+    if _in_organisation_name(sentence, start, end) and not english():
+        return Mention.NAME
     return None
+
+
+def _in_organisation_name(sentence: str, start: int, end: int) -> bool:
+    """A term inside an organisation's name, as other languages write one: before its head
+    word ("Deutsche Multiple Sklerose Gesellschaft", "MS-Gesellschaft"), or capitalised a few
+    name words after it ("Associazione Italiana Sclerosi Multipla", "Fundación Esclerosis
+    Múltiple", "Sociedade Portuguesa de Esclerose Múltipla", "Stichting MS Research")."""
+    following = _FOLLOWING_WORD.match(sentence, end)
+    if following and following[1] in _ORGANISATION_HEADS:
+        return True
+    if not all(map(_capitalised, sentence[start:end].split())):
+        return False
+    for word in reversed(_before(sentence, start).split()[-ORGANISATION_WORDS:]):
+        word = _ELISION.split(word.strip(_PUNCTUATION))[-1]  # "L'Associazione"
+        if word in _ORGANISATION_HEADS:
+            return True
+        if not (_capitalised(word) or word in _ORGANISATION_LINKS):
+            return False
+    return False
 
 
 # Kinds of illness, in the readers' languages: what a term given as an example of them is one
@@ -393,6 +415,19 @@ _VENUE_WORDS = frozenset(
     "journal magazine newsletter online today issue revue revista rivista tijdschrift".split()
 )
 _NAME_LINKS = frozenset("and of in for on the & de des du der für".split())
+# The head words of organisations' names in the readers' other languages, and the words that
+# may stand between a head and the term it names ("Ligue contre la SEP", "Stichting voor MS").
+_ORGANISATION_HEADS = _NAME_HEADS | frozenset(
+    "Associazione Asociación Associação Sociedad Sociedade Société Società Federazione "
+    "Federación Federação Fédération Ligue Liga Lega Vereniging Verein Fonds Fundação".split()
+)
+_ORGANISATION_LINKS = frozenset(
+    "de des du der für di del della dei delle da do dos das van voor pour contre la le l "
+    "per para sobre e y et und".split()
+)
+ORGANISATION_WORDS = 4  # words a name may hold between its head and the term
+_FOLLOWING_WORD = re.compile(r"[-\s]?(\w+)")
+_ELISION = re.compile("['\u2019]")
 _PUNCTUATION = ".,;:!?()[]{}\"'\u00ab\u00bb\u201c\u201d\u2018\u2019\u2026/|*"
 _LIST_WORDS = frozenset("and or und oder et ou y e".split())
 _ARTICLES = frozenset(

@@ -750,6 +750,43 @@ CASES = [
         "The U.S. Food and Drug Administration cleared the trial in MS.",
         True,
     ),
+    # An organisation's name in the readers' other languages
+    (
+        "de-society-name",
+        "CAR-T-Zellen bei Lupus: neue Daten",
+        "Die Deutsche Multiple Sklerose Gesellschaft lädt zum Patiententag ein.",
+        False,
+    ),
+    (
+        "it-society-name",
+        "Lupus e CAR-T",
+        "L'Associazione Italiana Sclerosi Multipla ha pubblicato il bilancio annuale.",
+        False,
+    ),
+    (
+        "nl-foundation-name",
+        "Lupus: CAR-T-therapie werkt",
+        "Stichting MS Research organiseert een symposium over CAR-T bij lupus.",
+        False,
+    ),
+    (
+        "fr-journal-name",
+        "Lupus : les CAR-T confirment",
+        "Publié dans la revue Multiple Sclerosis Journal.",
+        False,
+    ),
+    (
+        "de-society-beside-ms",
+        "CAR-T-Zellen gegen MS",
+        "Die DMSG begrüßt die Studie in Erlangen.",
+        True,
+    ),
+    (
+        "it-patients-with-ms",
+        "Lupus e CAR-T",
+        "L'ospedale ha trattato con CAR-T due pazienti con Sclerosi Multipla.",
+        True,
+    ),
     # Places and titles
     ("ms-software", "MS Excel template for CAR T dosing in lymphoma", "", False),
     ("jackson", "Jackson, MS: new CAR T centre opens for lymphoma", "", False),
