@@ -604,6 +604,7 @@ class _Reading:
                 self._phrase_end(hit),
                 title=title,
                 terms_before=before,
+                english=self._english,
             )
             if cue in mentions.CLAUSE_BOUND and not self._in_its_clause(hit, unit, cue):
                 # "MS patients were treated; it remains to be seen whether ...", "people with

@@ -77,6 +77,25 @@ _NOT_STUDIED_PHRASES = (
 )
 _NOT_STUDIED = frozenset(phrase.lower() for phrase in _NOT_STUDIED_PHRASES)
 
+# The head words of organisations' names, which mark a name where capitals cannot (German
+# capitalises every noun): a term right before one ("Deutsche Multiple Sklerose Gesellschaft",
+# "MS-Gesellschaft", "la revue Multiple Sclerosis Journal"), or capitalised a few name words
+# after one ("Associazione Italiana Sclerosi Multipla", "Stichting MS Research").
+_ORGANISATION_HEADS = (
+    *("Journal", "Society", "Foundation", "Association", "Trust", "Federation", "Alliance"),
+    *("News", "Magazine"),
+    *("Gesellschaft", "Stiftung", "Verein", "Fondation", "Société", "Fédération", "Ligue"),
+    *("Fundación", "Asociación", "Sociedad", "Federación", "Liga", "Fondazione"),
+    *("Associazione", "Società", "Federazione", "Lega", "Stichting", "Vereniging", "Fonds"),
+    *("Fundação", "Associação", "Sociedade", "Federação"),
+)
+# Words that may stand between a head and the term it names ("Ligue contre la SEP").
+_ORGANISATION_LINKS = frozenset(
+    "de des du der für di del della dei delle da do dos das van voor pour contre la le l "
+    "per para sobre e y et und".split()
+)
+ORGANISATION_WORDS = 4  # words a name may hold between its head and the term
+
 # The phrases that make a term nearby a passing mention, in the readers' languages. They are
 # matched as terms are (whole words, case, accents and punctuation as the normaliser leaves
 # them: "e.g." is "e g", "critères d'exclusion" is "critères d exclusion"), in the same pass.
@@ -111,6 +130,7 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("beispielsweise", "par exemple", "notamment", "por ejemplo", "ad esempio", "zoals"),
         *("bijvoorbeeld", "por exemplo"),
     ),
+    Mention.NAME: _ORGANISATION_HEADS,
     Mention.EXCLUSION: (
         *("exclusion criteria", "exclusion criterion", "exclude", "excluded", "excludes"),
         *("excluding", "Ausschlusskriterien", "Ausschlusskriterium", "ausgeschlossen"),
@@ -215,6 +235,7 @@ def by_cue(
     *,
     title: bool,
     terms_before: Sequence[int] = (),
+    english: Callable[[], bool],
 ) -> Mention | None:
     """Why a term is a passing mention by a cue phrase near it, or None.
 
@@ -227,10 +248,15 @@ def by_cue(
     claim), and only in the term's own clause: "two people with MS were treated; whether it
     lasts remains to be seen" reports a treatment. So is an exclusion, in titles too ("people
     with lupus were excluded, but people with MS may join"), unless it heads criteria, which
-    list what follows.
+    list what follows. An organisation's head word makes a term part of a name in text that
+    is not English (`english`, asked only then); English names are read by `by_form`.
     """
     venue_end = -1
     for kind, cue_start, cue_end in cues:
+        if kind is Mention.NAME:
+            if _heads_its_name(text, start, end, cue_start, cue_end) and not english():
+                return kind
+            continue
         hedges = not title and kind in HEDGES
         if cue_end > start:
             if kind is Mention.SPECULATION and not title and _one_clause(text, end, cue_start):
@@ -256,6 +282,22 @@ def by_cue(
     if venue_end >= 0 and _only_name_words(text[venue_end:start]):
         return Mention.VENUE
     return None
+
+
+def _heads_its_name(text: str, start: int, end: int, cue_start: int, cue_end: int) -> bool:
+    """Whether an organisation's head word (capitalised: not "the society we live in") makes
+    the term part of its name: right after it, or a few capitalised name words before it."""
+    if not text[cue_start + 1].isupper():
+        return False
+    if cue_start == end:
+        return True
+    between = text[cue_end:start].split()
+    return (
+        cue_end <= start
+        and len(between) <= ORGANISATION_WORDS
+        and all(map(_capitalised, text[start:end].split()))
+        and all(_capitalised(word) or word in _ORGANISATION_LINKS for word in between)
+    )
 
 
 def clauses(sentence: str) -> list[str]:
@@ -333,9 +375,9 @@ def _excluded_after(text: str, end: int, cue_start: int, cue_end: int) -> bool:
 
 def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool]) -> Mention | None:
     """Why the term written at sentence[start:end] is a passing mention by how it is written
-    (a place, a degree, part of a name), or None. Names are read from capitals in English
-    text; other languages capitalise differently (German every noun), so there only an
-    organisation's head word marks one (`english` is asked only when either may be)."""
+    (a place, a degree, part of a name), or None. Names are judged in English text only
+    (`english` is asked only then: other languages capitalise differently, and there an
+    organisation's head word marks a name: `by_cue`)."""
     if "," in sentence[max(0, start - NEAR) : end + 3]:  # places and degrees follow commas
         if _is_place(sentence, start, end):
             return Mention.PLACE
@@ -343,28 +385,7 @@ def by_form(sentence: str, start: int, end: int, *, english: Callable[[], bool])
             return Mention.DEGREE
     if _is_name(sentence, start, end) and english():
         return Mention.NAME
-    if _in_organisation_name(sentence, start, end) and not english():
-        return Mention.NAME
     return None
-
-
-def _in_organisation_name(sentence: str, start: int, end: int) -> bool:
-    """A term inside an organisation's name, as other languages write one: before its head
-    word ("Deutsche Multiple Sklerose Gesellschaft", "MS-Gesellschaft"), or capitalised a few
-    name words after it ("Associazione Italiana Sclerosi Multipla", "Fundación Esclerosis
-    Múltiple", "Sociedade Portuguesa de Esclerose Múltipla", "Stichting MS Research")."""
-    following = _FOLLOWING_WORD.match(sentence, end)
-    if following and following[1] in _ORGANISATION_HEADS:
-        return True
-    if not all(map(_capitalised, sentence[start:end].split())):
-        return False
-    for word in reversed(_before(sentence, start).split()[-ORGANISATION_WORDS:]):
-        word = _ELISION.split(word.strip(_PUNCTUATION))[-1]  # "L'Associazione"
-        if word in _ORGANISATION_HEADS:
-            return True
-        if not (_capitalised(word) or word in _ORGANISATION_LINKS):
-            return False
-    return False
 
 
 # Kinds of illness, in the readers' languages: what a term given as an example of them is one
@@ -406,28 +427,12 @@ _CREDENTIALS = frozenset(
 # The words a publication's or an organisation's name ends in: a capitalised term right
 # before one is part of that name. (Not meetings or centres: a CAR T talk at an MS meeting,
 # or patients of an MS centre, are about MS.)
-_NAME_HEADS = frozenset(
-    "Journal Society Foundation Association Trust News Federation Alliance Magazine "
-    "Gesellschaft Stiftung Fondation Fundación Fondazione Stichting".split()
-)
+_NAME_HEADS = frozenset(_ORGANISATION_HEADS)
 # Words that may stand between a venue cue and the venue's name ("in the journal ...").
 _VENUE_WORDS = frozenset(
     "journal magazine newsletter online today issue revue revista rivista tijdschrift".split()
 )
 _NAME_LINKS = frozenset("and of in for on the & de des du der für".split())
-# The head words of organisations' names in the readers' other languages, and the words that
-# may stand between a head and the term it names ("Ligue contre la SEP", "Stichting voor MS").
-_ORGANISATION_HEADS = _NAME_HEADS | frozenset(
-    "Associazione Asociación Associação Sociedad Sociedade Société Società Federazione "
-    "Federación Federação Fédération Ligue Liga Lega Vereniging Verein Fonds Fundação".split()
-)
-_ORGANISATION_LINKS = frozenset(
-    "de des du der für di del della dei delle da do dos das van voor pour contre la le l "
-    "per para sobre e y et und".split()
-)
-ORGANISATION_WORDS = 4  # words a name may hold between its head and the term
-_FOLLOWING_WORD = re.compile(r"[-\s]?(\w+)")
-_ELISION = re.compile("['\u2019]")
 _PUNCTUATION = ".,;:!?()[]{}\"'\u00ab\u00bb\u201c\u201d\u2018\u2019\u2026/|*"
 _LIST_WORDS = frozenset("and or und oder et ou y e".split())
 _ARTICLES = frozenset(
