@@ -239,7 +239,7 @@ def by_cue(
 ) -> Mention | None:
     """Why a term is a passing mention by a cue phrase near it, or None.
 
-    `text` is the term's sentence as normalised for matching (words, single spaces, and two
+    `text` is the term's sentence as normalised for matching (words, single spaces, and more
     where a clause mark stood; case kept), `cues` the (kind, start, end) of the cue phrases
     found in it, `start` and `end` where the term stands, and `terms_before` where the other
     terms before it start. A contrast is with the first term after its cue ("rather than HSCT
@@ -318,7 +318,7 @@ def clauses(sentence: str) -> list[str]:
 def _one_clause(text: str, begin: int, end: int) -> bool:
     """No word between `begin` and `end` opens another clause ("which", "whether", "but",
     "ob", "mais", ...): a hedge there speaks of something else. (The text is normalised for
-    matching: a semicolon leaves the two spaces a list's comma does, so the words after it
+    matching: a semicolon leaves the spaces a list's comma does, so the words after it
     are what tells them apart.)"""
     return _CLAUSE_BREAKS.isdisjoint(text[begin:end].lower().split())
 
