@@ -204,6 +204,7 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("also being investigated", "also being developed", "also being explored"),
         *("also in development", "also under development", "also studied in"),
         *("also tested in", "also evaluated in", "also investigated in", "also developed for"),
+        *("also in trials", "also in clinical trials", "also being trialled", "also being trialed"),
         *("également étudié", "également étudiée", "également étudiés", "également évalué"),
         *("également évaluée", "également évalués", "également testé", "également testée"),
         *("également testés", "également en développement", "aussi étudié", "aussi évalué"),

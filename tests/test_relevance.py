@@ -581,6 +581,18 @@ CASES = [
     ),
     ("another-use-in-the-title", "KYV-101 is also being tested in MS", "", True),
     (
+        "another-use-in-trials",
+        "KYV-101: first patient with stiff person syndrome treated",
+        "Kyverna's CAR T is also in trials for MS and myasthenia gravis.",
+        False,
+    ),
+    (
+        "another-use-in-trials-alone",
+        "KYV-101 for stiff person syndrome",
+        "KYV-101 is also in trials for progressive MS.",
+        True,
+    ),
+    (
         "excluded-imperfect-fr",
         "Essai CAR-T dans le lupus",
         "Les personnes atteintes de sclérose en plaques étaient exclues.",
