@@ -77,11 +77,12 @@ REPEATED_SHARE = 0.3
 DEFINED = "defined"  # "RMS@defined"
 _MAX_SHARED_HITS = 10_000
 FIELD_END = "\x00"
-# Punctuation that ends a sentence or parts a clause, where a space follows it: there the
-# normalised text has two spaces or more, so no phrase, veto or negation reads across it ("in MS. MS
-# affects ..." is not "MS/MS"). Elsewhere it parts words as any other mark ("10.1056", "e.g").
+# Punctuation that ends a sentence or parts a clause or a title ("... | MS News Today", "... -
+# MS Society"), where a space follows it: there the normalised text has two spaces or more, so
+# no phrase, veto or negation reads across it ("in MS. MS affects ..." is not "MS/MS").
+# Elsewhere it parts words as any other mark does ("10.1056", "e.g", "CAR-T").
 _BREAK = "\x01"
-_BREAK_MARKS = ".,;:!?\u00a1\u00bf"
+_BREAK_MARKS = ".,;:!?\u00a1\u00bf|\u2022\u00b7-\u2013\u2014"
 # Every ASCII byte that is not a letter or digit separates words (NUL ends a field).
 _ASCII_SEPARATORS = bytes(
     c if chr(c).isalnum() or c == 0 else 1 if chr(c) in _BREAK_MARKS else 32 for c in range(256)

@@ -715,6 +715,9 @@ CASES = [
     ("ms-sentence-then-ms", "CD19 CAR T in MS. MS patients responded", "", True),
     ("ms-semicolon-ms", "KYV-101 CAR T in MS; MS Society welcomes the trial", "", True),
     ("ms-comma-based", "CAR T for MS, based on lupus results", "", True),
+    ("title-bar-then-site", "CAR T trial opens for people with MS | MS News Today", "", True),
+    ("title-dash-then-site", "CAR T trial opens for people with MS - MS Society", "", True),
+    ("de-hyphen-ellipsis", "MS- und Lupus-Patienten erhalten CAR-T-Zellen", "", True),
     (
         "de-ms-sentence-then-ms",
         "CAR-T-Zellen gegen MS. MS-Betroffene hoffen auf Erlangen",
