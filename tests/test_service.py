@@ -415,9 +415,15 @@ def test_aggregator_run_fetches_publishes_serves_and_stops_on_sigterm(
         assert health["scheduler"]["state"] == "running"
         assert {job["id"] for job in health["scheduler"]["jobs"]} == {"fetch"}
         assert [feed["name"] for feed in health["failing_feeds"]] == ["down"]
-        feed = httpx.get(base + "/feed.xml")
-        assert feed.status_code == 200
-        assert b"Anti-CD19 CAR" in feed.content
+        # The fetch is recorded before the export that follows it is written: wait for that.
+        feed = wait_for(
+            lambda: (
+                (f := httpx.get(base + "/feed.xml")).status_code == 200
+                and b"Anti-CD19 CAR" in f.content
+                and f
+            ),
+            what="the fetched story in the served feed",
+        )
         again = httpx.get(base + "/feed.xml", headers={"If-None-Match": feed.headers["etag"]})
         assert again.status_code == 304
         # Fetched again on its own schedule (2s): the server sees conditional requests.
