@@ -641,7 +641,8 @@ class _Reading:
 
     def _in_its_clause(self, hit: _Found, unit: text_units.Unit, kind: mentions.Mention) -> bool:
         """Whether a cue of `kind` stands in the same clause as the term, where punctuation
-        parts them (`mentions.clauses`: normalised text, which the cues are found in, has none).
+        parts them (`mentions.clauses`: the normalised text the cues are found in keeps only
+        the breaks marks leave, not which mark stood there).
         """
         clauses = mentions.clauses(unit.text)
         if len(clauses) == 1:
