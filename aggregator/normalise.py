@@ -27,6 +27,19 @@ _BLOCK_TAG = re.compile(
     r"|section|article|header|footer|aside|nav|figure|figcaption|caption|address)\b[^>]*>",
     re.IGNORECASE,
 )
+# The tags a field's text is cut into blocks at, to be read one by one (`text_units`).
+_BLOCK_NAMES = frozenset(
+    "p br li ul ol div h1 h2 h3 h4 h5 h6 tr td th dd dt blockquote section article".split()
+)
+_BLOCKS_ONLY = nh3.Cleaner(
+    tags=set(_BLOCK_NAMES),
+    attributes={},
+    clean_content_tags={"script", "style"},
+    strip_comments=True,
+    link_rel=None,
+)
+_TAG = re.compile(r"<[^<>]*>")
+_BARE_BLOCK_TAGS = frozenset(f"<{slash}{name}>" for name in _BLOCK_NAMES for slash in ("", "/"))
 # What is left after one round of stripping and decoding that may still be markup: a whole tag
 # or an entity (a feed that escaped its HTML once more than it should).
 _STILL_MARKUP = re.compile(r"</?[A-Za-z][^<>]*>|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);")
@@ -108,10 +121,30 @@ def text_from_html(markup: str, max_length: int | None = None) -> str:
         return clean_text(markup, max_length)
     text = markup
     for _ in range(_MAX_UNESCAPE_ROUNDS):
-        text = html.unescape(_TEXT_ONLY.clean(_BLOCK_TAG.sub(r" \g<0> ", text)))
+        if _only_bare_blocks(text):  # what `html_blocks_only` leaves needs no sanitiser
+            text = _TAG.sub(" ", text)
+        else:
+            text = _TEXT_ONLY.clean(_BLOCK_TAG.sub(r" \g<0> ", text))
+        text = html.unescape(text)
         if not _STILL_MARKUP.search(text):
             break
     return clean_text(text, max_length)
+
+
+def html_blocks_only(markup: str) -> str:
+    """`markup` with no tags left but those of `_BLOCK_NAMES`, and a space where any block tag
+    stood. A field read block by block is sanitised once, not once a block: its blocks' text
+    then holds entities only."""
+    if _only_bare_blocks(markup):
+        return markup
+    return _BLOCKS_ONLY.clean(_BLOCK_TAG.sub(r" \g<0> ", markup))
+
+
+def _only_bare_blocks(markup: str) -> bool:
+    """Whether every tag in `markup` is a block tag without attributes, and every "<" opens
+    one: text with no "<" at all, or markup `html_blocks_only` has already made."""
+    tags = _TAG.findall(markup)
+    return len(tags) == markup.count("<") and _BARE_BLOCK_TAGS.issuperset(tags)
 
 
 # Where a sentence ends: the space after . ! ? (and a closing mark) before a capital, a digit

@@ -10,6 +10,7 @@ from aggregator.normalise import (
     UNTITLED,
     clean_text,
     fallback_title,
+    html_blocks_only,
     plausible_date,
     safe_link,
     text_from_html,
@@ -20,54 +21,62 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 BASE = "https://feeds.example.org/news/feed.xml"
 
 
-@pytest.mark.parametrize(
-    ("markup", "expected"),
-    [
-        pytest.param("CAR T in MS", "CAR T in MS", id="plain"),
-        pytest.param("<b>CAR</b>-T <i>cells</i>", "CAR-T cells", id="tags-inside-words"),
-        pytest.param("CAR&nbsp;T &amp; MS", "CAR T & MS", id="entities"),
-        pytest.param("&lt;i&gt;EBV&lt;/i&gt; in MS", "EBV in MS", id="escaped-markup-is-text-too"),
-        pytest.param(
-            "CD5&lt;sup&gt;+&lt;/sup&gt; T cells", "CD5+ T cells", id="escaped-superscript"
-        ),
-        pytest.param("&amp;lt;b&amp;gt;CAR&amp;lt;/b&amp;gt;-T", "CAR-T", id="escaped-twice"),
-        pytest.param(
-            "J Neurol Neurosurg &amp;amp; Psychiatry",
-            "J Neurol Neurosurg & Psychiatry",
-            id="ampersand-escaped-twice",
-        ),
-        pytest.param(
-            "<p>Kyverna Therapeutics</p><p>Recruiting</p>",
-            "Kyverna Therapeutics Recruiting",
-            id="paragraphs-keep-words-apart",
-        ),
-        pytest.param(
-            "2 December 2026<br/>Results from",
-            "2 December 2026 Results from",
-            id="line-break-keeps-words-apart",
-        ),
-        pytest.param(
-            "<ul><li>Relapsing MS</li><li>CD19</li></ul>",
-            "Relapsing MS CD19",
-            id="list-items-keep-words-apart",
-        ),
-        pytest.param("<td>MS</td><td>CAR T</td>", "MS CAR T", id="table-cells-keep-words-apart"),
-        pytest.param("multiple scle\u00adrosis", "multiple sclerosis", id="soft-hyphen"),
-        pytest.param("multiple scle&shy;rosis", "multiple sclerosis", id="soft-hyphen-entity"),
-        pytest.param("CAR\u200b-T for MS\u200b:", "CAR-T for MS:", id="zero-width-space"),
-        pytest.param("\u202eMS\u202c CAR T", "MS CAR T", id="bidi-controls"),
-        pytest.param("\ufeffCAR T", "CAR T", id="byte-order-mark-inside-text"),
-        pytest.param("a<script>alert(1)</script>b", "ab", id="script-content-dropped"),
-        pytest.param("a<style>p{}</style>b", "ab", id="style-content-dropped"),
-        pytest.param("line\none\r\n\ttwo", "line one two", id="whitespace-collapsed"),
-        pytest.param("bell\x07 and\x00 nul", "bell and nul", id="control-characters"),
-        pytest.param("non\ufffecharacter", "noncharacter", id="noncharacter-dropped"),
-        pytest.param("CD19 < 5% & > 2%", "CD19 < 5% & > 2%", id="comparison-signs-kept"),
-        pytest.param("<!-- hidden -->shown", "shown", id="comments-dropped"),
-    ],
-)
+TEXTS_OF_MARKUP = [
+    pytest.param("CAR T in MS", "CAR T in MS", id="plain"),
+    pytest.param("<b>CAR</b>-T <i>cells</i>", "CAR-T cells", id="tags-inside-words"),
+    pytest.param("CAR&nbsp;T &amp; MS", "CAR T & MS", id="entities"),
+    pytest.param("&lt;i&gt;EBV&lt;/i&gt; in MS", "EBV in MS", id="escaped-markup-is-text-too"),
+    pytest.param("CD5&lt;sup&gt;+&lt;/sup&gt; T cells", "CD5+ T cells", id="escaped-superscript"),
+    pytest.param("&amp;lt;b&amp;gt;CAR&amp;lt;/b&amp;gt;-T", "CAR-T", id="escaped-twice"),
+    pytest.param(
+        "J Neurol Neurosurg &amp;amp; Psychiatry",
+        "J Neurol Neurosurg & Psychiatry",
+        id="ampersand-escaped-twice",
+    ),
+    pytest.param(
+        "<p>Kyverna Therapeutics</p><p>Recruiting</p>",
+        "Kyverna Therapeutics Recruiting",
+        id="paragraphs-keep-words-apart",
+    ),
+    pytest.param(
+        "2 December 2026<br/>Results from",
+        "2 December 2026 Results from",
+        id="line-break-keeps-words-apart",
+    ),
+    pytest.param(
+        "<ul><li>Relapsing MS</li><li>CD19</li></ul>",
+        "Relapsing MS CD19",
+        id="list-items-keep-words-apart",
+    ),
+    pytest.param("<td>MS</td><td>CAR T</td>", "MS CAR T", id="table-cells-keep-words-apart"),
+    pytest.param("multiple scle\u00adrosis", "multiple sclerosis", id="soft-hyphen"),
+    pytest.param("multiple scle&shy;rosis", "multiple sclerosis", id="soft-hyphen-entity"),
+    pytest.param("CAR\u200b-T for MS\u200b:", "CAR-T for MS:", id="zero-width-space"),
+    pytest.param("\u202eMS\u202c CAR T", "MS CAR T", id="bidi-controls"),
+    pytest.param("\ufeffCAR T", "CAR T", id="byte-order-mark-inside-text"),
+    pytest.param("a<script>alert(1)</script>b", "ab", id="script-content-dropped"),
+    pytest.param("a<style>p{}</style>b", "ab", id="style-content-dropped"),
+    pytest.param("line\none\r\n\ttwo", "line one two", id="whitespace-collapsed"),
+    pytest.param("bell\x07 and\x00 nul", "bell and nul", id="control-characters"),
+    pytest.param("non\ufffecharacter", "noncharacter", id="noncharacter-dropped"),
+    pytest.param("CD19 < 5% & > 2%", "CD19 < 5% & > 2%", id="comparison-signs-kept"),
+    pytest.param("<!-- hidden -->shown", "shown", id="comments-dropped"),
+    pytest.param("<h2>Results</h2><hr>In MS<figure>x</figure>", "Results In MS x", id="blocks"),
+    pytest.param(
+        '<p class="lede">CAR&nbsp;T <a href="/a">in MS</a></p>', "CAR T in MS", id="attrs"
+    ),
+]
+
+
+@pytest.mark.parametrize(("markup", "expected"), TEXTS_OF_MARKUP)
 def test_text_from_html(markup: str, expected: str) -> None:
     assert text_from_html(markup) == expected
+
+
+@pytest.mark.parametrize(("markup", "expected"), TEXTS_OF_MARKUP)
+def test_markup_cut_to_its_blocks_keeps_its_text(markup: str, expected: str) -> None:
+    """Matching reads a field's blocks from `html_blocks_only`: the same words the reader sees."""
+    assert text_from_html(html_blocks_only(markup)) == expected
 
 
 @pytest.mark.parametrize(
