@@ -54,7 +54,7 @@ import ahocorasick
 from aggregator import acronyms, mentions, text_units
 from aggregator.language import FUNCTION_WORDS, guess_language
 from aggregator.models import TermHit, TopicMatch
-from aggregator.normalise import WordTable, clean_text, text_from_html
+from aggregator.normalise import WordTable, clean_text, html_blocks_only, text_from_html
 from aggregator.term_markers import split_marker
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 # Bump when the matching rules change (here, or in mentions.py, text_units.py, language.py),
 # so stored matches are recomputed.
-MATCHER_VERSION = 5
+MATCHER_VERSION = 6
 FIELD_WEIGHTS = {"title": 3.0, "summary": 2.0, "content": 1.0, "feed": 1.0}
 NEGATIONS = ("not", "non")
 # "and" in the readers' languages ("en" is Dutch "and", and "in" elsewhere: "CAR-T en EM").
@@ -162,13 +162,25 @@ class _Cue(NamedTuple):
 
 
 def item_fields(title: str, summary: str, content_html: str) -> dict[str, str]:
-    """The fields of an item that are matched. The content counts only where it adds to the
-    summary (a summary is often the content's first paragraph, and must not count twice)."""
-    content = text_from_html(content_html) if content_html else ""
-    fields = {"title": title, "summary": summary}
-    if content and content != summary:
-        fields["content"] = content
-    return fields
+    """The fields of an item that are matched. The content is matched as markup: its text runs
+    a heading into the paragraph under it ("<h2>KYV-101 in progressive MS</h2><p>MS researchers
+    ..." reads "MS MS", a veto), where its blocks end sentences. A summary made from the
+    content (its text, whole or cut short) takes the content's place, so nothing counts twice.
+    """
+    if not content_html:
+        return {"title": title, "summary": summary}
+    blocks = html_blocks_only(content_html)  # sanitised once, for every reading that follows
+    if _is_text_of(summary, blocks):
+        return {"title": title, "summary": blocks}
+    return {"title": title, "summary": summary, "content": blocks}
+
+
+def _is_text_of(summary: str, markup: str) -> bool:
+    """Whether `summary` is the text of `markup`, or its start cut short with "…"."""
+    content = text_from_html(markup)
+    if summary.endswith("…"):
+        return content.startswith(summary[:-1])
+    return content == summary
 
 
 def normalise_for_matching(text: str) -> str:

@@ -14,15 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
-from aggregator.normalise import sentences, text_from_html
+from aggregator.normalise import html_blocks_only, sentences, text_from_html
 
 LABEL_WORDS = 6  # list items this short are labels of the item, not sentences of their own
+FIELD_WORDS = 12  # and a record's field lines, "Conditions: Relapsing MS, Progressive MS"
 _BAR = re.compile(r"\s+\|\s+")  # "Trial news | Site name": parts of their own
-_BLOCK = re.compile(
-    r"<(/?)(p|br|li|ul|ol|div|h[1-6]|tr|td|th|dd|dt|blockquote|section|article)\b[^>]*>",
-    re.IGNORECASE,
-)
+_BARE_TAG = re.compile(r"<(/?)(\w+)>")  # as `html_blocks_only` leaves block tags
 # Navigation a page adds around an item: what follows is other items' titles. Either
 # introduced in a sentence ("Related stories: ..."), or a heading of its own over a list
 # ("<h3>Related posts</h3>", "<p><strong>You may also like</strong></p>").
@@ -111,30 +110,37 @@ def units(fields: Mapping[str, str]) -> list[Unit]:
     """The units of an item's fields (title, summary, content), in order."""
     found: list[Unit] = []
     for name, text in fields.items():
-        if not text:
-            continue
-        if name == "title":
-            found.append(Unit(name, text_from_html(text)))
-            continue
-        content = True
-        for piece, labels in _pieces(text):
-            if content and (
-                _NAVIGATION_HEADING.fullmatch(piece)
-                or _ABOUT_HEADING.fullmatch(piece)
-                or _ABOUT_RUN_ON.match(piece)
-            ):
-                content = False
-            elif content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
-                content = False
-                before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
-                if before and not _ABOUT.match(piece):
-                    found.append(Unit(name, before))
-            # A credit ("Source: ...") may open a summary too, and a site's menu ("Home; MS
-            # research; Contact") any field: only they are not content.
-            credit = content and _is_credit(piece)
-            menu = labels and piece.partition(";")[0].strip().lower() in _HOME_LABELS
-            found.append(Unit(name, piece, content and not credit and not menu, labels))
+        if text:
+            found += _field_units(name, text)
     return found
+
+
+# A feed's items are cut into units twice: for the sentences it repeats across its items, then
+# for the items that may match. Markup costs the most to cut, so a feed's worth is kept.
+@lru_cache(maxsize=256)
+def _field_units(name: str, text: str) -> tuple[Unit, ...]:
+    if name == "title":
+        return (Unit(name, text_from_html(text)),)
+    found: list[Unit] = []
+    content = True
+    for piece, labels in _pieces(text):
+        if content and (
+            _NAVIGATION_HEADING.fullmatch(piece)
+            or _ABOUT_HEADING.fullmatch(piece)
+            or _ABOUT_RUN_ON.match(piece)
+        ):
+            content = False
+        elif content and ":" in piece and (_ABOUT.match(piece) or _NAVIGATION.search(piece)):
+            content = False
+            before = _NAVIGATION.split(piece, maxsplit=1)[0].strip()
+            if before and not _ABOUT.match(piece):
+                found.append(Unit(name, before))
+        # A credit ("Source: ...") may open a summary too, and a site's menu ("Home; MS
+        # research; Contact") any field: only they are not content.
+        credit = content and _is_credit(piece)
+        menu = labels and piece.partition(";")[0].strip().lower() in _HOME_LABELS
+        found.append(Unit(name, piece, content and not credit and not menu, labels))
+    return tuple(found)
 
 
 def _is_credit(piece: str) -> bool:
@@ -195,26 +201,46 @@ def _sentences(block: str) -> Iterator[str]:
 
 def _blocks(text: str) -> Iterator[tuple[str, bool]]:
     """The field's blocks of text (paragraphs, list items), with consecutive short list items
-    joined into one labels block; (text, is_labels)."""
+    joined into one labels block, and so are consecutive lines of a record's fields
+    ("Condition: Multiple Sclerosis<br>Intervention: KYV-101"); (text, is_labels)."""
     if "<" not in text:
         yield text_from_html(text), False
         return
+    parts = _BARE_TAG.split(html_blocks_only(text))  # text, "/" or "", tag name, text, ...
     labels: list[str] = []
-    position = 0
-    in_item = False
-    for tag in [*_BLOCK.finditer(text), None]:
-        end = tag.start() if tag else len(text)
-        chunk = text_from_html(text[position:end])
+    for index in range(0, len(parts), 3):
+        chunk = "" if parts[index].isspace() else text_from_html(parts[index])
         if chunk:
-            if in_item and len(chunk.split()) <= LABEL_WORDS:
+            if _is_label(
+                chunk, in_item=index > 0 and parts[index - 1] == "li" and not parts[index - 2]
+            ):
                 labels.append(chunk)
             else:
-                if labels:
-                    yield "; ".join(labels), True
-                    labels = []
+                yield from _joined(labels)
+                labels = []
                 yield chunk, False
-        if tag is not None:
-            in_item = tag[2].lower() == "li" and not tag[1]
-            position = tag.end()
-    if labels:
+    yield from _joined(labels)
+
+
+def _is_label(chunk: str, in_item: bool) -> bool:
+    """Whether a block is a label of the item: a short list item, or a line of a record's fields
+    ("Condition: Multiple Sclerosis"), whose value is a name or a short list, not a sentence
+    ("Objective: To assess CD19 CAR T in MS." opens a structured abstract's section). A credit
+    ("Source: ...") is no field of the item."""
+    words = len(chunk.split())
+    if in_item:
+        return words <= LABEL_WORDS
+    return (
+        words <= FIELD_WORDS
+        and _FIELD.match(chunk) is not None
+        and not chunk.endswith((".", "!", "?"))
+        and not _is_credit(chunk)
+    )
+
+
+def _joined(labels: list[str]) -> Iterator[tuple[str, bool]]:
+    """A run of labels as one labels block; a field line alone is a block of text."""
+    if len(labels) > 1 or (labels and _FIELD.match(labels[0]) is None):
         yield "; ".join(labels), True
+    elif labels:
+        yield labels[0], False
