@@ -813,6 +813,14 @@ CASES = [
     ("cd19-count", "CD19 counts after ocrelizumab in MS patients", "", False),
     ("cd19-monitoring", "Monitoring CD19 B cells in people with MS on rituximab", "", False),
     ("anti-cd19", "Anti-CD19 therapy in SPMS", "", True),
+    # A CD19-directed medicine news names without its target
+    (
+        "cd19-medicine-by-name",
+        "Obexelimab meets primary endpoint in relapsing MS",
+        "The phase 2 trial enrolled 116 people.",
+        True,
+    ),
+    ("cd19-medicine-in-nmosd", "Inebilizumab approved for NMOSD in Europe", "", False),
     ("cd19-directed", "CD19-directed cell therapy reaches MS clinic", "", True),
     # A title's bare CD19 is what its body makes of it: only ever counted there, a lab count
     (
