@@ -88,6 +88,12 @@ _ASCII_SEPARATORS = bytes(
     c if chr(c).isalnum() or c == 0 else 1 if chr(c) in _BREAK_MARKS else 32 for c in range(256)
 )
 
+# Social posts run a hashtag's words together and mark them with capitals instead.
+_HASHTAG = re.compile(r"#(\w+)")
+_LOWER, _UPPER = "a-zß-öø-ÿ", "A-ZÀ-ÖØ-Þ"
+_CAMEL_HUMP = re.compile(
+    rf"(?<=[{_LOWER}0-9])(?=[{_UPPER}])|(?<=[{_UPPER}])(?=[{_UPPER}][{_LOWER}])"
+)
 _SEPARATORS = WordTable(keep=FIELD_END)
 _SEPARATORS.update({ord(mark): _BREAK for mark in _BREAK_MARKS})
 
@@ -200,6 +206,8 @@ def _normalise_fields(texts: Sequence[str]) -> str:
     joined = separator.join(texts)
     if "<" in joined or "&" in joined or joined.count(FIELD_END) != len(texts) - 1:
         joined = separator.join(text_from_html(text).replace(FIELD_END, "") for text in texts)
+    if "#" in joined:
+        joined = _HASHTAG.sub(_hashtag_words, joined)
     if joined.isascii():
         joined = joined.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
     else:
@@ -210,6 +218,12 @@ def _normalise_fields(texts: Sequence[str]) -> str:
     while "  " in spaced:
         spaced = spaced.replace("  ", " ")
     return _with_breaks(spaced) if _BREAK in spaced else spaced
+
+
+def _hashtag_words(hashtag: re.Match[str]) -> str:
+    """A hashtag's words apart, where its capitals and digits join them: "#MultipleSclerosis",
+    "#MSResearch", "#CD19CART" read as "Multiple Sclerosis", "MS Research", "CD19 CART"."""
+    return " " + _CAMEL_HUMP.sub(" ", hashtag[1])
 
 
 def _with_breaks(spaced: str) -> str:

@@ -841,6 +841,17 @@ CASES = [
         "CD19 counts were measured before an anti-CD19 infusion.",
         True,
     ),
+    # Hashtags of social posts, their words joined and marked by capitals
+    (
+        "hashtags-camel-case",
+        "First #CARTcell results in #MultipleSclerosis are out",
+        "Two patients, twelve months.",
+        True,
+    ),
+    ("hashtag-acronym-run", "#MSResearch: KYV-101 trial opens in Stanford", "", True),
+    ("hashtag-with-digits", "New #CD19CART data in #RRMS", "", True),
+    ("hashtags-of-other-things", "#MSFT and #LCMS results", "#CARTcells in #lupus", False),
+    ("spelled-tcell", "CAR-Tcell therapy for progressive MS", "", True),
     # CART that is not CAR T
     ("cart-peptide", "CART peptide levels in MS fatigue", "", False),
     ("cartitude", "CARTITUDE-4 results and MS risk", "", False),
