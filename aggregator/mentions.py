@@ -34,6 +34,7 @@ NEGATED_AFTER_GAP = 2
 HEADLINE_SHARE = 2 / 3
 # How far around a term the rules that read punctuation look, in characters.
 NEAR = 80
+NAME_HEAD_WORDS = 3  # how far after a term a name's head word may stand ("MS Research Foundation")
 
 
 class Mention(Enum):
@@ -429,6 +430,7 @@ _CREDENTIALS = frozenset(
 # before one is part of that name. (Not meetings or centres: a CAR T talk at an MS meeting,
 # or patients of an MS centre, are about MS.)
 _NAME_HEADS = frozenset(_ORGANISATION_HEADS)
+_BODY_HEADS = _NAME_HEADS - {"Journal", "News", "Magazine"}  # not a publication's
 # Words that may stand between a venue cue and the venue's name ("in the journal ...").
 _VENUE_WORDS = frozenset(
     "journal magazine newsletter online today issue revue revista rivista tijdschrift".split()
@@ -556,10 +558,14 @@ def _is_name(sentence: str, start: int, end: int) -> bool:
     following = sentence[end : end + NEAR].lstrip().partition(" ")[0].strip(_PUNCTUATION)
     if not (_name_word(previous.strip(_PUNCTUATION)) or _name_word(following)):
         return False
-    if _headline_case(sentence):
-        return False  # capitals mark every word, not names
-    if following in _NAME_HEADS:  # "Writing in Multiple Sclerosis Journal, the authors ..."
+    # "Writing in Multiple Sclerosis Journal, ...", "Sponsor: MS Research Foundation". Where
+    # every word is capitalised (a headline, a record's field), only an organisation's head
+    # word ends a name: "CAR T In MS News Roundup" is news about MS.
+    headline = _headline_case(sentence)
+    if _head_follows(sentence, end, _BODY_HEADS if headline else _NAME_HEADS):
         return True
+    if headline:
+        return False  # capitals mark every word, not names
     shape = _shape(sentence)
     first, last = bisect_left(shape.starts, start), bisect_left(shape.starts, end)
     run_start, run_end = first, last  # the name: words run_start to run_end - 1
@@ -579,6 +585,18 @@ def _is_name(sentence: str, start: int, end: int) -> bool:
     rest = ordinary[-1] - ordinary[run_end] + ordinary[max(1, run_start)] - ordinary[1]
     upper = capitalised[-1] - capitalised[run_end] + capitalised[max(1, run_start)] - capitalised[1]
     return rest > 0 and upper <= rest / 3
+
+
+def _head_follows(sentence: str, end: int, heads: frozenset[str]) -> bool:
+    """Whether a name's head word ("Society", "Foundation") follows a term within the words of
+    a name, and nothing but name words between ("MS Research Foundation")."""
+    for word in sentence[end : end + NEAR].split()[:NAME_HEAD_WORDS]:
+        bare = word.strip(_PUNCTUATION).removesuffix("'s").removesuffix("\u2019s")
+        if bare in heads:
+            return True
+        if bare != word or not _part_of_name(bare):
+            return False  # the name ends here
+    return False
 
 
 @lru_cache(maxsize=64)

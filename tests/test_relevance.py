@@ -134,6 +134,16 @@ CASES = [
     ),
     ("society-name", "CD19 CAR T in myositis", "Lee is a fellow of the MS Society.", False),
     ("name-and-disease", "MS Society: CAR T trial opens for people with MS", "", True),
+    # A name whose head word ends it, in a record's fields, where every word is capitalised
+    (
+        "sponsor-name-in-a-record",
+        "CAR T update",
+        "Condition: Systemic Lupus Erythematosus; Intervention: CD19 CAR T; "
+        "Sponsor: MS Research Foundation",
+        False,
+    ),
+    ("funder-line", "CAR T in lupus", "Funding: National Multiple Sclerosis Society.", False),
+    ("headline-news-about-ms", "CAR T In MS News Roundup", "", True),
     (
         "navigation",
         "CAR T approved for myeloma in Japan",
