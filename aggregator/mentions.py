@@ -216,6 +216,15 @@ CUES: dict[Mention, tuple[str, ...]] = {
         *("in studio anche", "ook onderzocht", "ook getest", "ook ontwikkeld"),
         *("também está sendo estudado", "também está sendo estudada", "também é estudado"),
         *("também está sendo testado", "também em desenvolvimento"),
+        # "Additional studies are under way in myositis and MS", "other indications, such as"
+        *("additional studies", "additional trials", "further studies", "further trials"),
+        *("other indications", "additional indications", "further indications"),
+        *("d autres études", "études supplémentaires", "autres indications"),
+        *("weitere Studien", "weitere Indikationen", "andere Indikationen"),
+        *("otros estudios", "estudios adicionales", "otras indicaciones"),
+        *("altri studi", "ulteriori studi", "altre indicazioni"),
+        *("verdere studies", "aanvullende studies", "andere indicaties"),
+        *("outros estudos", "estudos adicionais", "outras indicações"),
     ),
     # Where a paper appeared or a talk was given: the name that follows is a journal or a meeting.
     Mention.VENUE: (

@@ -134,6 +134,20 @@ CASES = [
     ),
     ("society-name", "CD19 CAR T in myositis", "Lee is a fellow of the MS Society.", False),
     ("name-and-disease", "MS Society: CAR T trial opens for people with MS", "", True),
+    # Other uses named after "additional studies", "further trials", "other indications"
+    (
+        "additional-studies-in-others",
+        "Novartis presents YTB323 data at ACR Convergence",
+        "Rapcabtagene autoleucel showed durable responses in lupus nephritis. "
+        "Additional studies are under way in myositis and MS.",
+        False,
+    ),
+    (
+        "weitere-studien",
+        "CAR-T bei Lupus",
+        "Die Remission hielt an. Weitere Studien bei Myositis und MS laufen.",
+        False,
+    ),
     # A name whose head word ends it, in a record's fields, where every word is capitalised
     (
         "sponsor-name-in-a-record",
