@@ -142,9 +142,14 @@ def html_blocks_only(markup: str) -> str:
 
 def _only_bare_blocks(markup: str) -> bool:
     """Whether every tag in `markup` is a block tag without attributes, and every "<" opens
-    one: text with no "<" at all, or markup `html_blocks_only` has already made."""
-    tags = _TAG.findall(markup)
-    return len(tags) == markup.count("<") and _BARE_BLOCK_TAGS.issuperset(tags)
+    one: text with no "<" at all, or markup `html_blocks_only` has already made. Ordinary
+    markup is answered at its first tag with attributes or inline: the sanitiser follows."""
+    tags = 0
+    for tag in _TAG.finditer(markup):
+        if tag[0] not in _BARE_BLOCK_TAGS:
+            return False
+        tags += 1
+    return tags == markup.count("<")
 
 
 # Where a sentence ends: the space after . ! ? (and a closing mark) before a capital, a digit
