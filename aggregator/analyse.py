@@ -45,8 +45,10 @@ def analyse(entries: Iterable[Entry], feed: str, matcher: Matcher) -> Iterator[A
     read as any entry's content."""
     stream = iter(entries)
     head = list(islice(stream, LEARN_FROM))
-    boilerplate = repeated_sentences([_fields(entry) for entry in head])
-    for entry in chain(head, stream):
+    head_fields = [_fields(entry) for entry in head]  # each sanitised once, for both
+    boilerplate = repeated_sentences(head_fields)
+    read = chain(zip(head, head_fields, strict=True), ((e, _fields(e)) for e in stream))
+    for entry, fields in read:
         found = fingerprint(
             entry.identity,
             feed,
@@ -59,5 +61,5 @@ def analyse(entries: Iterable[Entry], feed: str, matcher: Matcher) -> Iterator[A
         # The fingerprint's URL is the canonical one unless the link is generic: only then
         # is it worked out again.
         url = found.url or (canonical_url(entry.link) if entry.link else None)
-        matches = matcher.match(_fields(entry), feed=feed, boilerplate=boilerplate)
+        matches = matcher.match(fields, feed=feed, boilerplate=boilerplate)
         yield AnalysedEntry(entry, matches, found, url)
