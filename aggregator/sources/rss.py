@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from calendar import timegm
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from time import struct_time
@@ -19,7 +20,7 @@ import feedparser
 from aggregator.errors import ParseError
 from aggregator.models import ParsedFeed
 from aggregator.normalise import safe_link, text_from_html
-from aggregator.sources import jsonfeed
+from aggregator.sources import jsonfeed, plain_rss
 from aggregator.sources.base import Download
 from aggregator.sources.entries import MAX_TITLE, RawEntry, iter_entries
 from aggregator.sources.xmlparts import split_feed
@@ -66,6 +67,7 @@ def parse_feed(
     fetched_at: datetime,
     split_bytes: int = SPLIT_BYTES,
     items_per_part: int = ITEMS_PER_PART,
+    plain_reader: bool = True,
 ) -> ParsedFeed:
     """Parse a feed body fetched from `url`; raise ParseError if it is not a feed at all.
 
@@ -73,26 +75,38 @@ def parse_feed(
     readers are better served by the items than by a strict refusal. Malformed and empty is an
     error; well-formed and empty is just a quiet feed. A body over `split_bytes` is parsed
     `items_per_part` items at a time as its entries are read, so memory does not grow with it.
+    Plain RSS 2.0 is read without feedparser, to the same fields (`plain_rss.py`), unless
+    `plain_reader` is false: the tests compare the two.
     """
     if jsonfeed.looks_like_json(body):
         return jsonfeed.parse_json_feed(body, url=url, fetched_at=fetched_at)
     body = trim_author_fields(body)
     options = _feedparser_options(body, url, content_type)
+    plain = None
+    if plain_reader and not options["resolve_relative_uris"] and len(body) <= split_bytes:
+        plain = plain_rss.read(body, content_type)
+    channel: Any
+    raws: Iterable[Any]
+    channel, raws = plain or _feedparser_fields(body, url, options, split_bytes, items_per_part)
+    return ParsedFeed(
+        title=text_from_html(channel.get("title", ""), MAX_TITLE),
+        link=safe_link(channel.get("link"), url),
+        entries=iter_entries((_raw_entry(raw) for raw in raws), url, fetched_at),
+        ttl=_ttl(channel.get("ttl")),
+    )
+
+
+def _feedparser_fields(
+    body: bytes, url: str, options: dict[str, Any], split_bytes: int, items_per_part: int
+) -> tuple[Any, Iterator[Any]]:
+    """feedparser's channel and entries; a large body is parsed a part at a time, lazily."""
     parts = split_feed(body, items_per_part) if len(body) > split_bytes else None
     documents = parts or iter([body])
     result = feedparser.parse(next(documents), **options)
     if not result.entries and (result.get("bozo") or not result.get("version")):
         raise ParseError(url, _why_not_a_feed(body, result))
     later = (raw for document in documents for raw in feedparser.parse(document, **options).entries)
-    channel = result.feed
-    return ParsedFeed(
-        title=text_from_html(channel.get("title", ""), MAX_TITLE),
-        link=safe_link(channel.get("link"), url),
-        entries=iter_entries(
-            (_raw_entry(raw) for raw in chain(result.entries, later)), url, fetched_at
-        ),
-        ttl=_ttl(channel.get("ttl")),
-    )
+    return result.feed, chain(result.entries, later)
 
 
 def _feedparser_options(body: bytes, url: str, content_type: str | None) -> dict[str, Any]:
