@@ -140,6 +140,9 @@ TEXTS = [
     "a < b & c > d",
     "&lt;i&gt;double-escaped&lt;/i&gt;",
     "email@example.org (Jane Doe)",
+    "Jane Doe <jane.doe+news@example.co.uk>",
+    "(jane@example.org)",
+    "reply to jane@[192.168.1.x] or jane@example.org?subject=CAR-T",
 ]
 LINKS = [
     "https://news.example/2026/12/car-t",

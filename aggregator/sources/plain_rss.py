@@ -35,6 +35,11 @@ _PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
 _MARKUP_FIRST = re.compile(rb"\s*<")  # not a byte order mark, nor UTF-16
 _DECLARATIONS = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _NAMED_ENTITY = re.compile("&([A-Za-z0-9_]+);")
+# feedparser's e-mail address in an author's string (feedparser/mixin.py).
+_EMAIL = re.compile(
+    r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"
+    r"([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"
+)
 _APPLICATION_XML = (
     *("application/xml", "application/xml-dtd", "application/xml-external-parsed-entity"),
 )
@@ -294,9 +299,7 @@ class _Reader:
     def _end_in_item(self, key: str, value: str) -> None:
         entry = self.entries[-1]
         if key in _AUTHORS:
-            if "@" in value:
-                raise _NotPlain  # feedparser splits out the e-mail address
-            entry.setdefault("authors", []).append({"name": value} if value else {})
+            entry.setdefault("authors", []).append(_author(value))
             return
         if key in _CATEGORIES:  # feedparser's tags hold these terms in this order, each once
             if value and {"term": value} not in entry.setdefault("tags", []):
@@ -327,6 +330,21 @@ class _Reader:
             entry[f"{field}_parsed"] = _parse_date(value)
         else:
             entry[field] = value
+
+
+def _author(value: str) -> dict[str, str]:
+    """feedparser's name and e-mail address of an author written as one string
+    (`_sync_author_detail`): "jane@example.org (Jane Doe)" is Jane Doe at jane@example.org."""
+    found = _EMAIL.search(value)
+    if not found:
+        return {"name": value} if value else {}
+    email = found[0]
+    name = value.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "")
+    name = name.strip()
+    name = name[1:] if name.startswith("(") else name
+    name = name[:-1] if name.endswith(")") else name
+    name = name.strip()
+    return {"name": name, "email": email} if name else {"email": email}
 
 
 def _generic(key: str) -> bool:
