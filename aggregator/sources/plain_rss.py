@@ -207,7 +207,7 @@ class _Reader:
     def start(self, name: str, attributes: dict[str, str]) -> None:
         if self._pieces is not None:
             raise _NotPlain  # markup inside a text element
-        if attributes and any(name.startswith(_XML_NAMESPACE) for name in attributes):
+        if attributes and any(a.startswith(_XML_NAMESPACE) for a in attributes):
             raise _NotPlain  # xml:base, xml:lang
         key = self._key(name)
         depth = len(self._path)

@@ -1,6 +1,7 @@
 """RSS 0.9x/1.0/2.0, Atom and JSON Feed bodies -> typed entries.
 
-The only module that imports feedparser. feedparser never fetches here: it parses the bytes
+The only module that hands feedparser a document (`plain_rss.py` reads plain RSS 2.0 with its
+value rules, without its parser). feedparser never fetches here: it parses the bytes
 `fetch.py` already downloaded under our limits, and its loose result dict stops at this module's
 edge. feedparser 6.0 does not read JSON Feed, so a JSON body goes to `jsonfeed.py`.
 """
