@@ -31,6 +31,7 @@ _MIXIN_NAMESPACES: dict[str, str] = {
     uri.lower(): prefix for uri, prefix in StrictFeedParser.namespaces.items()
 }
 _XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+_USERLAND = "http://backend.userland.com/rss"
 _PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
 _MARKUP_FIRST = re.compile(rb"\s*<")  # not a byte order mark, nor UTF-16
 _DECLARATIONS = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -142,6 +143,12 @@ def _decodes_as_feedparser_would(body: bytes, content_type: str | None) -> bool:
     return True
 
 
+def _lowered_namespace(uri: str) -> str:
+    """A namespace as feedparser looks it up: lower case, every Userland RSS namespace as one."""
+    lowered = uri.lower()
+    return _USERLAND if "backend.userland.com/rss" in lowered else lowered
+
+
 def _value(pieces: list[str]) -> str:
     """An element's text as feedparser's `pop` leaves it (sanitising and URI resolving off)."""
     text = "".join(pieces).strip()
@@ -171,9 +178,9 @@ class _Reader:
     def declare(self, prefix: str | None, uri: str | None) -> None:
         if not uri:
             return
-        lowered = uri.lower()
-        if "backend.userland.com/rss" in lowered:
-            uri = lowered = "http://backend.userland.com/rss"
+        lowered = _lowered_namespace(uri)
+        if lowered == _USERLAND:
+            uri = _USERLAND
         known = _MIXIN_NAMESPACES.get(lowered)
         if known is None:
             self._declared[prefix or ""] = uri
@@ -190,9 +197,7 @@ class _Reader:
         uri, _, local = name.rpartition(" ")
         prefix = ""
         if uri:
-            lowered = uri.lower()
-            if "backend.userland.com/rss" in lowered:
-                lowered = "http://backend.userland.com/rss"
+            lowered = _lowered_namespace(uri)
             prefix = _MIXIN_NAMESPACES.get(lowered) or next(
                 (p for p, declared in self._declared.items() if p and declared == uri), ""
             )
