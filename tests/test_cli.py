@@ -368,6 +368,24 @@ def test_a_fetch_loads_the_feed_writers_only_when_it_has_feeds_to_write(
     assert again.loaded == []
 
 
+def test_a_fetch_that_logs_loads_no_syntax_highlighter(
+    database_url: str,
+    make_config: ConfigFactory,
+    run_cli: CliRunnerFunction,
+    feed_server: FeedServer,
+) -> None:
+    """httpx (its command line) and structlog (its console's tracebacks) would import rich's
+    syntax highlighting and pygments' lexers, 2.3 MB of a fetch's peak that nothing uses."""
+    config = make_config(database_url, [("rss20", feed_server.url("rss20.xml"))])
+    assert run_cli(config, "init").exit_code == 0
+    run = _run_fresh(
+        ["--config", str(config), "fetch", "--all"],
+        ("httpx", "structlog", "rich.syntax", "rich.traceback", "pygments"),
+    )
+    assert "1 feeds fetched" in run.printed
+    assert {module.partition(".")[0] for module in run.loaded} == {"httpx", "structlog"}
+
+
 def test_a_command_sets_up_without_the_garbage_collector_walking_its_imports(
     database_url: str, make_config: ConfigFactory, run_cli: CliRunnerFunction
 ) -> None:
@@ -400,8 +418,8 @@ def _run_fresh(arguments: list[str], watched: tuple[str, ...]) -> _FreshRun:
         f"sys.argv = ['aggregator', *{arguments!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"watched = {watched!r}\n"
-        "loaded = sorted(m for m in sys.modules"
-        " if any(m == w or m.startswith(w + '.') for w in watched))\n"
+        "loaded = sorted(m for m, module in sys.modules.items() if module is not None"
+        " and any(m == w or m.startswith(w + '.') for w in watched))\n"
         "print(json.dumps([loaded, len(collections), gc.isenabled()]))\n"
     )
     shown = subprocess.run(
