@@ -111,11 +111,12 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-# Parts of rich that two of the service's libraries import and the service never uses, with
-# pygments' lexers behind them: httpx's own command line (encode/httpx#3547) and structlog's
-# console tracebacks (the service logs in logfmt). 2.3 MB of a fetch's peak. A None in
-# sys.modules makes each import fail, which both libraries handle as they would without rich.
-# Set by the command, not on import, so a program that imports the package keeps them.
+# Two of the service's libraries import a feature of theirs the service never uses, and with
+# it rich's syntax highlighting and pygments' lexers: httpx its own command line
+# (encode/httpx#3547), structlog the rich tracebacks of its console renderer (the service logs
+# in logfmt). 2.3 MB of a fetch's peak. A None in sys.modules makes each import fail, which
+# both libraries handle as they would without rich installed. Set by the command, not on
+# import, so a program that imports the package keeps them.
 _UNUSED_IMPORTS = ("httpx._main", "rich.traceback")
 
 
