@@ -471,12 +471,14 @@ def _median(measure: Callable[[], float], runs: int) -> float:
 
 def imports_mb(folder: Path) -> float:
     """The peak resident memory of a fresh process that imports what `aggregator fetch` does
-    (the command, its pipeline, the store), with only the packages an install has, and does
-    nothing: the floor under the command's peak.
+    (the command, its pipeline, the store), with only the packages an install has and
+    without the imports the command leaves out, and does nothing: the floor under the
+    command's peak.
     Read from VmHWM, which counts from the exec: ru_maxrss would keep this process's peak,
     which a forked child inherits."""
     script = (
-        "import re, pathlib, aggregator.cli.app, aggregator.cli.fetch, aggregator.store;"
+        "import re, pathlib, aggregator.cli; aggregator.cli.leave_out_unused_imports();"
+        "import aggregator.cli.app, aggregator.cli.fetch, aggregator.store;"
         "status = pathlib.Path('/proc/self/status').read_text();"
         r"print(int(re.search(r'VmHWM:\s+(\d+)', status)[1]) / 1024)"
     )

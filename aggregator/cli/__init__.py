@@ -111,17 +111,21 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-# Two of the service's libraries import a feature of theirs the service never uses, and with
-# it rich's syntax highlighting and pygments' lexers: httpx its own command line
-# (encode/httpx#3547), structlog the rich tracebacks of its console renderer (the service logs
-# in logfmt). 2.3 MB of a fetch's peak. A None in sys.modules makes each import fail, which
-# both libraries handle as they would without rich installed. Set by the command, not on
-# import, so a program that imports the package keeps them.
 _UNUSED_IMPORTS = ("httpx._main", "rich.traceback")
 
 
-def main() -> None:
+def leave_out_unused_imports() -> None:
+    """Two of the service's libraries import a feature of theirs the service never uses, and
+    with it rich's syntax highlighting and pygments' lexers: httpx its own command line
+    (encode/httpx#3547), structlog the rich tracebacks of its console renderer (the service
+    logs in logfmt). 2.3 MB of a fetch's peak. A None in sys.modules makes each import fail,
+    which both libraries handle as they would without rich installed. Called by the command,
+    not on import, so a program that imports the package keeps them."""
     for name in _UNUSED_IMPORTS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "do not import"
+
+
+def main() -> None:
+    leave_out_unused_imports()
     with heap.collector_paused():
         cli(prog_name="aggregator")
