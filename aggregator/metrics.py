@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -17,9 +18,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from aggregator import logs
-from aggregator.pipeline.fetch_pass import FeedReport
-from aggregator.publish.sending import DigestReport
 from aggregator.store import Repository
+
+if TYPE_CHECKING:  # `serve` and its render workers neither fetch nor send (httpx, smtplib)
+    from aggregator.pipeline.fetch_pass import FeedReport
+    from aggregator.publish.sending import DigestReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 log = logs.get_logger(__name__)

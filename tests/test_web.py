@@ -6,6 +6,8 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -220,6 +222,21 @@ def test_with_no_render_workers_pages_are_rendered_in_the_servers_threads(
             assert _render_workers(url) == "threads"
     finally:
         engine.dispose()
+
+
+def test_a_render_worker_does_not_load_the_fetcher() -> None:
+    """A render worker imports the web layer and renders pages; it fetches nothing, yet the
+    fetch pipeline (httpx and, through it, pygments) came with /metrics' type hints: 13 MB of
+    every worker, which lives as long as the server."""
+    fetcher = ("httpx", "aggregator.pipeline.fetch_pass")
+    probe = (
+        "import sys, aggregator.web.render_pool\n"
+        f"print(' '.join(name for name in {fetcher!r} if name in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.split() == []
 
 
 def _render_workers(site: str) -> str:
